@@ -1,0 +1,118 @@
+"""The atom table: fresh atoms, the unions that couple them, and the marks that restrict them.
+
+Rules only *record* facts here; ``resolve()`` turns the recorded unions into classes (atoms
+that must be removed together) in one vectorised pass at the end of the analysis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Resolved:
+    """Result of resolving the atom table.
+
+    Attributes:
+        atom_class: for each atom, the id of its class (the smallest atom id in the class).
+        pinned: class id -> reasons why the class cannot be removed.
+        approximate: class id -> reasons why removing it changes other channels' statistics.
+    """
+
+    atom_class: np.ndarray
+    pinned: dict[int, list[str]]
+    approximate: dict[int, list[str]]
+
+
+class AtomTable:
+    """Allocates atoms and records unions, pins and approximate marks."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._unions: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pins: list[tuple[np.ndarray, str]] = []
+        self._approx: list[tuple[np.ndarray, str]] = []
+
+    @property
+    def count(self) -> int:
+        """How many atoms were allocated."""
+        return self._count
+
+    def fresh(self, shape: int | tuple[int, ...]) -> np.ndarray:
+        """Allocate new atoms, one per position of ``shape``."""
+        size = int(np.prod(shape))
+        atoms = np.arange(self._count, self._count + size, dtype=np.int64).reshape(shape)
+        self._count += size
+        return atoms
+
+    def fresh_pinned(self, shape: int | tuple[int, ...], reason: str) -> np.ndarray:
+        """Allocate atoms that can never be removed (constant channels, padding, ...)."""
+        atoms = self.fresh(shape)
+        self.pin(atoms, reason)
+        return atoms
+
+    def union(self, a: np.ndarray, b: np.ndarray) -> None:
+        """Atoms at equal positions of ``a`` and ``b`` must be removed together."""
+        a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+        a = a.reshape(-1)
+        b = b.reshape(-1)
+        different = a != b
+        if different.any():
+            self._unions.append((a[different], b[different]))
+
+    def union_all(self, atoms: np.ndarray) -> None:
+        """Every atom of ``atoms`` must be removed together with every other."""
+        flat = np.asarray(atoms).reshape(-1)
+        if flat.size > 1:
+            self.union(flat[:1], flat[1:])
+
+    def pin(self, atoms: np.ndarray, reason: str) -> None:
+        """Mark atoms (and so their classes) as not removable, with a human-readable reason."""
+        self._pins.append((np.unique(np.asarray(atoms).reshape(-1)), reason))
+
+    def mark_approximate(self, atoms: np.ndarray, reason: str) -> None:
+        """Mark atoms whose removal changes statistics shared with other channels."""
+        self._approx.append((np.unique(np.asarray(atoms).reshape(-1)), reason))
+
+    def resolve(self) -> Resolved:
+        """Compute classes (connected components of the unions) and per-class marks."""
+        labels = np.arange(self._count, dtype=np.int64)
+        if self._unions:
+            left = np.concatenate([u[0] for u in self._unions])
+            right = np.concatenate([u[1] for u in self._unions])
+            labels = _connected_components(labels, left, right)
+        return Resolved(
+            atom_class=labels,
+            pinned=_class_reasons(labels, self._pins),
+            approximate=_class_reasons(labels, self._approx),
+        )
+
+
+def _connected_components(labels: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Min-label propagation with pointer jumping; returns each node's smallest component id."""
+    while True:
+        low = np.minimum(labels[left], labels[right])
+        before = labels.copy()
+        np.minimum.at(labels, left, low)
+        np.minimum.at(labels, right, low)
+        # pointer jumping: follow labels to their own labels until stable
+        while True:
+            jumped = labels[labels]
+            if np.array_equal(jumped, labels):
+                break
+            labels = jumped
+        if np.array_equal(before, labels):
+            return labels
+
+
+def _class_reasons(labels: np.ndarray, marks: list[tuple[np.ndarray, str]]) -> dict[int, list[str]]:
+    """Map class id -> distinct reasons from a list of (atoms, reason) marks."""
+    reasons: dict[int, list[str]] = {}
+    for atoms, reason in marks:
+        for cls in np.unique(labels[atoms]).tolist():
+            bucket = reasons.setdefault(int(cls), [])
+            if reason not in bucket:
+                bucket.append(reason)
+    return reasons

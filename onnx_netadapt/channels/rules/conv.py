@@ -1,0 +1,103 @@
+"""Conv and ConvTranspose: regular (producers and consumers), depthwise and grouped."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from onnx_netadapt.channels.context import RuleContext
+from onnx_netadapt.channels.edits import GroupAttrEdit
+from onnx_netadapt.channels.layout import Layout
+from onnx_netadapt.channels.rules import rule
+from onnx_netadapt.graph.ops import attr
+
+
+def _input_channels(ctx: RuleContext) -> Layout | None:
+    """Layout of the data input, which must carry channels on axis 1 only (else pinned)."""
+    lay = ctx.layout(0)
+    if lay is None:
+        return None
+    if lay.axes != (1,):
+        ctx.table.pin(
+            lay.atoms, f"{ctx.describe()} reads channels from axis {lay.axes}, not axis 1"
+        )
+        return None
+    return lay
+
+
+def _bias(ctx: RuleContext, atoms: np.ndarray) -> None:
+    if len(ctx.node.input) > 2 and ctx.node.input[2]:
+        if ctx.is_const(2):
+            ctx.slice(2, 0, atoms, "follower")
+        else:
+            ctx.table.pin(atoms, f"{ctx.describe()} has a bias computed at run time")
+
+
+@rule("Conv")
+def conv(ctx: RuleContext) -> None:
+    """Conv: regular (group 1), depthwise (1 input channel per group) or grouped."""
+    lay = _input_channels(ctx)
+    if not ctx.is_const(1):
+        ctx.pin_inputs(f"{ctx.describe()} has a weight computed at run time")
+        return
+    group = int(attr(ctx.node, "group", 1))
+    c_out, c_in_per_group = ctx.in_shape(1)[:2]
+    if group == 1:
+        if lay is not None:
+            ctx.slice(1, 1, lay.atoms, "consumer")
+        out = ctx.produce(c_out, weight_index=1, weight_axis=0)
+        _bias(ctx, out)
+        ctx.set_output(Layout((1,), out))
+        return
+    out_per_group = c_out // group
+    if lay is None:
+        # Grouped conv on channels we cannot prune (e.g. the image): its filters can still
+        # go, but only whole conv-groups at a time is wrong without the inputs. Keep it fixed.
+        out = ctx.table.fresh_pinned(
+            c_out, f"{ctx.describe()} is grouped over input channels that cannot be pruned"
+        )
+        ctx.set_output(Layout((1,), out))
+        return
+    if c_in_per_group == 1:
+        # depthwise (with depth multiplier out_per_group): output channel j reads input j // m
+        out = np.repeat(lay.atoms, out_per_group)
+        ctx.slice(1, 0, out, "follower")
+        _bias(ctx, out)
+        ctx.edit(GroupAttrEdit(ctx.node.name, ctx.node.input[0], 1))
+        ctx.set_output(Layout((1,), out))
+        return
+    # general grouped conv: only whole conv-groups can be removed (inputs and outputs together)
+    out = ctx.produce(c_out, weight_index=1, weight_axis=0)
+    for g in range(group):
+        block_in = lay.atoms[g * c_in_per_group : (g + 1) * c_in_per_group]
+        block_out = out[g * out_per_group : (g + 1) * out_per_group]
+        ctx.table.union_all(np.concatenate([block_in, block_out]))
+    _bias(ctx, out)
+    ctx.edit(GroupAttrEdit(ctx.node.name, ctx.node.input[0], int(c_in_per_group)))
+    ctx.set_output(Layout((1,), out))
+
+
+@rule("ConvTranspose")
+def conv_transpose(ctx: RuleContext) -> None:
+    """ConvTranspose: weight is [C_in, C_out/group, k...]."""
+    lay = _input_channels(ctx)
+    if not ctx.is_const(1):
+        ctx.pin_inputs(f"{ctx.describe()} has a weight computed at run time")
+        return
+    group = int(attr(ctx.node, "group", 1))
+    c_in, out_per_group = ctx.in_shape(1)[:2]
+    if group == 1:
+        if lay is not None:
+            ctx.slice(1, 0, lay.atoms, "consumer")
+        out = ctx.produce(out_per_group, weight_index=1, weight_axis=1)
+        _bias(ctx, out)
+        ctx.set_output(Layout((1,), out))
+        return
+    if lay is not None and group == c_in and out_per_group == 1:
+        ctx.slice(1, 0, lay.atoms, "follower")
+        _bias(ctx, lay.atoms)
+        ctx.edit(GroupAttrEdit(ctx.node.name, ctx.node.input[0], 1))
+        ctx.set_output(lay)
+        return
+    reason = f"{ctx.describe()} is a grouped ConvTranspose (only group 1 and depthwise supported)"
+    ctx.pin_inputs(reason)
+    ctx.set_output(Layout((1,), ctx.table.fresh_pinned(group * out_per_group, reason)))

@@ -1,0 +1,188 @@
+"""The ``onnx-netadapt`` command line.
+
+Exit codes: 0 success; 1 other tool error; 2 usage error; 3 model unreadable or invalid;
+4 model unsupported (opset, dynamic shape); 5 pruning request impossible.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from onnx_netadapt.channels.analysis import ChannelAnalysis, analyse
+from onnx_netadapt.errors import NetAdaptError, PruneError
+from onnx_netadapt.graph.load import LoadedModel, load_model, parse_input_shape
+from onnx_netadapt.graph.save import save_json, save_model
+
+logger = logging.getLogger(__name__)
+
+input_shape_option = click.option(
+    "--input-shape",
+    "input_shapes",
+    multiple=True,
+    metavar="NAME:D1,D2,...",
+    help="Static shape of a model input with dynamic dimensions (repeatable).",
+)
+
+
+def _load(model: Path, input_shapes: tuple[str, ...]) -> LoadedModel:
+    shapes = dict(parse_input_shape(s) for s in input_shapes)
+    return load_model(model, shapes)
+
+
+def _fail(exc: NetAdaptError) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="onnx-netadapt")
+def main(verbose: int) -> None:
+    """NetAdapt for ONNX: prune filters guided by latency measured on the target."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@input_shape_option
+@click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON.")
+@click.option("--all", "show_all", is_flag=True, help="List every group (default: first 40).")
+def inspect(model: Path, input_shapes: tuple[str, ...], as_json: bool, show_all: bool) -> None:
+    """List the channel groups of MODEL, prunable or why not."""
+    try:
+        analysis = analyse(_load(model, input_shapes))
+    except NetAdaptError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(analysis.to_dict(), indent=1))
+        return
+    click.echo(_format_analysis(analysis, limit=None if show_all else 40))
+
+
+def _format_analysis(analysis: ChannelAnalysis, limit: int | None) -> str:
+    lines = [f"model: {analysis.loaded.source}  (opset {analysis.loaded.opset})"]
+    lines += [f"normalised: {note}" for note in analysis.loaded.notes]
+    lines.append(f"{'group':>5}  {'status':<11} {'channels':>8}  producers -> consumers / reason")
+    groups = analysis.groups if limit is None else analysis.groups[:limit]
+    for g in groups:
+        producers = ", ".join(p.node for p in g.producers[:3])
+        if len(g.producers) > 3:
+            producers += f" (+{len(g.producers) - 3})"
+        units = (
+            f"{g.channels}" if g.class_width == 1 else f"{g.channels}({g.units}x{g.class_width})"
+        )
+        detail = g.reasons[0] if g.reasons else f"-> {len(g.consumers)} consumers"
+        lines.append(f"{g.id:>5}  {g.status:<11} {units:>8}  {producers}  {detail}")
+    if limit is not None and len(analysis.groups) > limit:
+        lines.append(f"  ... {len(analysis.groups) - limit} more groups (--all to list them)")
+    s = analysis.summary()
+    lines.append(
+        f"summary: {s['prunable_groups']} prunable, {s['approximate_groups']} approximate, "
+        f"{s['unprunable_groups']} unprunable of {s['groups']} groups; "
+        f"{100 * s['prunable_share']:.1f}% of Conv/Gemm output channels prunable "
+        f"({100 * s['prunable_share_with_approximate']:.1f}% with approximate groups), "
+        "model outputs excluded"
+    )
+    for _node, reason in list(analysis.unsupported.items())[:20]:
+        lines.append(f"unsupported: {reason}")
+    return "\n".join(lines)
+
+
+def _parse_keep(values: tuple[str, ...]) -> dict[int, int]:
+    keep = {}
+    for value in values:
+        group, sep, count = value.partition("=")
+        if not sep or not group.strip().isdigit() or not count.strip().isdigit():
+            raise PruneError(f"cannot read --keep {value!r}: write GROUP=N, e.g. --keep 3=48")
+        keep[int(group)] = int(count)
+    return keep
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where to write the pruned model (.onnx).",
+)
+@click.option(
+    "--ratio", type=float, help="Fraction of channels to KEEP in every prunable group, in (0, 1]."
+)
+@click.option(
+    "--keep",
+    "keeps",
+    multiple=True,
+    metavar="GROUP=N",
+    help="Keep the N channels of GROUP with the largest L2 norm (repeatable).",
+)
+@click.option("--round-to", default=8, show_default=True, help="Channel grid for --ratio.")
+@click.option(
+    "--allow-approximate",
+    is_flag=True,
+    help="Also prune groups whose pruning changes other channels' statistics (LayerNorm).",
+)
+@click.option("--report", type=click.Path(path_type=Path), help="Write a JSON report here.")
+@click.option("--verify", is_flag=True, help="Check the result against the masked original in ORT.")
+@input_shape_option
+def prune(
+    model: Path,
+    output: Path,
+    ratio: float | None,
+    keeps: tuple[str, ...],
+    round_to: int,
+    allow_approximate: bool,
+    report: Path | None,
+    verify: bool,
+    input_shapes: tuple[str, ...],
+) -> None:
+    """Remove channels from MODEL and write the pruned model to OUTPUT."""
+    from onnx_netadapt.prune.apply import parameter_count
+    from onnx_netadapt.prune.apply import prune as prune_model
+
+    try:
+        if (ratio is None) == (not keeps):
+            raise PruneError("give exactly one of --ratio R or --keep GROUP=N")
+        if output.resolve() == model.resolve():
+            raise PruneError("the output path is the input model: choose another -o")
+        if round_to < 1:
+            raise PruneError("--round-to must be at least 1")
+        keep = _parse_keep(keeps) if keeps else None
+        analysis = analyse(_load(model, input_shapes))
+        result = prune_model(
+            analysis, keep, ratio=ratio, round_to=round_to, allow_approximate=allow_approximate
+        )
+        data = result.report
+        data["params_before"] = parameter_count(analysis.loaded.model)
+        data["params_after"] = parameter_count(result.model)
+        if verify:
+            from onnx_netadapt.verify import check_against_masked
+
+            outcome = check_against_masked(analysis, result)
+            data["oracle"] = outcome.to_dict()
+            if not outcome.ok:
+                raise PruneError(
+                    f"the pruned model differs from the masked original by "
+                    f"{outcome.max_abs_diff:.3g}; nothing written. Please report this model."
+                )
+        save_model(result.model, output)
+        if report is not None:
+            save_json(data, report)
+    except NetAdaptError as exc:
+        _fail(exc)
+    pruned = sum(1 for g in data["groups"] if g["channels_after"] < g["channels_before"])
+    click.echo(
+        f"pruned {pruned} groups; parameters {data['params_before']:,} -> "
+        f"{data['params_after']:,}; wrote {output}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Errors that reach the user: each says what is wrong and how to fix it, and has an exit code."""
+
+from __future__ import annotations
+
+
+class NetAdaptError(Exception):
+    """Base class of every error this package raises on purpose.
+
+    ``exit_code`` is what the CLI exits with (documented in the README).
+    """
+
+    exit_code = 1
+
+
+class ModelLoadError(NetAdaptError):
+    """The model file cannot be read, is not ONNX, or fails the ONNX checker."""
+
+    exit_code = 3
+
+
+class UnsupportedModelError(NetAdaptError):
+    """The model is valid ONNX but outside what this tool supports (opset, dynamic shape...)."""
+
+    exit_code = 4
+
+
+class PruneError(NetAdaptError):
+    """A pruning request that cannot be carried out (unknown group, bad ratio, ...)."""
+
+    exit_code = 5

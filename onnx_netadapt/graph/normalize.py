@@ -1,0 +1,144 @@
+"""Normalisation passes that make an exported ONNX graph prunable.
+
+Each pass mutates the model it is given and returns how many things it changed, so the loader
+can say what it did. They run on the loader's private copy, never on the user's model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import onnx
+from onnx import numpy_helper
+
+from onnx_netadapt.graph.ops import QUANTIZED_OPS
+
+logger = logging.getLogger(__name__)
+
+_CONSTANT_VALUE_ATTRS = ("value_float", "value_floats", "value_int", "value_ints")
+
+
+def name_nodes(model: onnx.ModelProto) -> int:
+    """Give every unnamed (or duplicate-named) node a unique name; returns how many renamed."""
+    seen: set[str] = set()
+    renamed = 0
+    for index, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            base = f"{node.op_type}_{index}"
+            name = base
+            while name in seen:
+                name += "_"
+            node.name = name
+            renamed += 1
+        seen.add(node.name)
+    return renamed
+
+
+def drop_initializer_inputs(model: onnx.ModelProto) -> int:
+    """Remove graph inputs that are initializers (IR < 4 style), making them constants."""
+    init_names = {i.name for i in model.graph.initializer}
+    keep = [i for i in model.graph.input if i.name not in init_names]
+    dropped = len(model.graph.input) - len(keep)
+    if dropped:
+        del model.graph.input[:]
+        model.graph.input.extend(keep)
+    return dropped
+
+
+def constants_to_initializers(model: onnx.ModelProto) -> int:
+    """Turn ``Constant`` nodes of the main graph into initializers (Paddle-style weights)."""
+    kept_nodes = []
+    converted = 0
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and len(node.output) == 1:
+            tensor = _constant_tensor(node)
+            if tensor is not None:
+                tensor.name = node.output[0]
+                model.graph.initializer.append(tensor)
+                converted += 1
+                continue
+        kept_nodes.append(node)
+    if converted:
+        del model.graph.node[:]
+        model.graph.node.extend(kept_nodes)
+    return converted
+
+
+def _constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    """The tensor a Constant node produces, or None for sparse/string forms we leave alone."""
+    for a in node.attribute:
+        if a.name == "value":
+            t = onnx.TensorProto()
+            t.CopyFrom(a.t)
+            return t
+        if a.name in _CONSTANT_VALUE_ATTRS:
+            value = onnx.helper.get_attribute_value(a)
+            import numpy as np
+
+            dtype = np.float32 if a.name.startswith("value_float") else np.int64
+            return numpy_helper.from_array(np.asarray(value, dtype=dtype))
+    return None
+
+
+def has_quantized_ops(model: onnx.ModelProto) -> bool:
+    """True when the graph contains quantized operators (QDQ or QLinear*)."""
+    return any(node.op_type in QUANTIZED_OPS for node in model.graph.node)
+
+
+def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Fold constant subgraphs and static ``Shape`` computations into initializers.
+
+    Uses onnx-graphsurgeon (which evaluates constant subgraphs with ONNX Runtime). After it,
+    Reshape/Resize/Slice parameters that the exporter computed from shapes are constants that
+    the pruner can rewrite.
+    """
+    import onnx_graphsurgeon as gs
+
+    graph = gs.import_onnx(model)
+    graph.fold_constants(fold_shapes=True, error_ok=True, flatten_subgraphs=False)
+    graph.cleanup(remove_unused_graph_inputs=False).toposort()
+    folded = gs.export_onnx(graph, do_type_check=False)
+    folded.ir_version = model.ir_version
+    del folded.opset_import[:]
+    folded.opset_import.extend(model.opset_import)
+    folded.producer_name = model.producer_name
+    folded.producer_version = model.producer_version
+    del folded.metadata_props[:]
+    folded.metadata_props.extend(model.metadata_props)
+    return folded
+
+
+def unshare_initializers(model: onnx.ModelProto) -> int:
+    """Give every node its own copy of an initializer that several node inputs share.
+
+    Exporters deduplicate equal tensors; pruning or training one user must not change another.
+    Scalars are left shared: they never carry channels. Returns the number of copies made.
+    """
+    inits = {i.name: i for i in model.graph.initializer}
+    uses = Counter(name for node in model.graph.node for name in node.input if name in inits)
+    copies = 0
+    taken: set[str] = {i.name for i in model.graph.initializer}
+    for node in model.graph.node:
+        for k, name in enumerate(node.input):
+            if uses.get(name, 0) <= 1 or _numel(inits[name]) <= 1:
+                continue
+            uses[name] -= 1  # the last user keeps the original
+            new_name = f"{name}__{node.name}_{k}"
+            while new_name in taken:
+                new_name += "_"
+            taken.add(new_name)
+            copy = onnx.TensorProto()
+            copy.CopyFrom(inits[name])
+            copy.name = new_name
+            model.graph.initializer.append(copy)
+            node.input[k] = new_name
+            copies += 1
+    return copies
+
+
+def _numel(tensor: onnx.TensorProto) -> int:
+    n = 1
+    for d in tensor.dims:
+        n *= int(d)
+    return n

@@ -1,0 +1,97 @@
+"""Static shapes of every tensor of a model: ONNX shape inference, completed by one ORT run."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx
+
+logger = logging.getLogger(__name__)
+
+_ORT_DTYPES = {
+    onnx.TensorProto.FLOAT: np.float32,
+    onnx.TensorProto.FLOAT16: np.float16,
+    onnx.TensorProto.DOUBLE: np.float64,
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.INT8: np.int8,
+    onnx.TensorProto.UINT8: np.uint8,
+    onnx.TensorProto.BOOL: np.bool_,
+}
+
+
+def static_dims(type_proto: onnx.TypeProto) -> tuple[int, ...] | None:
+    """Dims of a tensor type when all are known integers, else None."""
+    if not type_proto.HasField("tensor_type") or not type_proto.tensor_type.HasField("shape"):
+        return None
+    dims = []
+    for d in type_proto.tensor_type.shape.dim:
+        if not d.HasField("dim_value"):
+            return None
+        dims.append(int(d.dim_value))
+    return tuple(dims)
+
+
+def infer_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """Static shape of every tensor of ``model`` (inputs, initializers, node outputs).
+
+    Writes the inferred shapes into ``model.graph.value_info``. Tensors whose shape ONNX shape
+    inference cannot make static are taken from one ONNX Runtime run on zeros.
+    """
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for init in model.graph.initializer:
+        shapes[init.name] = tuple(int(d) for d in init.dims)
+    for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        dims = static_dims(vi.type)
+        if dims is not None:
+            shapes[vi.name] = dims
+    missing = [out for node in model.graph.node for out in node.output if out and out not in shapes]
+    if missing:
+        logger.info(
+            "shape inference left %d tensors without static shape; running ORT", len(missing)
+        )
+        try:
+            shapes.update(_shapes_from_ort(model, missing))
+        except Exception as exc:  # e.g. a custom op ORT does not know: analysis pins around it
+            logger.warning(
+                "could not complete shapes with ONNX Runtime (%s); nodes whose "
+                "shapes stay unknown are reported as unsupported",
+                exc,
+            )
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(
+        vi for vi in inferred.graph.value_info if static_dims(vi.type) is not None
+    )
+    return shapes
+
+
+def _shapes_from_ort(model: onnx.ModelProto, names: list[str]) -> dict[str, tuple[int, ...]]:
+    """Shapes of ``names`` read off one ONNX Runtime run of ``model`` on zero inputs."""
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    known = {o.name for o in probe.graph.output}
+    for name in names:
+        if name not in known:
+            probe.graph.output.append(onnx.ValueInfoProto(name=name))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(
+        probe.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    feeds = {}
+    for inp in session.get_inputs():
+        vi = next(i for i in model.graph.input if i.name == inp.name)
+        dtype = _ORT_DTYPES.get(vi.type.tensor_type.elem_type, np.float32)
+        feeds[inp.name] = np.zeros(static_dims(vi.type), dtype=dtype)
+    wanted = [o.name for o in session.get_outputs()]
+    values = session.run(wanted, feeds)
+    return {
+        n: tuple(int(d) for d in v.shape)
+        for n, v in zip(wanted, values, strict=False)
+        if n in set(names)
+    }
