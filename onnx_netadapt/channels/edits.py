@@ -88,3 +88,12 @@ class SliceBoundsEdit(NodeEdit):
     start: int
     end: int
     entry: int  # position of this axis in the Slice's starts/ends vectors
+
+
+@dataclass(frozen=True)
+class GatherIndicesEdit(NodeEdit):
+    """Gather on a channel axis with a constant index vector: indices are remapped to the kept
+    positions (the index tensor has one dim over 1, ``vector_dim``)."""
+
+    input_tensor: str
+    vector_dim: int

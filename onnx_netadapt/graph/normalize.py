@@ -94,11 +94,21 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     the pruner can rewrite.
     """
     import onnx_graphsurgeon as gs
+    import onnxruntime
 
-    graph = gs.import_onnx(model)
-    graph.fold_constants(fold_shapes=True, error_ok=True, flatten_subgraphs=False)
-    graph.cleanup(remove_unused_graph_inputs=False).toposort()
-    folded = gs.export_onnx(graph, do_type_check=False)
+    onnxruntime.set_default_logger_severity(3)  # graphsurgeon evaluates with ORT: keep it quiet
+    folded = model
+    for _ in range(3):  # folding shapes can reveal more shapes: repeat until nothing changes
+        nodes_before = len(folded.graph.node)
+        # graphsurgeon folds Shape ops only where it knows the shapes: infer them first
+        inferred = onnx.shape_inference.infer_shapes(folded, data_prop=True)
+        graph = gs.import_onnx(inferred)
+        graph.fold_constants(fold_shapes=True, error_ok=True, flatten_subgraphs=False)
+        graph.cleanup(remove_unused_graph_inputs=False).toposort()
+        folded = gs.export_onnx(graph, do_type_check=False)
+        del folded.graph.value_info[:]
+        if len(folded.graph.node) == nodes_before:
+            break
     folded.ir_version = model.ir_version
     del folded.opset_import[:]
     folded.opset_import.extend(model.opset_import)

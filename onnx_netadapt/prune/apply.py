@@ -19,6 +19,7 @@ from onnx import numpy_helper
 
 from onnx_netadapt.channels.analysis import ChannelAnalysis, ChannelGroup
 from onnx_netadapt.channels.edits import (
+    GatherIndicesEdit,
     GroupAttrEdit,
     NodeEdit,
     ShapeInputEdit,
@@ -224,7 +225,7 @@ def _new_shapes(
 
 
 def _edit_touches(edit: NodeEdit, new_shapes: Mapping[str, tuple[int, ...]]) -> bool:
-    if isinstance(edit, (GroupAttrEdit, SliceBoundsEdit)):
+    if isinstance(edit, (GroupAttrEdit, SliceBoundsEdit, GatherIndicesEdit)):
         return edit.input_tensor in new_shapes
     if isinstance(edit, ShapeInputEdit):
         return edit.output_tensor in new_shapes
@@ -258,6 +259,16 @@ def _apply_edits(
             if any(o in new_shapes for o in node.output):
                 sizes = [new_shapes.get(o, shapes[o])[edit.axis] for o in node.output]
                 _set_split_sizes(model, node, sizes, analysis.loaded.opset)
+        elif isinstance(edit, GatherIndicesEdit):
+            kept = atom_kept[analysis.layouts[edit.input_tensor].atoms]
+            new_position = np.cumsum(kept) - 1
+            indices = numpy_helper.to_array(_init(model, node.input[1]))
+            size = kept.size
+            vector = np.where(indices < 0, indices + size, indices).reshape(-1)
+            vector = new_position[vector[kept[vector]]].astype(indices.dtype)
+            shape = list(indices.shape)
+            shape[edit.vector_dim] = vector.size
+            _replace_input(model, node, 1, vector.reshape(shape))
         elif isinstance(edit, SliceBoundsEdit):
             lay = analysis.layouts[edit.input_tensor]
             kept = atom_kept[lay.atoms]

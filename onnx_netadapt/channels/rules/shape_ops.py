@@ -9,7 +9,12 @@ import math
 import numpy as np
 
 from onnx_netadapt.channels.context import RuleContext
-from onnx_netadapt.channels.edits import ShapeInputEdit, SliceBoundsEdit, SplitEdit
+from onnx_netadapt.channels.edits import (
+    GatherIndicesEdit,
+    ShapeInputEdit,
+    SliceBoundsEdit,
+    SplitEdit,
+)
 from onnx_netadapt.channels.layout import (
     MAX_RESHAPE_ELEMENTS,
     Layout,
@@ -310,7 +315,7 @@ def gather(ctx: RuleContext) -> None:
     rank = len(ctx.in_shape(0))
     axis = normalize_axis(int(attr(ctx.node, "axis", 0)), rank)
     if axis in lay.axes:
-        ctx.table.pin(lay.atoms, f"{ctx.describe()} picks individual channels")
+        _gather_channels(ctx, lay, axis)
         return
     shift = len(ctx.in_shape(1)) - 1
     ctx.set_output(Layout(tuple(a if a < axis else a + shift for a in lay.axes), lay.atoms))
@@ -319,3 +324,17 @@ def gather(ctx: RuleContext) -> None:
 @rule("Shape", "Size")
 def shape_of(ctx: RuleContext) -> None:
     """Reading a shape does not consume channel values (it adapts at run time)."""
+
+
+def _gather_channels(ctx: RuleContext, lay: Layout, axis: int) -> None:
+    """Gather with a constant index vector along the channel axis (a permutation or selection,
+    as dynamo writes ``as_strided``): output atoms are the gathered atoms."""
+    indices = ctx.const(1)
+    vector_dims = [] if indices is None else [d for d, n in enumerate(indices.shape) if n > 1]
+    if indices is None or lay.axes != (axis,) or len(vector_dims) != 1:
+        ctx.table.pin(lay.atoms, f"{ctx.describe()} picks individual channels")
+        return
+    size = lay.atoms.shape[0]
+    vector = np.where(indices < 0, indices + size, indices).reshape(-1)
+    ctx.edit(GatherIndicesEdit(ctx.node.name, ctx.node.input[0], vector_dims[0]))
+    ctx.set_output(Layout((axis + vector_dims[0],), lay.atoms[vector]))
