@@ -184,5 +184,95 @@ def prune(
     )
 
 
+@main.command("runners")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def runners_cmd(as_json: bool) -> None:
+    """List the registered runners and whether each can run here (if not, why and the fix)."""
+    from onnx_netadapt.measure.registry import list_runners
+
+    rows = []
+    for name, info in list_runners().items():
+        status = info.availability()
+        summary = info.runner.summary if info.runner is not None else ""
+        unit = info.runner.unit if info.runner is not None else ""
+        rows.append(
+            {
+                "name": name,
+                "target": info.target,
+                "summary": summary,
+                "unit": unit,
+                "available": status.available,
+                "reason": status.reason,
+                "fix": status.fix,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    for row in rows:
+        mark = "yes" if row["available"] else "no "
+        click.echo(f"{row['name']:<10} {mark}  {row['summary']}")
+        if not row["available"]:
+            click.echo(f"{'':<15}why: {row['reason']}")
+            if row["fix"]:
+                click.echo(f"{'':<15}fix: {row['fix']}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--target", default="ort", show_default=True, help="Runner name (see `runners`).")
+@click.option(
+    "--table",
+    "table_path",
+    type=click.Path(path_type=Path),
+    help="Latency table JSON to use and extend (default: in memory only).",
+)
+@click.option("--threads", type=int, default=1, show_default=True, help="Threads (ort, tflite).")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--top", type=int, default=25, show_default=True, help="Layers to list.")
+@input_shape_option
+def profile(
+    model: Path,
+    target: str,
+    table_path: Path | None,
+    threads: int,
+    as_json: bool,
+    top: int,
+    input_shapes: tuple[str, ...],
+) -> None:
+    """Measured and estimated latency of MODEL on a target, with the per-layer table."""
+    from onnx_netadapt.measure.profile import profile_model
+
+    try:
+        report = profile_model(_load(model, input_shapes), target, table_path, threads)
+    except NetAdaptError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    unit = report["unit"]
+    click.echo(
+        f"target: {target}  ({', '.join(f'{k}={v}' for k, v in report['fingerprint'].items())})"
+    )
+    click.echo(
+        f"measured: {report['measured']['median']:.4g} {unit} "
+        f"(p10 {report['measured']['p10']:.4g}, p90 {report['measured']['p90']:.4g}, "
+        f"n={report['measured']['n']})"
+    )
+    click.echo(
+        f"sum of layer table entries: {report['layers_total']:.4g} {unit}; residual "
+        f"(rest of the network): {report['residual']:.4g} {unit}"
+    )
+    click.echo(f"{'layer':<48} {'op':<14} {'in':>5} {'out':>5} {unit:>9} {'share':>6}")
+    for row in report["layers"][:top]:
+        click.echo(
+            f"{row['node'][:48]:<48} {row['op'][:14]:<14} {row['in_channels']:>5} "
+            f"{row['out_channels']:>5} {row['value']:>9.4g} {100 * row['share']:>5.1f}%"
+        )
+    if len(report["layers"]) > top:
+        click.echo(f"... {len(report['layers']) - top} more layers (--top N)")
+    click.echo(f"table: {report['table_entries']} entries, {report['measurements']} measured now")
+
+
 if __name__ == "__main__":
     main()

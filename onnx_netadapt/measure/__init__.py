@@ -1,0 +1,1 @@
+"""Measuring resources on a target: runner protocol, layer signatures, statistics, tables."""

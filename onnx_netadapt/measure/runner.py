@@ -1,0 +1,149 @@
+"""The runner protocol: how onnx-netadapt measures latency on a target.
+
+A runner is a plugin. Its constructor is cheap (no device access); entering it as a context
+manager acquires the device (an ONNX Runtime session option set, an adb connection); the public
+methods validate inputs and reduce samples to ``LatencyStats``; a backend implements one
+``_..._impl`` method per capability:
+
+- ``_fingerprint_impl()``: what identifies the measuring setup (device, runtime, version,
+  threads). It keys the latency table: entries measured elsewhere are never mixed in.
+- ``_measure_impl(model)``: latency samples (ms) of a whole ONNX model.
+- ``_measure_layer_impl(signature)``: samples of one layer; by default the whole-model path on a
+  single-layer ONNX model (``micromodel.onnx_layer_model``).
+
+>>> from onnx_netadapt.measure.registry import get_runner
+>>> with get_runner("ort")(threads=1) as runner:                  # doctest: +SKIP
+...     stats = runner.measure(model)
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import onnx
+
+from onnx_netadapt.errors import NetAdaptError
+from onnx_netadapt.measure.micromodel import onnx_layer_model
+from onnx_netadapt.measure.signature import LayerSignature
+from onnx_netadapt.measure.stats import LatencyStats, MeasureSettings
+
+logger = logging.getLogger(__name__)
+
+
+class RunnerError(NetAdaptError):
+    """A runner failed while measuring (tool crashed, device disconnected, bad output)."""
+
+    exit_code = 6
+
+
+class RunnerUnavailable(NetAdaptError):
+    """A runner cannot run on this machine (missing SDK, tool or device)."""
+
+    exit_code = 7
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a runner can run here; if not, why and how to fix it."""
+
+    available: bool
+    reason: str = ""
+    fix: str = ""
+
+
+class Runner(ABC):
+    """Base class of every latency runner (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    unit: ClassVar[str] = "ms"
+    # Whether the resource of a network is the sum of its layers' (latency, MACs, params: yes;
+    # peak memory: no). Non-additive resources are estimated by measuring the whole network.
+    additive: ClassVar[bool] = True
+
+    def __init__(self, settings: MeasureSettings | None = None) -> None:
+        self.settings = settings or MeasureSettings()
+        self._active = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @classmethod
+    def availability(cls) -> Availability:
+        """Cheap check of whether the runner can run here (override when it needs tools)."""
+        return Availability(True)
+
+    def __enter__(self) -> Runner:
+        status = self.availability()
+        if not status.available:
+            raise RunnerUnavailable(
+                f"runner {self.name!r} is not available: {status.reason}. {status.fix}"
+            )
+        self._acquire()
+        self._active = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._active = False
+        self._release()
+
+    def _acquire(self) -> None:  # noqa: B027 - optional hook
+        """Acquire the device (override if needed)."""
+
+    def _release(self) -> None:  # noqa: B027 - optional hook
+        """Release the device (override if needed)."""
+
+    # -- public, validated ----------------------------------------------------------------
+    def fingerprint(self) -> dict[str, str]:
+        """What identifies this measuring setup; keys the latency table."""
+        data = {"runner": self.name}
+        data.update({k: str(v) for k, v in self._fingerprint_impl().items()})
+        return data
+
+    def measure(self, model: onnx.ModelProto) -> LatencyStats:
+        """Latency of a whole model."""
+        self._require_active()
+        if not isinstance(model, onnx.ModelProto) or not model.graph.node:
+            raise RunnerError(f"runner {self.name!r} was given no ONNX model to measure")
+        return self._stats(self._measure_impl(model), "the model")
+
+    def measure_layers(
+        self, signatures: Sequence[LayerSignature]
+    ) -> dict[LayerSignature, LatencyStats]:
+        """Latency of each distinct layer signature."""
+        self._require_active()
+        results: dict[LayerSignature, LatencyStats] = {}
+        for sig in dict.fromkeys(signatures):
+            results[sig] = self._stats(self._measure_layer_impl(sig), f"layer {sig.key()}")
+        return results
+
+    # -- to implement ---------------------------------------------------------------------
+    @abstractmethod
+    def _fingerprint_impl(self) -> dict[str, object]:
+        """Device, runtime, version, threads..."""
+
+    @abstractmethod
+    def _measure_impl(self, model: onnx.ModelProto) -> list[float]:
+        """Latency samples (ms) of ``model``."""
+
+    def _measure_layer_impl(self, signature: LayerSignature) -> list[float]:
+        """Latency samples (ms) of one layer (default: a single-layer ONNX model)."""
+        return self._measure_impl(onnx_layer_model(signature))
+
+    # -- helpers --------------------------------------------------------------------------
+    def _require_active(self) -> None:
+        if not self._active:
+            raise RunnerError(
+                f"runner {self.name!r} is not active: use it as a context manager "
+                "(with get_runner(name)(...) as runner: ...)"
+            )
+
+    def _stats(self, samples: list[float], what: str) -> LatencyStats:
+        try:
+            return LatencyStats.from_samples(samples)
+        except ValueError as exc:
+            raise RunnerError(
+                f"runner {self.name!r} returned bad timings for {what}: {exc}"
+            ) from exc

@@ -1,0 +1,201 @@
+"""Layer signatures: the key of the latency table (layers with equal signatures cost the same).
+
+A signature holds what determines a filter layer's cost on a target: op, kernel, stride, pads,
+dilation, groups, input spatial size, input and output channels, and a fused activation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+
+import onnx
+
+from onnx_netadapt.graph.ops import attr
+
+# Activations that runtimes fuse into the preceding conv/fully-connected layer.
+FUSABLE_ACTIVATIONS = ("Relu", "Relu6", "HardSwish", "Sigmoid", "Tanh", "LeakyRelu")
+
+
+@dataclass(frozen=True)
+class LayerSignature:
+    """What determines the cost of one filter layer.
+
+    Attributes:
+        op: "Conv" (2-D, NCHW), "ConvTranspose" or "Gemm" (fully connected: MatMul/Gemm).
+        in_channels: input channels (features for Gemm).
+        out_channels: output channels (features for Gemm).
+        input_hw: input spatial size, () for Gemm.
+        kernel, stride, pads, dilation: as in ONNX (pads: begin..., end...).
+        groups: conv groups (in_channels for depthwise).
+        activation: fused activation that follows the layer, if any.
+        bias: whether the layer adds a bias.
+        rows: for Gemm: rows of the input (tokens x batch), else 1.
+    """
+
+    op: str
+    in_channels: int
+    out_channels: int
+    input_hw: tuple[int, ...] = ()
+    kernel: tuple[int, ...] = ()
+    stride: tuple[int, ...] = ()
+    pads: tuple[int, ...] = ()
+    dilation: tuple[int, ...] = ()
+    groups: int = 1
+    activation: str | None = None
+    bias: bool = True
+    rows: int = 1
+
+    @property
+    def depthwise(self) -> bool:
+        """True for a depthwise conv (one input channel per group)."""
+        return self.op == "Conv" and self.groups > 1 and self.groups == self.in_channels
+
+    def with_channels(self, in_channels: int, out_channels: int) -> LayerSignature:
+        """The same layer with other channel counts (groups follow for depthwise convs)."""
+        groups = self.groups
+        if self.depthwise:
+            groups = in_channels
+        elif self.groups > 1:
+            groups = max(1, self.groups * in_channels // self.in_channels)
+        return replace(self, in_channels=in_channels, out_channels=out_channels, groups=groups)
+
+    def key(self) -> str:
+        """Stable text key (JSON of the fields)."""
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_key(cls, key: str) -> LayerSignature:
+        """Inverse of ``key``."""
+        data = json.loads(key)
+        for name in ("input_hw", "kernel", "stride", "pads", "dilation"):
+            data[name] = tuple(data[name])
+        return cls(**data)
+
+    def macs(self) -> int:
+        """Multiply-accumulates of the layer (a device-free proxy)."""
+        if self.op == "Gemm":
+            return self.rows * self.in_channels * self.out_channels
+        out_hw = self.output_hw()
+        per_output = (self.in_channels // self.groups) * _prod(self.kernel)
+        if self.op == "ConvTranspose":
+            return (
+                self.in_channels
+                * (self.out_channels // self.groups)
+                * _prod(self.kernel)
+                * _prod(self.input_hw)
+            )
+        return per_output * self.out_channels * _prod(out_hw)
+
+    def output_hw(self) -> tuple[int, ...]:
+        """Output spatial size."""
+        if self.op == "Gemm":
+            return ()
+        n = len(self.input_hw)
+        out = []
+        for i in range(n):
+            k = (self.kernel[i] - 1) * self.dilation[i] + 1
+            if self.op == "ConvTranspose":
+                size = (self.input_hw[i] - 1) * self.stride[i] + k - self.pads[i] - self.pads[i + n]
+            else:
+                size = (self.input_hw[i] + self.pads[i] + self.pads[i + n] - k) // self.stride[
+                    i
+                ] + 1
+            out.append(size)
+        return tuple(out)
+
+
+def _prod(values: tuple[int, ...]) -> int:
+    n = 1
+    for v in values:
+        n *= int(v)
+    return n
+
+
+def fused_activation(
+    node: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]], constants: dict
+) -> str | None:
+    """The activation a runtime would fuse after ``node`` (its only consumer), if any."""
+    users = consumers.get(node.output[0], [])
+    if len(users) != 1:
+        return None
+    act = users[0]
+    if act.op_type in ("Relu", "HardSwish", "Sigmoid", "Tanh", "LeakyRelu"):
+        return act.op_type
+    if act.op_type == "Clip":
+        from onnx import numpy_helper
+
+        bounds = [
+            float(numpy_helper.to_array(constants[name])) if name in constants else None
+            for name in list(act.input[1:3])
+        ]
+        if bounds == [0.0, 6.0] or (attr(act, "min") == 0.0 and attr(act, "max") == 6.0):
+            return "Relu6"
+    return None
+
+
+def layer_signature(
+    node: onnx.NodeProto,
+    shapes: dict[str, tuple[int, ...]],
+    consumers: dict[str, list[onnx.NodeProto]],
+    constants: dict,
+) -> LayerSignature | None:
+    """Signature of a Conv/ConvTranspose/Gemm/MatMul-with-constant node (None otherwise)."""
+    activation = fused_activation(node, consumers, constants)
+    if node.op_type in ("Conv", "ConvTranspose"):
+        x_shape = shapes.get(node.input[0])
+        w_shape = shapes.get(node.input[1])
+        if x_shape is None or w_shape is None or len(x_shape) != 4:
+            return None
+        spatial = len(x_shape) - 2
+        kernel = tuple(w_shape[2:])
+        pads = tuple(attr(node, "pads", [0] * 2 * spatial))
+        auto_pad = attr(node, "auto_pad", b"NOTSET")
+        if auto_pad not in (b"NOTSET", "NOTSET", b"VALID", "VALID"):
+            out_hw = shapes.get(node.output[0], ())[2:]
+            pads = _same_pads(
+                x_shape[2:],
+                out_hw,
+                kernel,
+                tuple(attr(node, "strides", [1] * spatial)),
+                tuple(attr(node, "dilations", [1] * spatial)),
+            )
+        groups = int(attr(node, "group", 1))
+        out_channels = w_shape[0] if node.op_type == "Conv" else w_shape[1] * groups
+        return LayerSignature(
+            op=node.op_type,
+            in_channels=x_shape[1],
+            out_channels=out_channels,
+            input_hw=tuple(x_shape[2:]),
+            kernel=kernel,
+            stride=tuple(attr(node, "strides", [1] * spatial)),
+            pads=pads,
+            dilation=tuple(attr(node, "dilations", [1] * spatial)),
+            groups=groups,
+            activation=activation,
+            bias=len(node.input) > 2 and bool(node.input[2]),
+        )
+    if node.op_type in ("Gemm", "MatMul"):
+        if node.input[1] not in constants:
+            return None
+        a_shape, w_shape = shapes.get(node.input[0]), shapes.get(node.input[1])
+        if a_shape is None or w_shape is None or len(w_shape) != 2:
+            return None
+        trans_b = node.op_type == "Gemm" and int(attr(node, "transB", 0))
+        k, n = (w_shape[1], w_shape[0]) if trans_b else (w_shape[0], w_shape[1])
+        rows = _prod(tuple(a_shape[:-1])) if node.op_type == "MatMul" else a_shape[0]
+        bias = node.op_type == "Gemm" and len(node.input) > 2 and bool(node.input[2])
+        return LayerSignature(
+            op="Gemm", in_channels=k, out_channels=n, activation=activation, bias=bias, rows=rows
+        )
+    return None
+
+
+def _same_pads(in_hw, out_hw, kernel, stride, dilation) -> tuple[int, ...]:
+    begins, ends = [], []
+    for i, size in enumerate(in_hw):
+        k = (kernel[i] - 1) * dilation[i] + 1
+        total = max(0, (out_hw[i] - 1) * stride[i] + k - size)
+        begins.append(total // 2)
+        ends.append(total - total // 2)
+    return tuple(begins + ends)
