@@ -1,4 +1,5 @@
-"""Real torchvision networks exported by both torch exporters: analysed, pruned, oracle-checked.
+"""Real torchvision classifiers, detectors (without NMS) and segmenters, exported by both torch
+exporters: analysed, pruned, oracle-checked.
 
 The model-zoo sweep over every torchvision and ~180 timm models is a benchmark
 (benchmarks/prunability.py); these few run in the default suite, the broader list with -m slow.
@@ -18,7 +19,15 @@ from onnx_netadapt.verify import check_against_masked, random_inputs, run_model
 
 torch = pytest.importorskip("torch")
 
-FAST = ["resnet18", "mobilenet_v3_small", "shufflenet_v2_x0_5", "efficientnet_b0", "mnasnet0_5"]
+FAST = [
+    "resnet18",
+    "mobilenet_v3_small",
+    "shufflenet_v2_x0_5",
+    "efficientnet_b0",
+    "mnasnet0_5",
+    "ssdlite320_mobilenet_v3_large",
+    "lraspp_mobilenet_v3_large",
+]
 SLOW = [
     "regnet_x_400mf",
     "regnet_y_400mf",
@@ -30,19 +39,60 @@ SLOW = [
     "convnext_tiny",
     "inception_v3",
     "wide_resnet50_2",
+    "retinanet_resnet50_fpn",
+    "fasterrcnn_mobilenet_v3_large_320_fpn",
+    "deeplabv3_mobilenet_v3_large",
+    "fcn_resnet50",
 ]
+DETECTORS = (
+    "ssdlite320_mobilenet_v3_large",
+    "retinanet_resnet50_fpn",
+    "fasterrcnn_mobilenet_v3_large_320_fpn",
+)
+SEGMENTERS = ("lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "fcn_resnet50")
+INPUT_SIZE = {
+    "inception_v3": 96,
+    "ssdlite320_mobilenet_v3_large": 160,
+    "retinanet_resnet50_fpn": 128,
+    "fasterrcnn_mobilenet_v3_large_320_fpn": 128,
+}
 
 
-def export(name: str, exporter: str, size: int = 64) -> onnx.ModelProto:
+class DetectorHeads(torch.nn.Module):
+    """A torchvision detector without its post-processing (NMS runs outside the network)."""
+
+    def __init__(self, detector: torch.nn.Module) -> None:
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        features = list(self.detector.backbone(x).values())
+        if hasattr(self.detector, "rpn"):
+            objectness, deltas = self.detector.rpn.head(features)
+            return (*objectness, *deltas)
+        out = self.detector.head(features)
+        return out["bbox_regression"], out["cls_logits"]
+
+
+def build(name: str) -> torch.nn.Module:
+    """A torchvision network with random weights."""
     from benchmarks.zoo import import_torchvision
 
     tv = import_torchvision()
+    no_weights = {"weights": None, "weights_backbone": None}
+    if name in DETECTORS:
+        return DetectorHeads(getattr(tv.models.detection, name)(**no_weights))
+    if name in SEGMENTERS:
+        return getattr(tv.models.segmentation, name)(**no_weights)
+    if name in ("googlenet", "inception_v3"):
+        return getattr(tv.models, name)(aux_logits=False, init_weights=True)
+    return getattr(tv.models, name)()
+
+
+def export(name: str, exporter: str) -> onnx.ModelProto:
     torch.manual_seed(0)
-    kwargs = (
-        {"aux_logits": False, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
-    )
-    model = getattr(tv.models, name)(**kwargs).eval()
-    size = 96 if name == "inception_v3" else size
+    model = build(name).eval()
+    size = INPUT_SIZE.get(name, 64)
     x = torch.randn(1, 3, size, size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -30,13 +30,15 @@ from onnx_netadapt.graph.ops import attr, axes_of, normalize_axis
 def reshape_layout(ctx: RuleContext, lay: Layout) -> Layout | None:
     """Layout of a row-major reshape of the input into the output's shape (pins on failure)."""
     in_shape, out_shape = ctx.in_shape(0), ctx.out_shape()
-    start = min(lay.axes)
-    prefix = math.prod(in_shape[:start])
-    splits = [k for k in range(len(out_shape) + 1) if math.prod(out_shape[:k]) == prefix]
-    if not splits:
-        ctx.table.pin(lay.atoms, f"{ctx.describe()} merges channels with the batch axis")
-        return None
-    k = max(splits)
+    # the largest leading block of axes that the reshape leaves alone (prefix products match);
+    # an empty prefix always matches, so channels merged with any axis are still followed
+    start, k = 0, 0
+    for k_in in range(min(lay.axes), -1, -1):
+        prefix = math.prod(in_shape[:k_in])
+        splits = [j for j in range(len(out_shape) + 1) if math.prod(out_shape[:j]) == prefix]
+        if splits:
+            start, k = k_in, max(splits)
+            break
     if math.prod(in_shape[start:]) > MAX_RESHAPE_ELEMENTS:
         ctx.table.pin(lay.atoms, f"{ctx.describe()} is too large to follow channels through")
         return None
@@ -50,14 +52,15 @@ def reshape_layout(ctx: RuleContext, lay: Layout) -> Layout | None:
     return out
 
 
-def _keep_product_structure(ctx: RuleContext, lay: Layout) -> None:
+def _keep_product_structure(ctx: RuleContext, lay: Layout, free: int | None = None) -> None:
     """Couple atoms so that what remains after pruning is still a rectangular block.
 
     The channel axis was split into several axes (channel shuffle: [C] -> [g, C/g]). Pruning
     must remove whole lines along the longest axis: every atom of a line through the other axes
     is removed together (shuffle: the same index of every stream).
     """
-    free = int(np.argmax(lay.atoms.shape))
+    if free is None:
+        free = int(np.argmax(lay.atoms.shape))
     lines = np.moveaxis(lay.atoms, free, 0).reshape(lay.atoms.shape[free], -1)
     if lines.shape[1] > 1:
         ctx.table.union(lines[:, :1], lines[:, 1:])
@@ -146,6 +149,10 @@ def concat(ctx: RuleContext) -> None:
     if not any(lay is not None and axis in lay.axes for lay in layouts):
         combine_broadcast(ctx, range(len(ctx.node.input)))
         return
+    multi = [lay for lay in layouts if lay is not None and len(lay.axes) > 1]
+    if multi:
+        _concat_blocks(ctx, layouts, axis)
+        return
     pieces = []
     for i, lay in enumerate(layouts):
         size = ctx.in_shape(i)[axis]
@@ -163,6 +170,27 @@ def concat(ctx: RuleContext) -> None:
         else:
             pieces.append(lay.atoms)
     ctx.set_output(Layout((axis,), np.concatenate(pieces)))
+
+
+def _concat_blocks(ctx: RuleContext, layouts: list[Layout | None], axis: int) -> None:
+    """Concat of tensors whose channels span several axes (e.g. detection heads' [boxes,
+    classes]): join along ``axis`` and couple every line across the other axes, so what remains
+    after pruning is still a rectangular block."""
+    first = next(lay for lay in layouts if lay is not None)
+    others = [a for a in first.axes if a != axis]
+    if any(
+        lay is None
+        or lay.axes != first.axes
+        or [lay.atoms.shape[lay.axes.index(a)] for a in others]
+        != [first.atoms.shape[first.axes.index(a)] for a in others]
+        for lay in layouts
+    ):
+        ctx.pin_inputs(f"{ctx.describe()} joins tensors with different channel axes")
+        return
+    position = first.axes.index(axis)
+    joined = Layout(first.axes, np.concatenate([lay.atoms for lay in layouts], axis=position))
+    _keep_product_structure(ctx, joined, free=position)
+    ctx.set_output(joined)
 
 
 @rule("Split")
