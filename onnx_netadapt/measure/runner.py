@@ -125,10 +125,10 @@ class Runner(ABC):
         """Device, runtime, version, threads..."""
 
     @abstractmethod
-    def _measure_impl(self, model: onnx.ModelProto) -> list[float]:
-        """Latency samples (ms) of ``model``."""
+    def _measure_impl(self, model: onnx.ModelProto) -> list[float] | LatencyStats:
+        """Latency samples (ms) of ``model`` (or statistics, for tools that only report those)."""
 
-    def _measure_layer_impl(self, signature: LayerSignature) -> list[float]:
+    def _measure_layer_impl(self, signature: LayerSignature) -> list[float] | LatencyStats:
         """Latency samples (ms) of one layer (default: a single-layer ONNX model)."""
         return self._measure_impl(onnx_layer_model(signature))
 
@@ -140,7 +140,9 @@ class Runner(ABC):
                 "(with get_runner(name)(...) as runner: ...)"
             )
 
-    def _stats(self, samples: list[float], what: str) -> LatencyStats:
+    def _stats(self, samples: list[float] | LatencyStats, what: str) -> LatencyStats:
+        if isinstance(samples, LatencyStats):  # tools that only report statistics
+            return samples
         try:
             return LatencyStats.from_samples(samples)
         except ValueError as exc:
