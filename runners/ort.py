@@ -128,7 +128,7 @@ class OrtRunner(Runner):
         feeds = random_inputs(model)
         return sample_until_stable(lambda: time_ms(lambda: session.run(None, feeds)), self.settings)
 
-    def profile_nodes(self, model: onnx.ModelProto, runs: int = 20) -> dict[str, float]:
+    def profile_layers(self, model: onnx.ModelProto, runs: int = 20) -> dict[str, float]:
         """Median per-node time (ms) inside the whole network, mapped back to ONNX node names.
 
         ORT profiles the optimised graph: fused nodes are renamed after their output tensors

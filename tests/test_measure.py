@@ -69,7 +69,7 @@ def test_ort_profile_maps_to_onnx_nodes():
     model = CASES["conv_bn_relu_chain"].build()
     conv_names = {n.name for n in model.graph.node if n.op_type == "Conv"}
     with ort_runner() as runner:
-        times = runner.profile_nodes(model, runs=3)
+        times = runner.profile_layers(model, runs=3)
     assert conv_names <= set(times), (conv_names, times)
     assert all(v >= 0 for v in times.values())
 

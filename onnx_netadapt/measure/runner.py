@@ -119,6 +119,14 @@ class Runner(ABC):
             results[sig] = self._stats(self._measure_layer_impl(sig), f"layer {sig.key()}")
         return results
 
+    def profile_layers(self, model: onnx.ModelProto) -> dict[str, float]:
+        """Per-layer time (ms) inside the whole network, by the runtime's layer name.
+
+        Optional: runners whose runtime can profile inside a network override it (ORT maps
+        names back to ONNX nodes; SNPE and TFLite keep their runtime's names).
+        """
+        raise RunnerError(f"runner {self.name!r} cannot profile layers inside a network")
+
     # -- to implement ---------------------------------------------------------------------
     @abstractmethod
     def _fingerprint_impl(self) -> dict[str, object]:

@@ -166,6 +166,10 @@ class TfliteRunner(Runner):
             self._converted[key] = tflite
         return self._converted[key]
 
+    def profile_layers(self, model: onnx.ModelProto) -> dict[str, float]:
+        """Per-op average ms inside the converted network (TFLite op names)."""
+        return {name: op.avg_ms for name, op in self.profile_ops(model).items()}
+
     def profile_ops(self, target: LayerSignature | onnx.ModelProto | bytes) -> dict[str, OpTiming]:
         """Per-op times (``benchmark_model --enable_op_profiling=true``'s ``Run Order`` table).
 
