@@ -98,7 +98,9 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
 
     onnxruntime.set_default_logger_severity(3)  # graphsurgeon evaluates with ORT: keep it quiet
     folded = model
-    for _ in range(3):  # folding shapes can reveal more shapes: repeat until nothing changes
+    # Folding one shape computation (e.g. TF-style "same" padding) reveals the shapes after
+    # it, which lets the next one fold: repeat until nothing changes.
+    for _ in range(32):
         nodes_before = len(folded.graph.node)
         # graphsurgeon folds Shape ops only where it knows the shapes: infer them first
         inferred = onnx.shape_inference.infer_shapes(folded, data_prop=True)

@@ -87,10 +87,10 @@ def reduce(ctx: RuleContext) -> None:
 def _is_normalisation_statistic(ctx: RuleContext) -> bool:
     """ReduceMean over channels used as a LayerNorm/RMSNorm mean or variance."""
     x = ctx.node.input[0]
-    mean = ctx.node.output[0]
-    for consumer in ctx.state.consumers.get(mean, []):
-        if consumer.op_type == "Sub" and list(consumer.input) == [x, mean]:
-            return True  # x - mean(x)
+    for mean in _through_epsilon(ctx, ctx.node.output[0]):
+        for consumer in ctx.state.consumers.get(mean, []):
+            if consumer.op_type in ("Sub", "Div") and list(consumer.input) == [x, mean]:
+                return True  # x - mean(x) (LayerNorm), x / (mean(x) + eps) (GRN)
     square = ctx.state.producer_of.get(x)
     if square is None:
         return False
@@ -102,6 +102,17 @@ def _is_normalisation_statistic(ctx: RuleContext) -> bool:
             value = onnx.numpy_helper.to_array(exponent).reshape(-1)
             return value.size == 1 and float(value[0]) == 2.0  # mean(s ** 2)
     return False
+
+
+def _through_epsilon(ctx: RuleContext, name: str) -> list[str]:
+    """``name`` and, if it only feeds ``Add(name, constant)``, that sum too (``mean + eps``)."""
+    names = [name]
+    users = ctx.state.consumers.get(name, [])
+    if len(users) == 1 and users[0].op_type == "Add" and any(
+        i in ctx.state.constants for i in users[0].input if i != name
+    ):
+        names.append(users[0].output[0])
+    return names
 
 
 @rule("Softmax", "LogSoftmax", "Hardmax")
