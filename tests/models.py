@@ -593,15 +593,22 @@ def depthwise_multiplier() -> onnx.ModelProto:
 
 
 @register(
-    "grouped_conv",
+    "grouped_conv_narrow",
     expect_prunable=2,
-    note="ResNeXt block: 1x1 (32) -> grouped 3x3 group=4 -> 1x1 + residual with the stem",
+    note="ResNeXt-style: 1x1 (32) -> 3x3 in 16 groups of 2: whole conv-groups go, with the 1x1",
+    groups=16,
 )
-def grouped_conv() -> onnx.ModelProto:
-    b = GraphBuilder("grouped_conv")
+@register(
+    "grouped_conv",
+    expect_prunable=3,
+    note="4 wide groups of 8: the same index goes from every group; the grouped conv's own "
+    "filters form a group of their own",
+)
+def grouped_conv(groups: int = 4) -> onnx.ModelProto:
+    b = GraphBuilder(f"grouped_conv_{groups}")
     stem = b.conv_bn_relu(b.input("input", [1, 3, 8, 8]), 3, 16)
     x = b.conv_bn_relu(stem, 16, 32, 1)
-    x = b.conv_bn_relu(x, 32, 32, 3, group=4)
+    x = b.conv_bn_relu(x, 32, 32, 3, group=groups)
     x = b.bn(b.conv(x, 32, 16, 1, bias=False), 16)
     x = b.relu(b.op("Add", [x, stem]))
     b.output(b.head(x, 16), [1, 10])

@@ -65,7 +65,10 @@ def conv(ctx: RuleContext) -> None:
         ctx.edit(GroupAttrEdit(ctx.node.name, ctx.node.input[0], 1))
         ctx.set_output(Layout((1,), out))
         return
-    # general grouped conv: only whole conv-groups can be removed (inputs and outputs together)
+    if c_in_per_group >= group:
+        _grouped_by_columns(ctx, lay, group, c_in_per_group, c_out)
+        return
+    # many narrow groups (ResNeXt, RegNet): remove whole conv-groups (inputs and outputs together)
     out = ctx.produce(c_out, weight_index=1, weight_axis=0)
     for g in range(group):
         block_in = lay.atoms[g * c_in_per_group : (g + 1) * c_in_per_group]
@@ -73,6 +76,24 @@ def conv(ctx: RuleContext) -> None:
         ctx.table.union_all(np.concatenate([block_in, block_out]))
     _bias(ctx, out)
     ctx.edit(GroupAttrEdit(ctx.node.name, ctx.node.input[0], int(c_in_per_group)))
+    ctx.set_output(Layout((1,), out))
+
+
+def _grouped_by_columns(
+    ctx: RuleContext, lay: Layout, group: int, c_in_per_group: int, c_out: int
+) -> None:
+    """Few wide groups (ResNeSt radix, grouped 1x1s): remove the same index in every group.
+
+    Input channel j of every group is one unit (the weight's input axis keeps j); output
+    filters are coupled the same way across groups. The number of groups does not change.
+    """
+    columns_in = lay.atoms.reshape(group, c_in_per_group)
+    ctx.table.union(columns_in[:1], columns_in[1:])
+    ctx.slice(1, 1, columns_in[0], "consumer")
+    out = ctx.produce(c_out, weight_index=1, weight_axis=0)
+    columns_out = out.reshape(group, c_out // group)
+    ctx.table.union(columns_out[:1], columns_out[1:])
+    _bias(ctx, out)
     ctx.set_output(Layout((1,), out))
 
 

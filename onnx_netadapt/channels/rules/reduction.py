@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 
 from onnx_netadapt.channels.context import RuleContext
@@ -46,6 +47,17 @@ def pooling(ctx: RuleContext) -> None:
         ctx.set_output(lay, index)
 
 
+def couple_along(ctx: RuleContext, lay: Layout, axes: list[int]) -> None:
+    """Every line of atoms along ``axes`` (tensor axes in ``lay.axes``) is removed together."""
+    dims = [lay.axes.index(a) for a in axes]
+    rest = [d for d in range(lay.atoms.ndim) if d not in dims]
+    lines = np.transpose(lay.atoms, rest + dims).reshape(
+        int(np.prod([lay.atoms.shape[d] for d in rest])), -1
+    )
+    if lines.shape[1] > 1:
+        ctx.table.union(lines[:, :1], lines[:, 1:])
+
+
 def _drop_axes(lay: Layout, reduced: list[int]) -> Layout:
     """Renumber layout axes after removing ``reduced`` axes (keepdims=0)."""
     return Layout(tuple(a - sum(r < a for r in reduced) for a in lay.axes), lay.atoms)
@@ -73,6 +85,18 @@ def reduce(ctx: RuleContext) -> None:
     keepdims = int(attr(ctx.node, "keepdims", 1))
     if not set(reduced) & set(lay.axes):
         ctx.set_output(lay if keepdims else _drop_axes(lay, reduced))
+        return
+    mixed = [a for a in reduced if a in lay.axes]
+    if len(mixed) < len(lay.axes):
+        # the channel axis was split (e.g. ResNeSt radix groups) and the reduction runs over
+        # one of its parts: exact when every removable unit spans whole lines along that part
+        kept_axes = [a for a in lay.axes if a not in mixed]
+        couple_along(ctx, lay, mixed)
+        atoms = lay.atoms
+        for a in sorted((lay.axes.index(m) for m in mixed), reverse=True):
+            atoms = np.take(atoms, 0, axis=a)
+        out = Layout(tuple(kept_axes), atoms)
+        ctx.set_output(out if keepdims else _drop_axes(out, reduced))
         return
     if ctx.node.op_type == "ReduceMean" and keepdims and _is_normalisation_statistic(ctx):
         ctx.table.mark_approximate(
@@ -126,9 +150,12 @@ def softmax(ctx: RuleContext) -> None:
         covered = {normalize_axis(int(attr(ctx.node, "axis", -1)), rank)}
     else:
         covered = set(range(normalize_axis(int(attr(ctx.node, "axis", 1)), rank), rank))
-    if covered & set(lay.axes):
+    mixed = sorted(covered & set(lay.axes))
+    if mixed and len(mixed) == len(lay.axes):
         ctx.table.pin(lay.atoms, f"{ctx.node.op_type} over the channel axis ({ctx.describe()})")
         return
+    if mixed:  # over one part of a split channel axis (ResNeSt's radix softmax)
+        couple_along(ctx, lay, mixed)
     ctx.set_output(lay)
 
 
