@@ -132,8 +132,10 @@ def _through_epsilon(ctx: RuleContext, name: str) -> list[str]:
     """``name`` and, if it only feeds ``Add(name, constant)``, that sum too (``mean + eps``)."""
     names = [name]
     users = ctx.state.consumers.get(name, [])
-    if len(users) == 1 and users[0].op_type == "Add" and any(
-        i in ctx.state.constants for i in users[0].input if i != name
+    if (
+        len(users) == 1
+        and users[0].op_type == "Add"
+        and any(i in ctx.state.constants for i in users[0].input if i != name)
     ):
         names.append(users[0].output[0])
     return names
