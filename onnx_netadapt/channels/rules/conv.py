@@ -16,12 +16,40 @@ def _input_channels(ctx: RuleContext) -> Layout | None:
     lay = ctx.layout(0)
     if lay is None:
         return None
+    if lay.axes != (1,) and _conv_along_channels(ctx, lay):
+        return None
     if lay.axes != (1,):
         ctx.table.pin(
             lay.atoms, f"{ctx.describe()} reads channels from axis {lay.axes}, not axis 1"
         )
         return None
     return lay
+
+
+def _conv_along_channels(ctx: RuleContext, lay: Layout) -> bool:
+    """ECA-style attention: a single-channel conv whose *spatial* axis is the channel axis.
+
+    Each output position mixes neighbouring channels (like LRN): removing channels changes
+    their neighbours' inputs, so the group is approximate. Handled when the conv has one input
+    and one output channel and keeps the length of the channel axis.
+    """
+    in_shape, out_shape = ctx.in_shape(0), ctx.out_shape()
+    if (
+        len(lay.axes) != 1
+        or lay.axes[0] < 2
+        or in_shape[1] != 1
+        or out_shape[1] != 1
+        or in_shape[lay.axes[0]] != out_shape[lay.axes[0]]
+    ):
+        return False
+    ctx.table.mark_approximate(
+        lay.atoms,
+        f"{ctx.describe()} convolves along the channel axis (ECA attention): removing channels "
+        "changes their neighbours' attention (fine-tuning recovers)",
+    )
+    ctx.set_output(lay)
+    ctx.state.handled.add(ctx.node.name)
+    return True
 
 
 def _bias(ctx: RuleContext, atoms: np.ndarray) -> None:
@@ -36,6 +64,8 @@ def _bias(ctx: RuleContext, atoms: np.ndarray) -> None:
 def conv(ctx: RuleContext) -> None:
     """Conv: regular (group 1), depthwise (1 input channel per group) or grouped."""
     lay = _input_channels(ctx)
+    if ctx.node.name in ctx.state.handled:
+        return
     if not ctx.is_const(1):
         ctx.pin_inputs(f"{ctx.describe()} has a weight computed at run time")
         return

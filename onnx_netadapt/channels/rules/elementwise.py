@@ -126,10 +126,13 @@ def combine_broadcast(ctx: RuleContext, inputs: range | list[int]) -> None:
         tracked.append((i, aligned))
     if not tracked:
         return
-    axes = tracked[0][1].axes
-    if any(lay.axes != axes for _, lay in tracked):
+    widest = max((lay for _, lay in tracked), key=lambda lay: len(lay.axes))
+    if any(not set(lay.axes) <= set(widest.axes) for _, lay in tracked):
         ctx.pin_inputs(f"{ctx.describe()} combines channels that sit on different axes")
         return
+    # an operand whose channel axes are a subset of another's (SK-Net: stacked paths times
+    # per-path attention) repeats its channels along the other axes
+    tracked = [(i, _broadcast_layout(lay, widest)) for i, lay in tracked]
     first = tracked[0][1]
     for _, other in tracked[1:]:
         ctx.table.union(first.atoms, other.atoms)
@@ -140,6 +143,15 @@ def combine_broadcast(ctx: RuleContext, inputs: range | list[int]) -> None:
         if not _follow_untracked(ctx, i, first, rank):
             return
     ctx.set_output(first)
+
+
+def _broadcast_layout(lay: Layout, target: Layout) -> Layout:
+    """``lay`` repeated over the axes of ``target`` it lacks."""
+    if lay.axes == target.axes:
+        return lay
+    view = [lay.atoms.shape[lay.axes.index(a)] if a in lay.axes else 1 for a in target.axes]
+    atoms = np.broadcast_to(lay.atoms.reshape(view), target.atoms.shape)
+    return Layout(target.axes, np.ascontiguousarray(atoms))
 
 
 def _follow_untracked(ctx: RuleContext, index: int, lay: Layout, out_rank: int) -> bool:
