@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from types import ModuleType
 
 import onnx
 from onnx import numpy_helper
@@ -97,6 +98,24 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     import onnxruntime
 
     onnxruntime.set_default_logger_severity(3)  # graphsurgeon evaluates with ORT: keep it quiet
+    severity = gs.logger.G_LOGGER.severity
+    gs.logger.G_LOGGER.severity = gs.logger.G_LOGGER.ERROR
+    try:
+        folded = _fold_to_fixed_point(model, gs)
+    finally:
+        gs.logger.G_LOGGER.severity = severity
+    folded.ir_version = model.ir_version
+    del folded.opset_import[:]
+    folded.opset_import.extend(model.opset_import)
+    folded.producer_name = model.producer_name
+    folded.producer_version = model.producer_version
+    del folded.metadata_props[:]
+    folded.metadata_props.extend(model.metadata_props)
+    return folded
+
+
+def _fold_to_fixed_point(model: onnx.ModelProto, gs: ModuleType) -> onnx.ModelProto:
+    """Fold with graphsurgeon until the node count stops changing."""
     folded = model
     # Folding one shape computation (e.g. TF-style "same" padding) reveals the shapes after
     # it, which lets the next one fold: repeat until nothing changes.
@@ -111,13 +130,6 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
         del folded.graph.value_info[:]
         if len(folded.graph.node) == nodes_before:
             break
-    folded.ir_version = model.ir_version
-    del folded.opset_import[:]
-    folded.opset_import.extend(model.opset_import)
-    folded.producer_name = model.producer_name
-    folded.producer_version = model.producer_version
-    del folded.metadata_props[:]
-    folded.metadata_props.extend(model.metadata_props)
     return folded
 
 
