@@ -169,3 +169,41 @@ def test_global_context_attention_pooling_passes_channels():
     assert group.prunable, group.reasons
     result = prune(analysis, {group.id: [1, 2, 6]})
     assert check_against_masked(analysis, result).ok
+
+
+def test_group_norm_from_both_exporters_is_approximate():
+    """GroupNorm: legacy writes Reshape-InstanceNorm-Reshape, dynamo GroupNormalization."""
+    import io
+    import warnings
+
+    import onnx
+    import pytest
+
+    from onnx_netadapt.verify import random_inputs, run_model
+
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1),
+        torch.nn.GroupNorm(4, 16),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 8, 1),
+    ).eval()
+    x = torch.randn(1, 3, 8, 8)
+    for dynamo in (False, True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if dynamo:
+                model = torch.onnx.export(net, (x,), dynamo=True, verbose=False).model_proto
+            else:
+                buffer = io.BytesIO()
+                torch.onnx.export(net, x, buffer, dynamo=False, opset_version=17)
+                model = onnx.load_from_string(buffer.getvalue())
+        analysis = analyse(load_model(model))
+        group = next(g for g in analysis.groups if g.channels == 16)
+        assert group.status == "approximate", (dynamo, group.reasons)
+        assert group.units == 4  # the same index goes from every one of the 4 groups
+        result = prune(analysis, {group.id: 2}, allow_approximate=True)
+        (out,) = run_model(result.model, random_inputs(model))
+        assert out.shape == (1, 8, 8, 8)
+        weights = {i.name: list(i.dims) for i in result.model.graph.initializer}
+        assert any(dims[:2] == [8, 8] for dims in weights.values())  # 16 -> 8 channels

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from onnx_netadapt.channels.context import RuleContext
+from onnx_netadapt.channels.layout import Layout
 from onnx_netadapt.channels.rules import rule
+from onnx_netadapt.channels.rules.reduction import couple_along
 from onnx_netadapt.graph.ops import attr, normalize_axis
 
 
@@ -21,10 +23,10 @@ def per_channel_norm(ctx: RuleContext) -> None:
         ctx.set_output(lay)
         return
     if lay.axes != (1,):
-        ctx.table.pin(
-            lay.atoms,
-            f"{ctx.describe()} mixes channel groups (e.g. a GroupNorm written as Reshape)",
-        )
+        if ctx.node.op_type == "InstanceNormalization" and lay.axes[0] == 1:
+            _group_norm_as_instance_norm(ctx, lay)
+        else:
+            ctx.table.pin(lay.atoms, f"{ctx.describe()} normalises across channel-carrying axes")
         return
     for index in range(1, len(ctx.node.input)):
         if ctx.node.input[index]:
@@ -77,7 +79,43 @@ def lrn(ctx: RuleContext) -> None:
     ctx.set_output(lay)
 
 
+def _group_norm_as_instance_norm(ctx: RuleContext, lay: Layout) -> None:
+    """GroupNorm exported as Reshape [N, G, C/G*H*W] -> InstanceNormalization -> Reshape.
+
+    The G axis (axis 1) must keep its size: every line along it is removed together, i.e. the
+    same index goes from every group, and the per-group scale and bias stay as they are. The
+    statistics of each group change: approximate.
+    """
+    couple_along(ctx, lay, [1])
+    ctx.table.mark_approximate(lay.atoms, _GROUP_NORM_REASON.format(ctx.describe()))
+    ctx.set_output(lay)
+
+
+_GROUP_NORM_REASON = (
+    "{} normalises over groups of these channels: removing some changes the statistics of the "
+    "others (fine-tuning recovers)"
+)
+
+
 @rule("GroupNormalization")
 def group_norm(ctx: RuleContext) -> None:
-    """GroupNormalization ties channels into groups of fixed count: not supported."""
-    ctx.pin_inputs(f"{ctx.describe()}: GroupNormalization channel groups are not supported")
+    """GroupNormalization: the same index is removed from every group (approximate)."""
+    lay = ctx.layout(0)
+    if lay is None:
+        return
+    if lay.axes != (1,):
+        ctx.table.pin(lay.atoms, f"{ctx.describe()} normalises channels spread over several axes")
+        return
+    groups = int(attr(ctx.node, "num_groups"))
+    columns = lay.atoms.reshape(groups, -1)
+    ctx.table.union(columns[:1], columns[1:])
+    ctx.table.mark_approximate(lay.atoms, _GROUP_NORM_REASON.format(ctx.describe()))
+    channels = lay.atoms.size
+    for index in (1, 2):  # per-channel from opset 21, per-group before
+        if index < len(ctx.node.input) and ctx.node.input[index]:
+            if not ctx.is_const(index):
+                ctx.pin_inputs(f"{ctx.describe()} has parameters computed at run time")
+                return
+            if ctx.in_shape(index) == (channels,) and channels != groups:
+                ctx.slice(index, 0, lay.atoms, "follower")
+    ctx.set_output(lay)
