@@ -17,6 +17,7 @@ import onnx
 from onnx import numpy_helper
 
 from onnx_netadapt.channels.analysis import ChannelAnalysis
+from onnx_netadapt.graph.large import ort_session
 from onnx_netadapt.prune.apply import PruneResult
 
 logger = logging.getLogger(__name__)
@@ -100,9 +101,7 @@ def run_model(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.n
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.intra_op_num_threads = 1
     options.log_severity_level = 3
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    session = ort_session(model, options, ["CPUExecutionProvider"])
     return session.run(None, feeds)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from onnx_netadapt.graph.large import ort_session
 from onnx_netadapt.measure.runner import Availability, Runner, RunnerError
 from onnx_netadapt.measure.stats import MeasureSettings, sample_until_stable, time_ms
 from onnx_netadapt.verify import random_inputs
@@ -112,14 +113,9 @@ class OrtRunner(Runner):
         return options
 
     def _session(self, model: onnx.ModelProto, profile_prefix: str | None = None):
-        import onnxruntime as ort
 
         try:
-            return ort.InferenceSession(
-                model.SerializeToString(),
-                self.session_options(profile_prefix),
-                providers=list(self.providers),
-            )
+            return ort_session(model, self.session_options(profile_prefix), list(self.providers))
         except Exception as exc:
             raise RunnerError(f"ONNX Runtime cannot load the model: {exc}") from exc
 

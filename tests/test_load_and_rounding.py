@@ -85,3 +85,22 @@ def test_ratio_prune_respects_the_grid():
             group["channels_after"] % 4 == 0 or group["channels_after"] == group["channels_before"]
         )
         assert group["channels_after"] >= 1
+
+
+def test_large_model_helpers_on_a_model_over_the_limit(monkeypatch):
+    """Models over 2 GiB: shape inference on a weightless skeleton, ORT through a file."""
+    from onnx_netadapt.graph import large
+    from onnx_netadapt.verify import random_inputs, run_model
+
+    model = CASES["residual_chain"].build()
+    monkeypatch.setattr(large, "LARGE_MODEL_BYTES", 1000)  # pretend this small model is huge
+    monkeypatch.setattr(large, "_SKELETON_MIN_BYTES", 100)
+    assert large.is_large(model)
+    stub = large.skeleton(model)
+    assert any(i.data_location == onnx.TensorProto.EXTERNAL for i in stub.graph.initializer)
+    onnx.shape_inference.infer_shapes(stub, strict_mode=True)
+    analysis = analyse(load_model(model))
+    result = prune(analysis, ratio=0.5)
+    assert check_against_masked(analysis, result).ok
+    (out,) = run_model(result.model, random_inputs(model))
+    assert out.shape == (1, 10)

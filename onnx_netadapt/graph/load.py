@@ -12,6 +12,7 @@ import onnx
 
 from onnx_netadapt.errors import ModelLoadError, UnsupportedModelError
 from onnx_netadapt.graph import normalize
+from onnx_netadapt.graph.large import is_large
 from onnx_netadapt.graph.shapes import infer_shapes, static_dims
 
 logger = logging.getLogger(__name__)
@@ -155,7 +156,10 @@ def load_model(
     model = read_model(source)
     label = str(source) if isinstance(source, (str, os.PathLike)) else None
     try:
-        onnx.checker.check_model(model)
+        if not is_large(model):
+            onnx.checker.check_model(model)
+        elif label is not None:
+            onnx.checker.check_model(label)  # by path: the checker reads external data itself
     except Exception as exc:
         raise ModelLoadError(f"the model fails the ONNX checker: {exc}") from exc
     opset = default_opset(model)

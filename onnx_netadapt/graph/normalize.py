@@ -13,6 +13,7 @@ from types import ModuleType
 import onnx
 from onnx import numpy_helper
 
+from onnx_netadapt.graph.large import skeleton
 from onnx_netadapt.graph.ops import QUANTIZED_OPS
 
 logger = logging.getLogger(__name__)
@@ -122,8 +123,8 @@ def _fold_to_fixed_point(model: onnx.ModelProto, gs: ModuleType) -> onnx.ModelPr
     for _ in range(32):
         nodes_before = len(folded.graph.node)
         # graphsurgeon folds Shape ops only where it knows the shapes: infer them first
-        inferred = onnx.shape_inference.infer_shapes(folded, data_prop=True)
-        graph = gs.import_onnx(inferred)
+        inferred = onnx.shape_inference.infer_shapes(skeleton(folded), data_prop=True)
+        graph = gs.import_onnx(_with_shapes(folded, inferred))
         graph.fold_constants(fold_shapes=True, error_ok=True, flatten_subgraphs=False)
         graph.cleanup(remove_unused_graph_inputs=False).toposort()
         folded = gs.export_onnx(graph, do_type_check=False)
@@ -131,6 +132,15 @@ def _fold_to_fixed_point(model: onnx.ModelProto, gs: ModuleType) -> onnx.ModelPr
         if len(folded.graph.node) == nodes_before:
             break
     return folded
+
+
+def _with_shapes(model: onnx.ModelProto, inferred: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with the value_info of ``inferred`` (which may be a weightless skeleton)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    del out.graph.value_info[:]
+    out.graph.value_info.extend(inferred.graph.value_info)
+    return out
 
 
 def unshare_initializers(model: onnx.ModelProto) -> int:

@@ -39,7 +39,9 @@ def infer_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     Writes the inferred shapes into ``model.graph.value_info``. Tensors whose shape ONNX shape
     inference cannot make static are taken from one ONNX Runtime run on zeros.
     """
-    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    from onnx_netadapt.graph.large import skeleton
+
+    inferred = onnx.shape_inference.infer_shapes(skeleton(model), data_prop=True)
     shapes: dict[str, tuple[int, ...]] = {}
     for init in model.graph.initializer:
         shapes[init.name] = tuple(int(d) for d in init.dims)
@@ -80,9 +82,9 @@ def _shapes_from_ort(model: onnx.ModelProto, names: list[str]) -> dict[str, tupl
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
-    session = ort.InferenceSession(
-        probe.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    from onnx_netadapt.graph.large import ort_session
+
+    session = ort_session(probe, options, ["CPUExecutionProvider"])
     feeds = {}
     for inp in session.get_inputs():
         vi = next(i for i in model.graph.input if i.name == inp.name)
