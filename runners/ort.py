@@ -137,11 +137,7 @@ class OrtRunner(Runner):
             optimized_path = os.path.join(tmp, "optimized.onnx")
             options = self.session_options(os.path.join(tmp, "profile"))
             options.optimized_model_filepath = optimized_path
-            import onnxruntime as ort
-
-            session = ort.InferenceSession(
-                model.SerializeToString(), options, providers=list(self.providers)
-            )
+            session = ort_session(model, options, list(self.providers))
             feeds = random_inputs(model)
             for _ in range(runs):
                 session.run(None, feeds)

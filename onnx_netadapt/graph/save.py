@@ -10,8 +10,7 @@ from typing import Any
 
 import onnx
 
-# Protobuf cannot serialise a single message over 2 GiB; above this, weights go to a side file.
-EXTERNAL_DATA_THRESHOLD = 1_800_000_000
+from onnx_netadapt.graph.large import is_large
 
 
 def _atomic_target(path: Path) -> tuple[int, str]:
@@ -20,11 +19,21 @@ def _atomic_target(path: Path) -> tuple[int, str]:
 
 
 def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
-    """Write ``model`` to ``path`` atomically (external data beside it when over ~1.8 GB)."""
+    """Write ``model`` to ``path`` atomically (weights in ``<path>.data`` when over ~1.9 GB)."""
     path = Path(path)
-    if model.ByteSize() > EXTERNAL_DATA_THRESHOLD:
+    if is_large(model):
+        # onnx.save moves tensors to external data in place: work on a copy
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
         data_name = path.name + ".data"
-        onnx.save(model, str(path), save_as_external_data=True, location=data_name)
+        fd, tmp = _atomic_target(path)
+        os.close(fd)
+        try:
+            onnx.save(copy, tmp, save_as_external_data=True, location=data_name)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return path
     fd, tmp = _atomic_target(path)
     try:
