@@ -40,7 +40,6 @@ class AnalysisState:
     edits: list[NodeEdit] = field(default_factory=list)
     producers: list[ProducerSpace] = field(default_factory=list)
     unsupported: dict[str, str] = field(default_factory=dict)  # node name -> reason
-    handled: set[str] = field(default_factory=set)  # nodes a special case already handled
 
 
 class RuleContext:

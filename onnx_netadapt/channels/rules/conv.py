@@ -16,8 +16,6 @@ def _input_channels(ctx: RuleContext) -> Layout | None:
     lay = ctx.layout(0)
     if lay is None:
         return None
-    if lay.axes != (1,) and _conv_along_channels(ctx, lay):
-        return None
     if lay.axes != (1,):
         ctx.table.pin(
             lay.atoms, f"{ctx.describe()} reads channels from axis {lay.axes}, not axis 1"
@@ -48,7 +46,6 @@ def _conv_along_channels(ctx: RuleContext, lay: Layout) -> bool:
         "changes their neighbours' attention (fine-tuning recovers)",
     )
     ctx.set_output(lay)
-    ctx.state.handled.add(ctx.node.name)
     return True
 
 
@@ -63,9 +60,10 @@ def _bias(ctx: RuleContext, atoms: np.ndarray) -> None:
 @rule("Conv")
 def conv(ctx: RuleContext) -> None:
     """Conv: regular (group 1), depthwise (1 input channel per group) or grouped."""
-    lay = _input_channels(ctx)
-    if ctx.node.name in ctx.state.handled:
+    along = ctx.layout(0)
+    if along is not None and along.axes != (1,) and _conv_along_channels(ctx, along):
         return
+    lay = _input_channels(ctx)
     if not ctx.is_const(1):
         ctx.pin_inputs(f"{ctx.describe()} has a weight computed at run time")
         return
