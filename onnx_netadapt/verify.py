@@ -18,20 +18,10 @@ from onnx import numpy_helper
 
 from onnx_netadapt.channels.analysis import ChannelAnalysis
 from onnx_netadapt.graph.large import ort_session
+from onnx_netadapt.graph.ops import numpy_dtype
 from onnx_netadapt.prune.apply import PruneResult
 
 logger = logging.getLogger(__name__)
-
-_NUMPY_DTYPES = {
-    onnx.TensorProto.FLOAT: np.float32,
-    onnx.TensorProto.FLOAT16: np.float16,
-    onnx.TensorProto.DOUBLE: np.float64,
-    onnx.TensorProto.INT64: np.int64,
-    onnx.TensorProto.INT32: np.int32,
-    onnx.TensorProto.UINT8: np.uint8,
-    onnx.TensorProto.INT8: np.int8,
-    onnx.TensorProto.BOOL: np.bool_,
-}
 
 
 @dataclass
@@ -85,7 +75,7 @@ def random_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray
     feeds = {}
     for vi in model.graph.input:
         shape = [d.dim_value for d in vi.type.tensor_type.shape.dim]
-        dtype = _NUMPY_DTYPES.get(vi.type.tensor_type.elem_type, np.float32)
+        dtype = numpy_dtype(vi.type.tensor_type.elem_type)
         if np.issubdtype(dtype, np.floating):
             feeds[vi.name] = rng.standard_normal(shape).astype(dtype)
         else:

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from onnx_netadapt.graph.large import ort_session
+from onnx_netadapt.measure.host import cpu_model_name
 from onnx_netadapt.measure.runner import Availability, Runner, RunnerError
 from onnx_netadapt.measure.stats import MeasureSettings, sample_until_stable, time_ms
 from onnx_netadapt.verify import random_inputs
@@ -24,17 +25,6 @@ from onnx_netadapt.verify import random_inputs
 logger = logging.getLogger(__name__)
 
 OPT_LEVELS = ("disable", "basic", "extended", "all")
-
-
-def cpu_model_name() -> str:
-    """The CPU model from /proc/cpuinfo (or the platform's processor string)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class OrtRunner(Runner):

@@ -13,21 +13,11 @@ import numpy as np
 import onnx
 
 from onnx_netadapt.graph.load import load_model
+from onnx_netadapt.graph.ops import numpy_dtype
 from onnx_netadapt.measure.runner import Runner
 from onnx_netadapt.measure.signature import LayerSignature, layer_signature
 
 logger = logging.getLogger(__name__)
-
-_BYTES = {
-    onnx.TensorProto.FLOAT: 4,
-    onnx.TensorProto.FLOAT16: 2,
-    onnx.TensorProto.DOUBLE: 8,
-    onnx.TensorProto.INT64: 8,
-    onnx.TensorProto.INT32: 4,
-    onnx.TensorProto.INT8: 1,
-    onnx.TensorProto.UINT8: 1,
-    onnx.TensorProto.BOOL: 1,
-}
 
 
 class _DeviceFree(Runner):
@@ -111,7 +101,7 @@ def peak_activation_bytes(model: onnx.ModelProto) -> int:
         shape = loaded.shapes.get(name)
         if shape is None:
             return 0
-        return int(np.prod(shape)) * _BYTES.get(types.get(name, onnx.TensorProto.FLOAT), 4)
+        return int(np.prod(shape)) * numpy_dtype(types.get(name, onnx.TensorProto.FLOAT)).itemsize
 
     live = {i.name: size(i.name) for i in graph.input if i.name not in constants}
     peak = sum(live.values())

@@ -87,3 +87,11 @@ def axes_of(
 def normalize_axis(axis: int, rank: int) -> int:
     """Map a possibly negative axis into [0, rank)."""
     return axis + rank if axis < 0 else axis
+
+
+def numpy_dtype(elem_type: int) -> np.dtype:
+    """The numpy dtype of an ONNX tensor element type (float32 when it has none)."""
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    except (KeyError, TypeError, ValueError):
+        return np.dtype(np.float32)

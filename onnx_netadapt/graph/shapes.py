@@ -7,18 +7,9 @@ import logging
 import numpy as np
 import onnx
 
-logger = logging.getLogger(__name__)
+from onnx_netadapt.graph.ops import numpy_dtype
 
-_ORT_DTYPES = {
-    onnx.TensorProto.FLOAT: np.float32,
-    onnx.TensorProto.FLOAT16: np.float16,
-    onnx.TensorProto.DOUBLE: np.float64,
-    onnx.TensorProto.INT64: np.int64,
-    onnx.TensorProto.INT32: np.int32,
-    onnx.TensorProto.INT8: np.int8,
-    onnx.TensorProto.UINT8: np.uint8,
-    onnx.TensorProto.BOOL: np.bool_,
-}
+logger = logging.getLogger(__name__)
 
 
 def static_dims(type_proto: onnx.TypeProto) -> tuple[int, ...] | None:
@@ -88,7 +79,7 @@ def _shapes_from_ort(model: onnx.ModelProto, names: list[str]) -> dict[str, tupl
     feeds = {}
     for inp in session.get_inputs():
         vi = next(i for i in model.graph.input if i.name == inp.name)
-        dtype = _ORT_DTYPES.get(vi.type.tensor_type.elem_type, np.float32)
+        dtype = numpy_dtype(vi.type.tensor_type.elem_type)
         feeds[inp.name] = np.zeros(static_dims(vi.type), dtype=dtype)
     wanted = [o.name for o in session.get_outputs()]
     values = session.run(wanted, feeds)

@@ -30,6 +30,7 @@ import numpy as np
 import onnx
 
 from onnx_netadapt.errors import NetAdaptError
+from onnx_netadapt.measure.host import cpu_model_name
 from onnx_netadapt.measure.runner import Availability, Runner, RunnerError, RunnerUnavailable
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.stats import MeasureSettings, sample_until_stable, time_ms
@@ -290,7 +291,7 @@ class TfliteRunner(Runner):
     # -- fingerprints and pinning ---------------------------------------------------------
     def _host_fingerprint(self) -> dict[str, object]:
         return {
-            "device": f"host-{platform.machine()}-{_cpu_model()}",
+            "device": f"host-{platform.machine()}-{cpu_model_name()}",
             "runtime": f"litert {_litert_version()}",
             "delegate": "xnnpack",
             "threads": self.threads,
@@ -328,18 +329,6 @@ class TfliteRunner(Runner):
             )
         self._saved_affinity = allowed
         os.sched_setaffinity(0, cpus)
-
-
-def _cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return platform.processor() or "unknown-cpu"
-    for key in ("model name", "Hardware", "Model", "CPU part"):
-        for line in text.splitlines():
-            if line.split(":")[0].strip() == key and ":" in line:
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown-cpu"
 
 
 def _litert_version() -> str:
