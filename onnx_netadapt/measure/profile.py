@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from onnx_netadapt.graph.load import LoadedModel
-from onnx_netadapt.measure.estimate import Estimator, model_signatures
+from onnx_netadapt.measure.estimate import model_signatures
 from onnx_netadapt.measure.registry import get_runner
 from onnx_netadapt.measure.runner import Runner
 from onnx_netadapt.measure.table import LatencyTable
@@ -29,7 +29,6 @@ def profile_model(
     """Measure ``loaded`` whole and per layer on ``target``; JSON-ready report."""
     with make_runner(target, threads) as runner:
         table = LatencyTable(runner.fingerprint(), table_path)
-        estimator = Estimator(runner, table)
         stats = runner.measure(loaded.model)
         signatures = model_signatures(loaded)
         entries = table.lookup(list(signatures.values()), runner)
@@ -47,7 +46,6 @@ def profile_model(
             for node, sig in signatures.items()
         ]
         rows.sort(key=lambda r: -r["value"])
-        estimator.calibration = None
         return {
             "unit": runner.unit,
             "fingerprint": runner.fingerprint(),
