@@ -28,3 +28,21 @@ class PruneError(NetAdaptError):
     """A pruning request that cannot be carried out (unknown group, bad ratio, ...)."""
 
     exit_code = 5
+
+
+class DataError(NetAdaptError):
+    """Training/holdout/validation data that cannot be used (missing, wrong shape or dtype)."""
+
+    exit_code = 8
+
+
+class FineTuneError(NetAdaptError):
+    """A model cannot be converted to PyTorch, trained, or written back faithfully."""
+
+    exit_code = 9
+
+
+class BudgetError(NetAdaptError):
+    """A budget that cannot be parsed, or that cannot be met by pruning this model."""
+
+    exit_code = 10
