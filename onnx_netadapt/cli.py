@@ -1,7 +1,9 @@
 """The ``onnx-netadapt`` command line.
 
-Exit codes: 0 success; 1 other tool error; 2 usage error; 3 model unreadable or invalid;
-4 model unsupported (opset, dynamic shape); 5 pruning request impossible.
+Exit codes: 0 success; 1 other tool error; 2 usage error (or an output directory that holds a
+run already); 3 model unreadable or invalid; 4 model unsupported (opset, dynamic shape); 5 pruning
+request impossible; 6 runner failed while measuring; 7 runner unavailable here; 8 bad data;
+9 fine-tuning failed (conversion, write-back mismatch); 10 budget unparsable or unreachable.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import click
 
 from onnx_netadapt.channels.analysis import ChannelAnalysis, analyse
+from onnx_netadapt.cli_adapt import adapt_cmd
 from onnx_netadapt.errors import NetAdaptError, PruneError
 from onnx_netadapt.graph.load import LoadedModel, load_model, parse_input_shape
 from onnx_netadapt.graph.save import save_json, save_model
@@ -39,11 +42,33 @@ def _fail(exc: NetAdaptError) -> None:
     sys.exit(exc.exit_code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Options of the group itself; anything else first on the command line starts an adaptation.
+_GROUP_OPTIONS = {"-v", "-vv", "-vvv", "--verbose", "--version", "-h", "--help"}
+
+
+class _DefaultToAdapt(click.Group):
+    """``onnx-netadapt MODEL ...`` (no command name) means ``onnx-netadapt adapt MODEL ...``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for index, arg in enumerate(args):
+            if arg in _GROUP_OPTIONS:
+                continue
+            if arg not in self.commands:
+                args = [*args[:index], "adapt", *args[index:]]
+            break
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultToAdapt, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="onnx-netadapt")
 def main(verbose: int) -> None:
-    """NetAdapt for ONNX: prune filters guided by latency measured on the target."""
+    """NetAdapt for ONNX: prune filters guided by latency measured on the target.
+
+    \b
+    onnx-netadapt MODEL --target ort --budget 0.5 [--data mnist5k] [-o DIR]   adapt (default)
+    onnx-netadapt COMMAND ...                                                  other commands
+    """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
@@ -273,6 +298,8 @@ def profile(
         click.echo(f"... {len(report['layers']) - top} more layers (--top N)")
     click.echo(f"table: {report['table_entries']} entries, {report['measurements']} measured now")
 
+
+main.add_command(adapt_cmd)
 
 if __name__ == "__main__":
     main()

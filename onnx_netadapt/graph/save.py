@@ -35,27 +35,28 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
             Path(tmp).unlink(missing_ok=True)
             raise
         return path
+    return save_bytes(model.SerializeToString(), path)
+
+
+def save_bytes(data: bytes, path: str | os.PathLike) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    path = Path(path)
     fd, tmp = _atomic_target(path)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(model.SerializeToString())
+            handle.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_text(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return save_bytes(text.encode(), path)
 
 
 def save_json(data: Any, path: str | os.PathLike) -> Path:
     """Write ``data`` as indented JSON to ``path`` atomically."""
-    path = Path(path)
-    fd, tmp = _atomic_target(path)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return save_text(json.dumps(data, indent=1) + "\n", path)

@@ -1,0 +1,88 @@
+"""Every setting of one adaptation, saved with the run so ``--resume`` continues it unchanged."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from onnx_netadapt.adapt.budget import Budget
+from onnx_netadapt.errors import BudgetError
+
+SELECT_MODES = ("accuracy", "ratio")
+
+
+@dataclass
+class AdaptConfig:
+    """Settings of the NetAdapt loop (METHOD.md); defaults follow the official code.
+
+    Attributes:
+        target: runner that measures latency (``ort``, ``tflite``, ``snpe``, a plugin...).
+        budgets: limits to reach; the first one drives ``--select ratio``.
+        data: the ``--data`` spec (builtin name, module:function, .npz, image folder).
+        step: initial reduction per iteration, as a fraction of the original resource.
+        decay: the reduction shrinks by this factor every iteration.
+        round_to: channel grid of the proposals (multiples of 8 by default).
+        short_steps: optimiser steps of the short-term fine-tune of each proposal.
+        long_epochs: epochs of the long-term fine-tune of the final network.
+        select: ``accuracy`` (highest holdout accuracy) or ``ratio`` (least accuracy lost per
+            resource saved).
+        workers: proposals evaluated in parallel (results do not depend on it).
+        train_threads: torch threads per proposal (fixed, so results do not depend on workers).
+        max_iterations: stop after this many iterations even if the budget is not met.
+    """
+
+    target: str = "ort"
+    budgets: list[Budget] = field(default_factory=list)
+    data: str = "mnist5k"
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    threads: int = 1
+    step: float = 0.025
+    decay: float = 0.96
+    round_to: int = 8
+    allow_approximate: bool = False
+    short_steps: int = 50
+    long_epochs: float = 5.0
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    long_lr: float | None = None
+    distill: float = 0.0
+    select: str = "accuracy"
+    holdout_per_class: int = 10
+    seed: int = 0
+    workers: int = 1
+    train_threads: int = 1
+    max_iterations: int = 200
+    table: str | None = None
+
+    def validate(self) -> None:
+        """Reject settings that cannot work, before any work starts."""
+        if not self.budgets:
+            raise BudgetError("no budget given: use --budget (e.g. --budget 0.5)")
+        checks = [
+            (0.0 < self.step < 1.0, f"--step {self.step} must be in (0, 1)"),
+            (0.0 < self.decay <= 1.0, f"--decay {self.decay} must be in (0, 1]"),
+            (self.round_to >= 1, f"--round-to {self.round_to} must be >= 1"),
+            (self.short_steps >= 0, f"--short-steps {self.short_steps} must be >= 0"),
+            (self.long_epochs >= 0, f"--long-epochs {self.long_epochs} must be >= 0"),
+            (self.workers >= 1, f"--workers {self.workers} must be >= 1"),
+            (self.select in SELECT_MODES, f"--select must be one of {SELECT_MODES}"),
+            (0.0 <= self.distill <= 1.0, f"--distill {self.distill} must be in [0, 1]"),
+            (self.max_iterations >= 1, "--max-iterations must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise BudgetError(message)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (stored in the run directory)."""
+        data = asdict(self)
+        data["budgets"] = [b.to_dict() for b in self.budgets]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AdaptConfig:
+        """Inverse of ``to_dict`` (unknown keys from newer versions are ignored)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["budgets"] = [Budget.from_dict(b) for b in values.get("budgets", [])]
+        return cls(**values)

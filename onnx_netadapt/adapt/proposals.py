@@ -1,0 +1,170 @@
+"""NetAdapt steps 3-4 for each proposal: short-term fine-tune, then holdout accuracy.
+
+Proposals are independent: each is a pruned ONNX file plus a seed derived from the run seed,
+the iteration and the group's producers, and torch uses a fixed thread count per proposal, so
+the results are the same whether they run one after another or in ``workers`` processes.
+Fine-tuning happens in the bridge (``onnx_netadapt.finetune``), imported only here and lazily.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+import traceback
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from onnx_netadapt.data.dataset import DataSplits
+from onnx_netadapt.errors import NetAdaptError
+from onnx_netadapt.evaluate import accuracy
+from onnx_netadapt.graph.save import save_model
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """How every proposal is fine-tuned (the same for all of them)."""
+
+    steps: int
+    batch_size: int
+    optimizer: str
+    lr: float
+    distill: float
+    threads: int
+
+
+@dataclass(frozen=True)
+class ProposalJob:
+    """Fine-tune the pruned model at ``path`` in place and score it on the holdout set."""
+
+    group_id: int
+    path: str
+    seed: int
+
+
+@dataclass
+class ProposalScore:
+    """What a proposal achieved (``error`` set when it could not be fine-tuned)."""
+
+    group_id: int
+    holdout_accuracy: float
+    seconds: float
+    train_loss: float | None = None
+    error: str | None = None
+
+
+def proposal_seed(seed: int, iteration: int, producers: list[str]) -> int:
+    """A seed that identifies the proposal, independent of evaluation order."""
+    text = f"{seed}:{iteration}:{','.join(producers)}"
+    return zlib.crc32(text.encode()) & 0x7FFFFFFF
+
+
+@dataclass
+class EvalContext:
+    """What every proposal evaluation needs: data, plan, teacher, holdout reference."""
+
+    data: DataSplits
+    plan: TrainPlan
+    teacher: onnx.ModelProto | None = None
+    holdout_reference: np.ndarray | None = None
+
+
+def evaluate_proposal(job: ProposalJob, ctx: EvalContext) -> ProposalScore:
+    """Fine-tune the proposal (steps of ``ctx.plan``), write it back, score on the holdout."""
+    start = time.perf_counter()
+    model = onnx.load(job.path)
+    loss = None
+    try:
+        if ctx.plan.steps > 0:
+            from onnx_netadapt.finetune import TrainSettings, fine_tune
+
+            settings = TrainSettings(
+                steps=ctx.plan.steps,
+                batch_size=ctx.plan.batch_size,
+                optimizer=ctx.plan.optimizer,
+                lr=ctx.plan.lr,
+                distill=ctx.plan.distill if ctx.teacher is not None else 0.0,
+                seed=job.seed,
+                threads=ctx.plan.threads,
+            )
+            result = fine_tune(model, ctx.data.train, settings, teacher=ctx.teacher)
+            model, loss = result.model, result.stats.final_loss
+            save_model(model, job.path)
+        score = accuracy(model, ctx.data.holdout, reference=ctx.holdout_reference)
+    except NetAdaptError as exc:
+        return ProposalScore(
+            job.group_id, float("nan"), time.perf_counter() - start, error=str(exc)
+        )
+    return ProposalScore(job.group_id, score, time.perf_counter() - start, loss)
+
+
+# -- worker processes ----------------------------------------------------------------------
+_WORKER_CONTEXT: EvalContext | None = None
+
+
+def _init_worker(ctx: EvalContext) -> None:
+    global _WORKER_CONTEXT
+    _WORKER_CONTEXT = ctx
+
+
+def _run_in_worker(job: ProposalJob) -> ProposalScore:
+    assert _WORKER_CONTEXT is not None
+    try:
+        return evaluate_proposal(job, _WORKER_CONTEXT)
+    except Exception as exc:  # report, never hang the pool
+        detail = traceback.format_exc(limit=3)
+        return ProposalScore(job.group_id, float("nan"), 0.0, error=f"{exc!r}\n{detail}")
+
+
+class ProposalEvaluator:
+    """Evaluates batches of proposals in this process or in a pool of ``workers`` processes.
+
+    The pool (spawned once per run: torch is imported once per worker) is the seam where a
+    cluster engine can plug in: anything with ``evaluate(jobs, progress)`` returning scores in
+    job order works.
+    """
+
+    def __init__(self, ctx: EvalContext, workers: int = 1) -> None:
+        self.ctx = ctx
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> ProposalEvaluator:
+        if self.workers > 1:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.ctx,),
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def evaluate(
+        self, jobs: list[ProposalJob], progress: Callable[[int, int], None] | None = None
+    ) -> list[ProposalScore]:
+        """Scores of ``jobs``, in job order."""
+        results: list[ProposalScore] = []
+        for done, score in enumerate(self._iterate(jobs), start=1):
+            results.append(score)
+            if progress:
+                progress(done, len(jobs))
+        return results
+
+    def _iterate(self, jobs: list[ProposalJob]) -> Iterator[ProposalScore]:
+        if self._pool is None:
+            for job in jobs:
+                yield evaluate_proposal(job, self.ctx)
+            return
+        yield from self._pool.map(_run_in_worker, jobs)

@@ -1,0 +1,174 @@
+"""The run report: report.md with the figures a user checks first, and two PNG plots.
+
+- accuracy_vs_latency.png: holdout accuracy against measured latency, one point per iteration
+  (the family of networks the run produced);
+- channels.png: output channels per filter layer, original against adapted.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import onnx
+
+from onnx_netadapt.adapt.rundir import RunDir
+from onnx_netadapt.graph.ops import attr
+from onnx_netadapt.graph.save import save_bytes, save_text
+
+logger = logging.getLogger(__name__)
+
+
+def layer_channels(model: onnx.ModelProto) -> dict[str, int]:
+    """Output channels of every Conv/ConvTranspose/Gemm/MatMul-with-constant, by node name."""
+    dims = {i.name: list(i.dims) for i in model.graph.initializer}
+    out = {}
+    for node in model.graph.node:
+        w = dims.get(node.input[1]) if len(node.input) > 1 else None
+        if w is None or len(w) < 2:
+            continue
+        if node.op_type == "Conv":
+            out[node.name] = w[0]
+        elif node.op_type == "ConvTranspose":
+            out[node.name] = w[1] * int(attr(node, "group", 1))
+        elif node.op_type == "Gemm":
+            out[node.name] = w[0] if int(attr(node, "transB", 0)) else w[1]
+        elif node.op_type == "MatMul" and len(w) == 2:
+            out[node.name] = w[1]
+    return out
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _plots(rundir: RunDir, state: dict, before: dict, after: dict) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed: the report has no plots")
+        return []
+    history = state["history"]
+    unit = state["units"]["latency"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    lat = [r["measured"]["latency"] for r in history]
+    acc = [100 * r["holdout_accuracy"] for r in history]
+    ax.plot(lat, acc, "o-", label="after each iteration (short fine-tune)")
+    summary = state.get("summary", {})
+    if summary:
+        ax.plot(
+            [summary["final"]["latency"]],
+            [100 * summary["val_accuracy"]["adapted"]],
+            "r*",
+            markersize=12,
+            label="adapted (long fine-tune, validation)",
+        )
+    if "latency" in state["limits"]:
+        ax.axvline(state["limits"]["latency"], color="gray", ls="--", label="budget")
+    ax.set_xlabel(f"measured latency ({unit})")
+    ax.set_ylabel("holdout accuracy (%)")
+    ax.invert_xaxis()
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    save_bytes(_png(fig), rundir.path / "accuracy_vs_latency.png")
+    plt.close(fig)
+
+    names = list(before)
+    fig, ax = plt.subplots(figsize=(max(6, 0.3 * len(names)), 4))
+    x = range(len(names))
+    ax.bar([i - 0.2 for i in x], [before[n] for n in names], width=0.4, label="original")
+    ax.bar([i + 0.2 for i in x], [after.get(n, 0) for n in names], width=0.4, label="adapted")
+    ax.set_xticks(list(x))
+    ax.set_xticklabels(names, rotation=90, fontsize=6)
+    ax.set_ylabel("output channels")
+    ax.legend()
+    save_bytes(_png(fig), rundir.path / "channels.png")
+    plt.close(fig)
+    return ["accuracy_vs_latency.png", "channels.png"]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def render_markdown(state: dict, before: dict, after: dict, plots: list[str]) -> str:
+    """report.md text."""
+    s = state["summary"]
+    cfg = state["config"]
+    units = state["units"]
+    lines = [
+        "# onnx-netadapt report",
+        "",
+        f"Model: `{state['model']['path']}`; target `{cfg['target']}`; "
+        f"data `{cfg['data']}` ({state['data']['train']} train / {state['data']['holdout']} "
+        f"holdout / {state['data']['val']} validation).",
+        f"Status: **{s['status']}** after {s['iterations']} iterations; budgets met: "
+        f"**{'yes' if s['budgets_met'] else 'no'}**.",
+        "",
+        "| resource | original | budget | adapted | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for resource, original in s["original"].items():
+        limit = s["limits"].get(resource)
+        final = s["final"][resource]
+        lines.append(
+            f"| {resource} ({units[resource]}) | {_fmt(original)} | "
+            f"{_fmt(limit) if limit is not None else '-'} | {_fmt(final)} | "
+            f"{final / original:.3f} |"
+        )
+    va = s["val_accuracy"]
+    lines += [
+        "",
+        f"Validation accuracy: original {100 * va['original']:.2f}%, adapted "
+        f"{100 * va['adapted']:.2f}% (before the long-term fine-tune "
+        f"{100 * va['before_long_finetune']:.2f}%).",
+        f"Time: {s['seconds_total']:.1f} s in total ({s['long_finetune_seconds']:.1f} s long "
+        f"fine-tune and final measurement); latency-table measurements: "
+        f"{s['table_measurements']}.",
+        "",
+        "## Iterations",
+        "",
+        "| it | group (first producer) | channels | estimated | measured | holdout acc | "
+        "proposals | seconds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in state["history"]:
+        if r["iteration"] == 0:
+            lines.append(
+                f"| 0 | original | - | - | {_fmt(r['measured']['latency'])} | "
+                f"{100 * r['holdout_accuracy']:.1f}% | - | {r['seconds']:.1f} |"
+            )
+            continue
+        g = r["group"]
+        lines.append(
+            f"| {r['iteration']} | {g['group']} ({g['producers'][0]}) | "
+            f"{g['channels_before']} -> {g['channels_after']} | "
+            f"{_fmt(r['estimate']['latency'])} | {_fmt(r['measured']['latency'])} | "
+            f"{100 * r['holdout_accuracy']:.1f}% | {len(r['proposals'])} | "
+            f"{r['seconds']['total']:.1f} |"
+        )
+    lines += ["", "## Channels per layer", "", "| layer | original | adapted |", "|---|---|---|"]
+    lines += [f"| {n} | {c} | {after.get(n, '-')} |" for n, c in before.items()]
+    if s.get("unreachable"):
+        lines += ["", "## Why the budget was not reached", ""]
+        lines += [
+            f"- group {u['group']} ({', '.join(u['producers'][:3])}): {u['reason']}"
+            for u in s["unreachable"]
+        ]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    rundir: RunDir, state: dict, original: onnx.ModelProto, adapted: onnx.ModelProto
+) -> None:
+    """Write report.md and the plots into the run directory."""
+    before, after = layer_channels(original), layer_channels(adapted)
+    plots = _plots(rundir, state, before, after)
+    save_text(render_markdown(state, before, after, plots), rundir.path / "report.md")

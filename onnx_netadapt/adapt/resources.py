@@ -1,0 +1,183 @@
+"""The resources an adaptation tracks: one runner, table and calibrated residual each.
+
+``estimate`` answers "what would this pruned network cost?" from the latency table: the sum of
+its layers' entries plus the residual measured on the current network (everything pruning
+cannot change). The layers of a pruned network are read off its weight shapes, so no shape
+inference runs per candidate. Non-additive resources (peak memory) are measured directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import onnx
+
+from onnx_netadapt.adapt.budget import LATENCY, Budget, check_unit
+from onnx_netadapt.graph.load import LoadedModel, load_model
+from onnx_netadapt.graph.ops import attr
+from onnx_netadapt.measure.estimate import model_signatures
+from onnx_netadapt.measure.profile import make_runner
+from onnx_netadapt.measure.runner import Runner
+from onnx_netadapt.measure.signature import LayerSignature
+from onnx_netadapt.measure.table import LatencyTable
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Tracked:
+    """One resource: its runner (entered), table, and the current network's calibration."""
+
+    resource: str
+    runner: Runner
+    table: LatencyTable
+    budget: Budget | None = None
+    measured: float = 0.0
+    layers_total: float = 0.0
+
+    @property
+    def residual(self) -> float:
+        """Measured minus the layers' entries, for the current network."""
+        return self.measured - self.layers_total if self.runner.additive else 0.0
+
+    @property
+    def unit(self) -> str:
+        """The runner's unit (ms, MMAC, ...)."""
+        return self.runner.unit
+
+    def layers_sum(self, signatures: Mapping[str, LayerSignature]) -> float:
+        """Sum of the table entries of ``signatures`` (missing entries are measured)."""
+        entries = self.table.lookup(list(signatures.values()), self.runner)
+        return sum(entries[s].median_ms for s in signatures.values())
+
+
+class ResourceSet:
+    """The resources of one run: latency on ``target`` plus any budgeted runner."""
+
+    def __init__(
+        self,
+        target: str,
+        budgets: list[Budget],
+        threads: int = 1,
+        table_path: Path | None = None,
+        runner_options: Mapping[str, object] | None = None,
+    ) -> None:
+        names = [LATENCY] + [b.resource for b in budgets if b.resource != LATENCY]
+        by_resource = {b.resource: b for b in budgets}
+        self.tracked: dict[str, Tracked] = {}
+        self._runners: list[Runner] = []
+        for name in names:
+            runner = make_runner(
+                target if name == LATENCY else name, threads, **(runner_options or {})
+            )
+            self._runners.append(runner)
+            self.tracked[name] = Tracked(name, runner, None, by_resource.get(name))  # type: ignore[arg-type]
+        self._table_path = table_path
+
+    def __enter__(self) -> ResourceSet:
+        entered: list[Runner] = []
+        try:
+            for item in self.tracked.values():
+                item.runner.__enter__()
+                entered.append(item.runner)
+                if item.budget is not None:
+                    check_unit(item.budget, item.unit)
+                path = self._table_path if item.runner.additive else None
+                item.table = LatencyTable(item.runner.fingerprint(), path)
+        except BaseException:
+            for runner in entered:
+                runner.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for item in self.tracked.values():
+            item.runner.__exit__(*exc)
+
+    def __iter__(self):
+        return iter(self.tracked.values())
+
+    @property
+    def budgeted(self) -> list[Tracked]:
+        """The resources that carry a budget."""
+        return [t for t in self.tracked.values() if t.budget is not None]
+
+    def measurements(self) -> int:
+        """Table entries measured so far by this run (all resources)."""
+        return sum(t.table.measurements for t in self.tracked.values())
+
+    def calibrate(self, loaded: LoadedModel, signatures: Mapping[str, LayerSignature]) -> dict:
+        """Measure the current network on every runner; set each residual. Returns values."""
+        for item in self.tracked.values():
+            item.measured = item.runner.measure(loaded.model).median_ms
+            item.layers_total = item.layers_sum(signatures) if item.runner.additive else 0.0
+        return self.values()
+
+    def restore(self, calibration: Mapping[str, Mapping[str, float]]) -> None:
+        """Set measured values and layer totals saved by a previous run (for --resume)."""
+        for name, item in self.tracked.items():
+            item.measured = float(calibration[name]["measured"])
+            item.layers_total = float(calibration[name]["layers_total"])
+
+    def calibration(self) -> dict:
+        """What ``restore`` needs."""
+        return {
+            n: {"measured": t.measured, "layers_total": t.layers_total}
+            for n, t in self.tracked.items()
+        }
+
+    def values(self) -> dict[str, float]:
+        """Measured value of the current network per resource."""
+        return {n: t.measured for n, t in self.tracked.items()}
+
+    def estimate(
+        self, model: onnx.ModelProto, signatures: Mapping[str, LayerSignature]
+    ) -> dict[str, float]:
+        """Estimated value of ``model`` (whose filter layers are ``signatures``) per resource."""
+        out = {}
+        for name, item in self.tracked.items():
+            if item.runner.additive:
+                out[name] = item.layers_sum(signatures) + item.residual
+            else:
+                out[name] = item.runner.measure(model).median_ms
+        return out
+
+    def save_tables(self) -> None:
+        """Persist every table that has a path."""
+        for item in self.tracked.values():
+            item.table.save()
+
+
+def pruned_signatures(
+    signatures: Mapping[str, LayerSignature], pruned: onnx.ModelProto
+) -> dict[str, LayerSignature]:
+    """Signatures of ``pruned``'s filter layers, read off its weight shapes.
+
+    Pruning changes only channel counts (and conv groups), so each layer's signature is the
+    original one with the counts of its pruned weight. Falls back to shape inference when a
+    weight is not an initializer.
+    """
+    shapes = {i.name: tuple(int(d) for d in i.dims) for i in pruned.graph.initializer}
+    nodes = {n.name: n for n in pruned.graph.node}
+    out = {}
+    for name, sig in signatures.items():
+        node = nodes[name]
+        w = shapes.get(node.input[1]) if len(node.input) > 1 else None
+        if w is None:
+            return model_signatures(load_model(pruned, fold=False))
+        group = int(attr(node, "group", 1))
+        if node.op_type == "Conv":
+            cin, cout = w[1] * group, w[0]
+        elif node.op_type == "ConvTranspose":
+            cin, cout = w[0], w[1] * group
+        elif node.op_type == "Gemm" and int(attr(node, "transB", 0)):
+            cin, cout = w[1], w[0]
+        else:  # Gemm without transB, MatMul with a constant
+            cin, cout = w[0], w[1]
+        if sig.op == "Gemm":
+            group = 1
+        out[name] = replace(sig, in_channels=cin, out_channels=cout, groups=group)
+    return out

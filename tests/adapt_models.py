@@ -1,0 +1,74 @@
+"""A tiny trained CNN on scikit-learn's digits (8x8), exported to ONNX, for loop tests."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def _block(cin: int, cout: int, stride: int = 1, groups: int = 1, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(),
+    )
+
+
+class TinyDigitsNet(nn.Module):
+    """Conv stem, a depthwise-separable block, a residual 1x1 pair, pooling, classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = _block(1, 32)
+        self.dw = _block(32, 32, 2, groups=32)
+        self.pw = _block(32, 48, k=1)
+        self.res = nn.Sequential(_block(48, 48, k=1), _block(48, 48, k=1))
+        self.head = nn.Linear(48, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pw(self.dw(self.stem(x)))
+        x = x + self.res(x)
+        return self.head(x.mean((2, 3)))
+
+
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """All 1,797 digits as (N,1,8,8) float32 in [0,1] and int64 labels."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[:, None]
+    return x, bunch.target.astype(np.int64)
+
+
+def build_tiny_digits(path: Path, epochs: int = 15, seed: int = 0) -> Path:
+    """Train ``TinyDigitsNet`` for a few epochs (a couple of seconds) and export it."""
+    torch.manual_seed(seed)
+    x, y = digits_arrays()
+    model = TinyDigitsNet()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    xt, yt = torch.from_numpy(x[:1400]), torch.from_numpy(y[:1400])
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(xt), generator=gen).split(64):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
+            opt.step()
+    model.eval()
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 1, 8, 8),),
+        buffer,
+        dynamo=False,
+        opset_version=17,
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+    )
+    path.write_bytes(buffer.getvalue())
+    return path
