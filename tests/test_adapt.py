@@ -104,7 +104,7 @@ def test_a_new_run_refuses_a_used_directory(tiny: Path, tmp_path: Path) -> None:
 
 
 def test_unreachable_budget_is_refused_before_training(tiny: Path, tmp_path: Path) -> None:
-    with pytest.raises(BudgetError, match="cannot be met.*even with every prunable group"):
+    with pytest.raises(BudgetError, match=r"cannot be met.*even with every prunable group"):
         next(adapt(tiny, _config(budgets=[parse_budget("0.01")]), tmp_path / "run"))
 
 
@@ -116,7 +116,7 @@ def test_unreachable_mid_run_keeps_the_best_network(
     monkeypatch.setattr(Adaptation, "_check_reachable", lambda *a: None)
     out = tmp_path / "run"
     config = _config(budgets=[parse_budget("0.01")], step=0.5, short_steps=2, long_epochs=0)
-    with pytest.raises(BudgetError, match="could not be met.*no channel group can shrink"):
+    with pytest.raises(BudgetError, match=r"could not be met.*no channel group can shrink"):
         adapt_model(tiny, config, out)
     summary = _history(out)["summary"]
     assert summary["status"] == "unreachable" and not summary["budgets_met"]

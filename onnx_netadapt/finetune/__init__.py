@@ -1,0 +1,72 @@
+"""Fine-tuning bridge: the only part of onnx-netadapt that imports torch and onnx2torch.
+
+ONNX -> ``torch.fx.GraphModule`` (onnx2torch plus the converters it lacks), train, write the
+parameters and BatchNorm statistics back into the ONNX initializers by name, and check that ONNX
+Runtime and torch then agree.
+
+>>> from onnx_netadapt.finetune import TrainSettings, fine_tune
+>>> result = fine_tune(model, data.train, TrainSettings(steps=50))       # doctest: +SKIP
+>>> result.model, result.stats.final_loss, result.max_abs_diff          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from onnx_netadapt.data.dataset import ArrayDataset
+from onnx_netadapt.finetune.convert import to_torch
+from onnx_netadapt.finetune.train import TrainSettings, TrainStats, train
+from onnx_netadapt.finetune.writeback import check_agreement, write_back
+
+CHECK_EXAMPLES = 16
+
+__all__ = [
+    "FineTuneResult",
+    "TrainSettings",
+    "TrainStats",
+    "check_agreement",
+    "fine_tune",
+    "to_torch",
+    "train",
+    "write_back",
+]
+
+
+@dataclass
+class FineTuneResult:
+    """A fine-tuned model (a new proto), how training went, and the ORT/torch difference."""
+
+    model: onnx.ModelProto
+    stats: TrainStats
+    max_abs_diff: float
+
+
+def fine_tune(
+    model: onnx.ModelProto,
+    data: ArrayDataset,
+    settings: TrainSettings,
+    teacher: onnx.ModelProto | None = None,
+    check_batch: np.ndarray | None = None,
+) -> FineTuneResult:
+    """Convert ``model`` to torch, train it, write the weights back, check ORT agrees.
+
+    Args:
+        model: a normalised (``load_model``) and possibly pruned model; it is not modified.
+        data: training data in the model's input layout.
+        settings: how to train.
+        teacher: the original model, for distillation (required when ``data`` has no targets).
+        check_batch: inputs for the agreement check (default: the first 16 training inputs).
+
+    Raises:
+        FineTuneError: unsupported operator, failed conversion or training, or ORT and torch
+            disagreeing after the write-back.
+    """
+    module = to_torch(model)
+    stats = train(module, data, settings, teacher=teacher)
+    tuned = write_back(model, module)
+    x = data.x[:CHECK_EXAMPLES] if check_batch is None else check_batch
+    diff = check_agreement(tuned, module, np.asarray(x, dtype=np.float32)) if len(x) else 0.0
+    return FineTuneResult(model=tuned, stats=stats, max_abs_diff=diff)

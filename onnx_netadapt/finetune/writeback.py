@@ -1,0 +1,395 @@
+"""Map ONNX initializers to the converted module's tensors; write trained values back; check.
+
+Where onnx2torch 1.5.15 puts an initializer:
+
+- *absorbed* by the converter into a torch layer (the initializer is not among the module's
+  ``onnx_mapping.inputs``): Conv/ConvTranspose -> ``weight``/``bias`` (``1.weight`` when an
+  asymmetric pad made it ``Sequential(pad, conv)``); Gemm with a constant B and 1-D C ->
+  ``nn.Linear`` whose ``weight`` is ``alpha * B.T`` (``alpha * B`` when transB=1) and ``bias``
+  ``beta * C``; BatchNormalization -> ``weight``, ``bias``, ``running_mean``, ``running_var``;
+  LayerNormalization / InstanceNormalization -> ``weight``, ``bias``;
+- *fed* as a graph input (MatMul and Add/Mul operands, PRelu slope, the fallback BatchNorm...):
+  a buffer ``initializers.onnx_initializer_<k>`` of the module, read by a ``get_attr`` node.
+  Buffers do not train: float operands that hold weights (see ``TRAINABLE_FED``) are turned into
+  parameters here.
+
+The mapping (initializer name -> :class:`TensorRef`) is built right after conversion, from the
+structure above, and every entry is checked against the initializer's values; it is attached to
+the module as ``onnx_netadapt_mapping``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from onnx_netadapt.errors import FineTuneError
+
+logger = logging.getLogger(__name__)
+
+MAPPING_ATTR = "onnx_netadapt_mapping"
+
+FLOAT_TYPES = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE})
+
+# Absorbed initializers: ONNX input index -> attribute of the torch layer, by op type.
+ABSORBED = {
+    "Conv": {1: "weight", 2: "bias"},
+    "ConvTranspose": {1: "weight", 2: "bias"},
+    "Gemm": {1: "weight", 2: "bias"},
+    "BatchNormalization": {1: "weight", 2: "bias", 3: "running_mean", 4: "running_var"},
+    "LayerNormalization": {1: "weight", 2: "bias"},
+    "InstanceNormalization": {1: "weight", 2: "bias"},
+}
+
+# Fed initializers that hold weights (op type -> input indices): trained as parameters.
+# Add/Mul operands train only when they have more than one element (biases, per-channel scales).
+TRAINABLE_FED = {
+    "Conv": (1, 2),
+    "ConvTranspose": (1, 2),
+    "Gemm": (0, 1, 2),
+    "MatMul": (0, 1),
+    "PRelu": (1,),
+    "BatchNormalization": (1, 2),
+    "LayerNormalization": (1, 2),
+    "InstanceNormalization": (1, 2),
+    "Add": (0, 1),
+    "Mul": (0, 1),
+}
+_ELEMENTWISE = ("Add", "Mul")
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    """Where an initializer lives in the module and how to get it back.
+
+    ``onnx value = transform(state_dict[path]) / scale``, with transform ``identity``,
+    ``transpose`` (2-D) or ``reshape`` (to the initializer's dims).
+    """
+
+    path: str
+    transform: str = "identity"
+    scale: float = 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# mapping
+# ---------------------------------------------------------------------------------------------
+
+
+def attach_mapping(model: onnx.ModelProto, module: nn.Module) -> dict[str, TensorRef]:
+    """Build the mapping for a freshly converted ``module``, make fed weights trainable, attach.
+
+    Parameters that no initializer maps to are frozen (training them could not be written back).
+    """
+    mapping = build_mapping(model, module)
+    params = dict(module.named_parameters())
+    mapped = {ref.path for ref in mapping.values()}
+    for path, param in params.items():
+        if path not in mapped:
+            logger.debug("parameter %s maps to no initializer: frozen", path)
+            param.requires_grad_(False)
+    setattr(module, MAPPING_ATTR, mapping)
+    return mapping
+
+
+def build_mapping(model: onnx.ModelProto, module: nn.Module) -> dict[str, TensorRef]:
+    """Initializer name -> :class:`TensorRef`, checked against the initializer values.
+
+    Fed float initializers listed in ``TRAINABLE_FED`` with a single consumer become parameters
+    of ``module`` (in place). Raises ``FineTuneError`` when an initializer would map twice.
+    """
+    from onnx2torch.onnx_graph import OnnxGraph
+
+    inits = {i.name: i for i in model.graph.initializer}
+    consumers = Counter(name for node in model.graph.node for name in node.input if name)
+    fx_calls = {n.target: n for n in module.graph.nodes if n.op == "call_module"}
+    mapping: dict[str, TensorRef] = {}
+    owner: dict[str, str] = {}
+
+    def claim(init_name: str, ref: TensorRef, node_name: str) -> None:
+        if init_name in mapping:
+            raise FineTuneError(
+                f"initializer {init_name!r} maps to two torch tensors ({mapping[init_name].path} "
+                f"for node {owner[init_name]!r}, {ref.path} for node {node_name!r}): it is "
+                "shared between nodes. Load the model with onnx_netadapt.load_model, which gives "
+                "every node its own copy."
+            )
+        if not _matches(inits[init_name], _tensor(module, ref.path), ref):
+            raise FineTuneError(
+                f"initializer {init_name!r} of node {node_name!r} does not match torch tensor "
+                f"{ref.path} ({ref.transform}); the onnx2torch converter for this op stores it "
+                "differently than expected"
+            )
+        mapping[init_name] = ref
+        owner[init_name] = node_name
+
+    graph = OnnxGraph(model.graph)
+    for module_name, onnx_node in graph.nodes.items():
+        node = onnx_node.proto
+        sub = module.get_submodule(module_name)
+        onnx_mapping = getattr(sub, "onnx_mapping", None)
+        fed_names = set(onnx_mapping.inputs) if onnx_mapping is not None else set(node.input)
+        for index, name in enumerate(node.input):
+            if name not in inits or name in fed_names:
+                continue
+            ref = _absorbed_ref(node, index, sub, module_name, inits[name])
+            if ref is not None:
+                claim(name, ref, node.name)
+            elif inits[name].data_type in FLOAT_TYPES:
+                logger.debug("initializer %s of node %s: not found in its module", name, node.name)
+        call = fx_calls.get(module_name)
+        if call is None:
+            continue
+        for index, path in _fed_buffers(node, sub, call).items():
+            name = node.input[index]
+            if inits[name].data_type not in FLOAT_TYPES:
+                continue
+            if consumers[name] > 1:
+                logger.debug("initializer %s is shared by %d nodes: kept", name, consumers[name])
+                continue
+            if _trainable_fed(node, index, inits[name]):
+                _make_parameter(module, path)
+            claim(name, TensorRef(path), node.name)
+    for name, init in inits.items():
+        if init.data_type in FLOAT_TYPES and name not in mapping and consumers[name] <= 1:
+            logger.debug("float initializer %s is not mapped: kept unchanged", name)
+    return mapping
+
+
+def _absorbed_ref(
+    node: onnx.NodeProto, index: int, sub: nn.Module, module_name: str, init: onnx.TensorProto
+) -> TensorRef | None:
+    """Where a converter put the absorbed input ``index`` of ``node`` (None when unknown)."""
+    own = dict(sub.state_dict(keep_vars=True))
+    attr_name = ABSORBED.get(node.op_type, {}).get(index)
+    if attr_name is not None:
+        key = next((k for k in own if k == attr_name or k.endswith("." + attr_name)), None)
+        if key is not None:
+            return _ref_for(node, index, f"{module_name}.{key}", own[key], init)
+    found = []  # unknown converter: the one tensor of the module with the same values
+    for key, tensor in own.items():
+        ref = TensorRef(f"{module_name}.{key}", _transform_for(tensor, init))
+        if ref.transform and _matches(init, tensor, ref):
+            found.append(ref)
+    return found[0] if len(found) == 1 else None
+
+
+def _ref_for(
+    node: onnx.NodeProto, index: int, path: str, tensor: torch.Tensor, init: onnx.TensorProto
+) -> TensorRef:
+    scale = 1.0
+    transform = _transform_for(tensor, init) or "identity"
+    if node.op_type == "Gemm":
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        scale = float(attrs.get("alpha", 1.0) if index == 1 else attrs.get("beta", 1.0))
+        if index == 1:
+            transform = "identity" if attrs.get("transB", 0) else "transpose"
+    return TensorRef(path, transform, scale)
+
+
+def _transform_for(tensor: torch.Tensor, init: onnx.TensorProto) -> str:
+    """``identity`` for equal shapes, ``reshape`` for equal sizes, else '' (no match)."""
+    dims = tuple(init.dims)
+    if tuple(tensor.shape) == dims:
+        return "identity"
+    if tensor.numel() == int(np.prod(dims, dtype=np.int64)):
+        return "reshape"
+    return ""
+
+
+def _fed_buffers(node: onnx.NodeProto, sub: nn.Module, call) -> dict[int, str]:
+    """ONNX input index -> buffer path, for inputs fed to the module through ``get_attr``."""
+    onnx_inputs = list(sub.onnx_mapping.inputs) if hasattr(sub, "onnx_mapping") else []
+    fed: dict[int, str] = {}
+    params = list(inspect.signature(sub.forward).parameters)
+    pairs = list(zip(onnx_inputs, call.args, strict=False))
+    for key, arg in call.kwargs.items():
+        if key in params and params.index(key) < len(onnx_inputs):
+            pairs.append((onnx_inputs[params.index(key)], arg))
+    for onnx_name, arg in pairs:
+        if isinstance(arg, torch.fx.Node) and arg.op == "get_attr" and onnx_name in node.input:
+            fed[list(node.input).index(onnx_name)] = str(arg.target)
+    return fed
+
+
+def _trainable_fed(node: onnx.NodeProto, index: int, init: onnx.TensorProto) -> bool:
+    if index not in TRAINABLE_FED.get(node.op_type, ()):
+        return False
+    size = int(np.prod(init.dims, dtype=np.int64))
+    return size > 1 or node.op_type not in _ELEMENTWISE
+
+
+def _make_parameter(module: nn.Module, path: str) -> None:
+    """Turn buffer ``path`` of ``module`` into a trainable parameter of the same name."""
+    owner_path, _, leaf = path.rpartition(".")
+    owner = module.get_submodule(owner_path) if owner_path else module
+    tensor = owner._buffers.pop(leaf)
+    owner.register_parameter(leaf, nn.Parameter(tensor, requires_grad=True))
+
+
+def _tensor(module: nn.Module, path: str) -> torch.Tensor:
+    owner_path, _, leaf = path.rpartition(".")
+    owner = module.get_submodule(owner_path) if owner_path else module
+    value = getattr(owner, leaf)
+    if not isinstance(value, torch.Tensor):
+        raise FineTuneError(f"torch module has no tensor at {path}")
+    return value
+
+
+def _onnx_value(tensor: torch.Tensor, ref: TensorRef, init: onnx.TensorProto) -> np.ndarray:
+    """The initializer value held by ``tensor`` (inverse of the converter's transform)."""
+    value = tensor.detach().cpu()
+    if ref.transform == "transpose":
+        value = value.T
+    if ref.scale != 1.0:
+        value = value / ref.scale
+    array = np.array(value.numpy(), order="C", copy=True)  # keeps 0-d tensors 0-d
+    if ref.transform == "reshape":
+        array = array.reshape(tuple(init.dims))
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(init.data_type)
+    return array.astype(dtype, copy=False)
+
+
+def _matches(init: onnx.TensorProto, tensor: torch.Tensor, ref: TensorRef) -> bool:
+    """True when ``tensor`` holds the initializer's values under ``ref`` (up to the scale)."""
+    try:
+        value = _onnx_value(tensor, ref, init)
+    except (RuntimeError, ValueError):
+        return False
+    expected = numpy_helper.to_array(init)
+    if value.shape != expected.shape:
+        return False
+    if ref.scale == 1.0:
+        return bool(np.array_equal(value, expected, equal_nan=True))
+    return bool(np.allclose(value, expected, rtol=1e-6, atol=1e-7))
+
+
+# ---------------------------------------------------------------------------------------------
+# write-back and agreement
+# ---------------------------------------------------------------------------------------------
+
+
+def write_back(
+    model: onnx.ModelProto, module: nn.Module, mapping: Mapping[str, TensorRef] | None = None
+) -> onnx.ModelProto:
+    """A new model: ``model`` with every mapped initializer replaced by the module's values.
+
+    Names, shapes and dtypes are kept; unmapped initializers and the input proto are untouched.
+    ``mapping`` defaults to the one :func:`~onnx_netadapt.finetune.convert.to_torch` attached.
+    """
+    if mapping is None:
+        mapping = getattr(module, MAPPING_ATTR, None)
+        if mapping is None:
+            raise FineTuneError(
+                "the torch module carries no initializer mapping: convert it with "
+                "onnx_netadapt.finetune.to_torch"
+            )
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    replaced = 0
+    for init in out.graph.initializer:
+        ref = mapping.get(init.name)
+        if ref is None:
+            continue
+        value = _onnx_value(_tensor(module, ref.path), ref, init)
+        if value.shape != tuple(init.dims):
+            raise FineTuneError(
+                f"trained tensor {ref.path} has shape {value.shape}, initializer {init.name!r} "
+                f"{tuple(init.dims)}: was the model changed after conversion?"
+            )
+        init.CopyFrom(numpy_helper.from_array(value, init.name))
+        replaced += 1
+    logger.debug("wrote back %d of %d initializers", replaced, len(out.graph.initializer))
+    return out
+
+
+def check_agreement(
+    model: onnx.ModelProto,
+    module: nn.Module,
+    x: np.ndarray,
+    rtol: float = 1e-3,
+    atol: float = 1e-3,
+) -> float:
+    """Run ONNX Runtime and the torch module (eval mode) on ``x``; return the max abs difference.
+
+    The tolerance is ``atol * max(1, max|ref|) + rtol * |ref|`` per output. Raises
+    ``FineTuneError`` when they disagree.
+    """
+    reference = run_onnx(model, x)
+    got = run_torch(module, x)
+    if len(got) != len(reference):
+        raise FineTuneError(
+            f"ONNX Runtime gives {len(reference)} outputs, the torch module {len(got)}"
+        )
+    worst = 0.0
+    for ref, out, vi in zip(reference, got, model.graph.output, strict=True):
+        ref = np.asarray(ref, dtype=np.float64)
+        out = np.asarray(out, dtype=np.float64).reshape(ref.shape)
+        diff = float(np.max(np.abs(out - ref))) if ref.size else 0.0
+        worst = max(worst, diff)
+        limit = atol * max(1.0, float(np.max(np.abs(ref))) if ref.size else 1.0)
+        if np.any(np.abs(out - ref) > limit + rtol * np.abs(ref)):
+            raise FineTuneError(
+                f"after fine-tuning, ONNX Runtime and PyTorch disagree on output {vi.name!r}: "
+                f"max abs difference {diff:.3g} (tolerance {limit:.3g}). A converter or the "
+                "write-back does not match ONNX semantics for some op of this model; run with "
+                "--steps 0 to skip fine-tuning, and report the model."
+            )
+    return worst
+
+
+def run_onnx(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
+    """Outputs of ``model`` on ``x`` with ONNX Runtime (CPU), in chunks of its static batch."""
+    import onnxruntime as ort
+
+    from onnx_netadapt.graph.large import ort_session
+    from onnx_netadapt.graph.shapes import static_dims
+
+    if len(model.graph.input) != 1:
+        raise FineTuneError(
+            f"fine-tuning supports models with one input; this one has {len(model.graph.input)}"
+        )
+    vi = model.graph.input[0]
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = 1
+    session = ort_session(model, options, ["CPUExecutionProvider"])
+    dims = static_dims(vi.type)
+    chunk = dims[0] if dims and dims[0] > 0 else len(x)
+    count = len(x)
+    if count % chunk:  # complete the last chunk with copies of the first examples
+        x = np.take(x, np.arange(count + chunk - count % chunk) % count, axis=0)
+    parts = [session.run(None, {vi.name: x[i : i + chunk]}) for i in range(0, len(x), chunk)]
+    return [np.concatenate([p[k] for p in parts])[:count] for k in range(len(parts[0]))]
+
+
+def run_torch(module: nn.Module, x: np.ndarray) -> list[np.ndarray]:
+    """Outputs of ``module`` in eval mode on ``x`` (on the module's device), as numpy arrays."""
+    was_training = module.training
+    device = next((p.device for p in module.parameters()), torch.device("cpu"))
+    module.eval()
+    try:
+        with torch.no_grad():
+            out = module(torch.from_numpy(np.ascontiguousarray(x)).to(device))
+    except (RuntimeError, NotImplementedError, ValueError, IndexError, TypeError) as exc:
+        raise FineTuneError(
+            f"the converted model fails on inputs of shape {x.shape} ({type(exc).__name__}: {exc})"
+        ) from exc
+    finally:
+        module.train(was_training)
+    return [t.detach().cpu().numpy() for t in _flatten(out)]
+
+
+def _flatten(out) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    return [t for item in out for t in _flatten(item)]
