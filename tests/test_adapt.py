@@ -216,3 +216,18 @@ def test_loop_tracks_ort_latency_under_a_params_budget(tiny: Path, tmp_path: Pat
     table = json.loads((out / "latency_table.json").read_text())
     on_disk = sum(len(t["entries"]) for t in table["tables"].values())
     assert on_disk == summary["table_measurements"]  # every measured entry was saved
+
+
+def test_without_targets_distils_and_scores_agreement(tiny: Path, tmp_path: Path) -> None:
+    x, _ = digits_arrays()
+    unlabeled = tmp_path / "unlabeled.npz"
+    np.savez(unlabeled, x_train=x)
+    out = tmp_path / "run"
+    summary = adapt_model(tiny, _config(data=str(unlabeled), select="ratio"), out)
+    history = _history(out)
+    assert summary["status"] == "met" and not history["data"]["targets"]
+    assert history["history"][0]["holdout_accuracy"] == 1.0  # the original agrees with itself
+    # agreement with the original, on examples the original never labelled for training
+    assert 0.5 < summary["val_accuracy"]["adapted"] <= 1.0
+    for rec in history["history"][1:]:
+        assert all(p["error"] is None for p in rec["proposals"])

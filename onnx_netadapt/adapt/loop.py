@@ -158,6 +158,8 @@ class Adaptation:
         with resources, ProposalEvaluator(ctx, cfg.workers) as evaluator:
             if self.resume:
                 resources.restore(self.state["calibration"])
+                reference = onnx.load(self.rundir.network_path(0))
+                resources.set_reference(reference, self.state["original"])
                 if self.state.get("status") == "finished":
                     logger.info("the run in %s has already finished", self.rundir.path)
                     return
@@ -190,6 +192,7 @@ class Adaptation:
                 "no channel group of this model can be pruned (see `onnx-netadapt inspect`)"
             )
         measured = resources.calibrate(original, model_signatures(original))
+        resources.set_reference(original.model, measured)
         limits = {t.resource: t.budget.limit(measured[t.resource]) for t in resources.budgeted}
         self._check_reachable(analysis, resources, limits)
         holdout = accuracy(original.model, data.holdout, reference=ctx.holdout_reference)

@@ -129,8 +129,8 @@ def render_markdown(state: dict, before: dict, after: dict, plots: list[str]) ->
         f"{100 * va['before_long_finetune']:.2f}%).",
         f"Time: {s['seconds_total']:.1f} s in total ({s['long_finetune_seconds']:.1f} s long "
         f"fine-tune and final measurement); measurements: {s['table_measurements']} layer "
-        f"entries for the tables, {s['network_measurements']} whole networks (each the median "
-        "of 3 rounds).",
+        f"entries for the tables, {s['network_measurements']} whole networks (each "
+        "timed against the original in 3 interleaved rounds).",
         "",
         "## Iterations",
         "",

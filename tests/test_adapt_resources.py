@@ -1,0 +1,63 @@
+"""Resource tracking in the loop: anchored latency, pruned signatures without shape inference."""
+
+from __future__ import annotations
+
+import itertools
+
+import onnx
+import pytest
+from models import CASES
+
+from onnx_netadapt.adapt import parse_budget
+from onnx_netadapt.adapt import resources as resources_module
+from onnx_netadapt.adapt.resources import ResourceSet, pruned_signatures
+from onnx_netadapt.channels.analysis import analyse
+from onnx_netadapt.graph.load import load_model
+from onnx_netadapt.measure.estimate import model_signatures
+from onnx_netadapt.prune.apply import parameter_count, prune
+from runners.resources import MacsRunner
+
+
+class TransientRunner(MacsRunner):
+    """'Latency' = parameters / 1e6 ms, times a slowdown that changes every two measurements
+    (a machine that is sometimes busy): a lone measurement is off, a back-to-back ratio is not."""
+
+    unit = "ms"
+    factors = itertools.cycle([1.0, 1.0, 1.6, 1.6, 0.7, 0.7])
+
+    def _measure_impl(self, model: onnx.ModelProto) -> list[float]:
+        return [parameter_count(model) / 1e6 * next(TransientRunner.factors)]
+
+
+def _model() -> onnx.ModelProto:
+    return CASES["residual_chain"].build()
+
+
+def test_latency_is_anchored_to_the_original(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resources_module, "make_runner", lambda *a, **k: TransientRunner())
+    original = load_model(_model())
+    pruned = prune(analyse(original), ratio=0.5, round_to=1).model
+    exact = parameter_count(pruned) / parameter_count(original.model)
+    with ResourceSet("fake", [parse_budget("0.5")]) as resources:
+        values = {"latency": parameter_count(original.model) / 1e6}
+        item = resources.tracked["latency"]
+        lone = [resources.measure(item, pruned) / values["latency"] for _ in range(3)]
+        assert max(abs(r - exact) for r in lone) > 0.2 * exact  # the transient shows
+        resources.set_reference(original.model, values)
+        TransientRunner.factors = itertools.cycle([1.0, 1.0, 1.6, 1.6, 0.7, 0.7])  # new rounds
+        anchored = resources.measure(item, pruned) / values["latency"]
+        assert anchored == pytest.approx(exact, rel=1e-9)
+
+
+def test_pruned_signatures_match_shape_inference() -> None:
+    for case in CASES.values():
+        loaded = load_model(case.build())
+        analysis = analyse(loaded)
+        groups = [g for g in analysis.groups if g.prunable and g.units > 1]
+        if not groups:
+            continue
+        keep = {g.id: max(1, g.units // 2) for g in groups}
+        pruned = prune(analysis, keep).model
+        fast = pruned_signatures(model_signatures(loaded), pruned)
+        slow = model_signatures(load_model(pruned, fold=False))
+        assert fast == slow, case.name
