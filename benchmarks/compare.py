@@ -18,14 +18,17 @@ budgets of 0.75, 0.5 and 0.35 of it four methods produce a network:
 4. ``uniform``: every prunable group cut by the same ratio (L2), the largest ratio on a 0.05 grid
    that meets the budget, then fine-tuned.
 
-Same total training budget (optimizer steps of batch 64 on the network that is delivered):
-base training + EXTRA, where EXTRA = the short fine-tunes along netadapt-ort's path to that
-budget + a long fine-tune of LONG_STEPS. netadapt-macs gets EXTRA minus its own path's short
-fine-tunes as its long fine-tune; the multiplier trains from scratch for base + EXTRA steps;
-uniform pruning fine-tunes for EXTRA steps. Validation accuracy is on the 1,000 validation
-images, never used for training or picking. All final networks of one (architecture, seed) are
-measured side by side at the end (interleaved rounds, medians), and latencies are reported as
-ratios to the base network measured in the same pass.
+Same total training budget and recipe (optimizer steps of batch 64 on the network that is
+delivered): the base recipe (examples/adapt_demo/build.py: SGD 0.1, random shifts) for the base
+network's steps, then EXTRA steps of the fine-tune recipe (onnx_netadapt.finetune: SGD 0.01, no
+augmentation), where EXTRA = the short fine-tunes along netadapt-ort's path to that budget + a
+long fine-tune of LONG_STEPS. netadapt-macs gets EXTRA minus its own path's short fine-tunes as
+its long fine-tune; the multiplier network is trained from scratch with the base recipe, then
+fine-tuned for EXTRA steps; uniform pruning fine-tunes the base network for EXTRA steps.
+Validation accuracy is on the 1,000 validation images, never used for training or picking.
+All final networks of one (architecture, seed) are measured side by side at the end
+(interleaved rounds, medians), and latencies are reported as ratios to the base network
+measured in the same pass.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ import onnx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "examples" / "adapt_demo"))
 
-from build import build_model, export, fit  # noqa: E402
+from build import build_model, export  # noqa: E402
 from nets import make_net  # noqa: E402
 
 from onnx_netadapt.adapt import AdaptConfig, adapt_model, parse_budget  # noqa: E402
@@ -194,15 +197,10 @@ def run_one(arch: str, seed: int, work: Path) -> list[dict]:
         meta[key] = {"iteration": k_mac, "steps": base_steps + SHORT_STEPS * k_mac + mac_long}
 
         width, _ = widest_under(arch, limit)
-        epochs = -(-(base_steps + extra) // steps_per_epoch(train_examples))
-        import torch
-
-        torch.manual_seed(seed)
-        net = make_net(arch, width)
-        fit(net, load_builtin("mnist5k")[0], epochs, BATCH, 0.1, seed)
+        narrow = build_model(arch, width, folder / "multiplier", epochs=BASE_EPOCHS, seed=seed)
         key = f"multiplier@{budget}"
-        finals[key] = static(export(net.eval()))
-        meta[key] = {"width": width, "steps": epochs * steps_per_epoch(train_examples)}
+        finals[key] = long_finetune(static(Path(narrow["path"])), extra, seed, data)
+        meta[key] = {"width": width, "steps": base_steps + extra}
 
         ratio, pruned = uniform_under(base, limit)
         key = f"uniform@{budget}"

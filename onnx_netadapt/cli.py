@@ -255,6 +255,13 @@ def runners_cmd(as_json: bool) -> None:
 @click.option("--threads", type=int, default=1, show_default=True, help="Threads (ort, tflite).")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.option("--top", type=int, default=25, show_default=True, help="Layers to list.")
+@click.option(
+    "--runner-option",
+    "runner_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Passed to the runner (e.g. onnx2tf=/path/to/onnx2tf, device=SERIAL).",
+)
 @input_shape_option
 def profile(
     model: Path,
@@ -263,13 +270,16 @@ def profile(
     threads: int,
     as_json: bool,
     top: int,
+    runner_options: tuple[str, ...],
     input_shapes: tuple[str, ...],
 ) -> None:
     """Measured and estimated latency of MODEL on a target, with the per-layer table."""
+    from onnx_netadapt.cli_adapt import parse_runner_options
     from onnx_netadapt.measure.profile import profile_model
 
     try:
-        report = profile_model(_load(model, input_shapes), target, table_path, threads)
+        options = parse_runner_options(runner_options)
+        report = profile_model(_load(model, input_shapes), target, table_path, threads, options)
     except NetAdaptError as exc:
         _fail(exc)
     if as_json:

@@ -24,10 +24,14 @@ def make_runner(target: str, threads: int = 1, **options: object) -> Runner:
 
 
 def profile_model(
-    loaded: LoadedModel, target: str, table_path: Path | None = None, threads: int = 1
+    loaded: LoadedModel,
+    target: str,
+    table_path: Path | None = None,
+    threads: int = 1,
+    options: dict | None = None,
 ) -> dict:
     """Measure ``loaded`` whole and per layer on ``target``; JSON-ready report."""
-    with make_runner(target, threads) as runner:
+    with make_runner(target, threads, **(options or {})) as runner:
         table = LatencyTable(runner.fingerprint(), table_path)
         stats = runner.measure(loaded.model)
         signatures = model_signatures(loaded)
