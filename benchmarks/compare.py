@@ -248,6 +248,90 @@ def cmd_run(args: argparse.Namespace) -> None:
     cmd_report(args)
 
 
+# -- the latency-guided run on tflite (host), both networks on both runners ------------------
+def runner_ms(target: str, models: dict[str, onnx.ModelProto], options: dict) -> dict:
+    """Median latency of each model on ``target``, measured interleaved over ROUNDS."""
+    samples: dict[str, list[float]] = {k: [] for k in models}
+    with make_runner(target, 1, **options) as runner:
+        for _ in range(ROUNDS):
+            for key, model in models.items():
+                samples[key].append(runner.measure(model).median_ms)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def cmd_tflite(args: argparse.Namespace) -> None:
+    """NetAdapt on tflite (host) for one network and budget; measure both adapted networks on
+    both runners (a network adapted for one target need not be best on the other)."""
+    arch, seed, budget = args.arch, args.seed, args.budget
+    folder = args.work / f"{arch}_s{seed}"
+    base_path = folder / f"{arch}_w1.onnx"
+    if not base_path.exists():
+        base_path = Path(build_model(arch, 1.0, folder, epochs=BASE_EPOCHS, seed=seed)["path"])
+    options = {"onnx2tf": str(args.onnx2tf)}
+    out = folder / "na_tflite"
+    if not (out / "state.json").exists():
+        config = AdaptConfig(
+            target="tflite", budgets=[parse_budget(str(budget))], data="mnist5k", seed=seed, **ADAPT
+        )
+        adapt_model(base_path, config, out, runner_options=options)
+    history = json.loads((out / "history.json").read_text())["history"]
+    k_tfl = history[-1]["iteration"]
+    ort_hist = json.loads((folder / "na_ort" / "history.json").read_text())["history"]
+    k_ort = next(
+        r["iteration"]
+        for r in ort_hist
+        if r["measured"]["latency"] <= budget * ort_hist[0]["measured"]["latency"]
+    )
+    data = load_data("mnist5k", (1, 1, 28, 28), holdout_per_class=30, seed=seed)
+    _, val = load_builtin("mnist5k")
+    extra = SHORT_STEPS * k_ort + LONG_STEPS
+    models = {
+        "base": static(base_path),
+        "adapted-for-ort": long_finetune(
+            onnx.load(folder / "na_ort" / ort_hist[k_ort]["network"]), LONG_STEPS, seed, data
+        ),
+        "adapted-for-tflite": long_finetune(
+            onnx.load(out / history[-1]["network"]), max(0, extra - SHORT_STEPS * k_tfl), seed, data
+        ),
+    }
+    ort = ort_ms(models)
+    tfl = runner_ms("tflite", models, options)
+    rows = {
+        key: {
+            "ort_ratio": ort[key] / ort["base"],
+            "tflite_ratio": tfl[key] / tfl["base"],
+            "ort_ms": ort[key],
+            "tflite_ms": tfl[key],
+            "val_accuracy": accuracy(model, val),
+        }
+        for key, model in models.items()
+    }
+    result = {
+        "arch": arch,
+        "seed": seed,
+        "budget": budget,
+        "iterations": {"ort": k_ort, "tflite": k_tfl},
+        "rows": rows,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    save_json(result, RESULTS / "tflite_cross.json")
+    lines = [
+        f"# Adapted for ort vs adapted for tflite (host): {arch}, seed {seed}, budget {budget}",
+        "",
+        "Command: `python -m benchmarks.compare tflite --onnx2tf PATH` (after `run`). Latency: "
+        "medians of interleaved rounds, as ratios to the base network on the same runner.",
+        "",
+        "| network | ort latency ratio | tflite latency ratio | val accuracy (%) |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {k} | {r['ort_ratio']:.3f} | {r['tflite_ratio']:.3f} | {100 * r['val_accuracy']:.2f} |"
+        for k, r in rows.items()
+    ]
+    save_text("\n".join(lines) + "\n", RESULTS / "tflite_cross.md")
+    print("\n".join(lines))
+
+
 # -- report ---------------------------------------------------------------------------------
 def _mean_sd(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
@@ -275,26 +359,37 @@ def speedup_at_equal_accuracy(points: list[dict], arch: str, method: str) -> lis
                 )
         return sorted(rows)
 
-    mult = curve("multiplier")
+    mult = curve("multiplier")  # (latency ratio, accuracy), ascending latency, incl. the base
     out = []
     for lat, acc in curve(method):
         if lat >= 1.0:
             continue
-        # the multiplier's latency where its accuracy reaches acc (linear between points)
-        reach = None
-        for (l0, a0), (l1, a1) in itertools.pairwise(mult):
-            if min(a0, a1) <= acc <= max(a0, a1) and a1 != a0:
-                reach = l0 + (acc - a0) * (l1 - l0) / (a1 - a0)
-                break
+        reach, bound = _latency_reaching(mult, acc)
         out.append(
             {
                 "latency_ratio": lat,
                 "accuracy": acc,
                 "multiplier_latency_at_same_accuracy": reach,
-                "speedup": (reach / lat) if reach else None,
+                "bound": bound,
+                "speedup": reach / lat,
             }
         )
     return out
+
+
+def _latency_reaching(curve: list[tuple[float, float]], acc: float) -> tuple[float, str]:
+    """The lowest latency at which the (piecewise linear) accuracy curve reaches ``acc``.
+
+    Returns (latency, bound): ``=`` when reached between two measured points; ``<=`` when the
+    fastest measured point is already at least as accurate (the true value is lower still);
+    ``>=`` when no measured point reaches ``acc``.
+    """
+    if curve[0][1] >= acc:
+        return curve[0][0], "<="
+    for (l0, a0), (l1, a1) in itertools.pairwise(curve):
+        if a0 < acc <= a1:
+            return l0 + (acc - a0) * (l1 - l0) / (a1 - a0), "="
+    return curve[-1][0], ">="
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -348,18 +443,12 @@ def cmd_report(args: argparse.Namespace) -> None:
         summary["speedup_vs_multiplier"][arch] = speed
         lines += ["", "Latency speed-up of netadapt-ort over the multiplier at equal accuracy:", ""]
         for row in speed:
-            if row["speedup"] is None:
-                lines.append(
-                    f"- at latency ratio {row['latency_ratio']:.3f} (accuracy "
-                    f"{100 * row['accuracy']:.2f}%): the multiplier curve does not reach this "
-                    "accuracy between its measured points"
-                )
-            else:
-                lines.append(
-                    f"- at latency ratio {row['latency_ratio']:.3f} (accuracy "
-                    f"{100 * row['accuracy']:.2f}%): multiplier needs "
-                    f"{row['multiplier_latency_at_same_accuracy']:.3f} -> x{row['speedup']:.2f}"
-                )
+            lines.append(
+                f"- netadapt-ort at latency {row['latency_ratio']:.3f} with "
+                f"{100 * row['accuracy']:.2f}%: the multiplier reaches that accuracy at latency "
+                f"{row['bound']} {row['multiplier_latency_at_same_accuracy']:.3f}, speed-up "
+                f"{row['bound']} x{row['speedup']:.2f}"
+            )
         lines.append("")
     lines += ["![accuracy vs latency](compare.png)", ""]
     save_text("\n".join(lines), RESULTS / "compare.md")
@@ -412,8 +501,14 @@ def main() -> None:
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     run.add_argument("--work", type=Path, default=Path("/tmp/compare"))
     sub.add_parser("report")
+    tfl = sub.add_parser("tflite")
+    tfl.add_argument("--arch", default="mobilenet_v1")
+    tfl.add_argument("--seed", type=int, default=0)
+    tfl.add_argument("--budget", type=float, default=0.5)
+    tfl.add_argument("--onnx2tf", type=Path, default=Path("/work/venvs/onnx2tf/bin/onnx2tf"))
+    tfl.add_argument("--work", type=Path, default=Path("/tmp/compare"))
     args = parser.parse_args()
-    {"run": cmd_run, "report": cmd_report}[args.cmd](args)
+    {"run": cmd_run, "report": cmd_report, "tflite": cmd_tflite}[args.cmd](args)
 
 
 if __name__ == "__main__":
