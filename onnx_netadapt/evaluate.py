@@ -39,8 +39,8 @@ def output_classes(model) -> int | None:
     return int(dims[-1].dim_value)
 
 
-def predict(model, data: ArrayDataset, batch_size: int = 256, threads: int = 1) -> np.ndarray:
-    """Predicted classes: argmax over the last axis of the first output, one per example.
+def outputs(model, data: ArrayDataset, batch_size: int = 256, threads: int = 1) -> np.ndarray:
+    """The first output (e.g. logits) for every example, stacked along the first axis.
 
     A model whose batch dimension is fixed runs in batches of exactly that size (the last one
     padded, the padding dropped); a dynamic batch dimension runs ``batch_size`` at a time.
@@ -65,10 +65,38 @@ def predict(model, data: ArrayDataset, batch_size: int = 256, threads: int = 1) 
             pad = np.zeros((fixed - count, *x.shape[1:]), dtype=x.dtype)
             x = np.concatenate([x, pad])
         logits = session.run([output], {name: x})[0]
-        chunks.append(np.asarray(logits).argmax(axis=-1)[:count])
+        chunks.append(np.asarray(logits)[:count])
     if not chunks:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(chunks)
+
+
+def predict(model, data: ArrayDataset, batch_size: int = 256, threads: int = 1) -> np.ndarray:
+    """Predicted classes: argmax over the last axis of the first output, one per example."""
+    out = outputs(model, data, batch_size=batch_size, threads=threads)
+    if out.size == 0:
         return np.zeros(0, dtype=np.int64)
-    return np.concatenate(chunks).astype(np.int64)
+    return out.argmax(axis=-1).astype(np.int64)
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean softmax cross-entropy of ``logits`` (N, C) against class ``labels`` (N,)."""
+    z = logits.reshape(len(logits), -1).astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-log_probs[np.arange(len(z)), labels].mean())
+
+
+def score(
+    model, data: ArrayDataset, reference: np.ndarray | None = None, threads: int = 1
+) -> tuple[float, float]:
+    """(top-1 accuracy, mean cross-entropy) against ``data.y`` or ``reference`` predictions.
+
+    The loss separates proposals whose accuracy ties on a small holdout set.
+    """
+    truth = _truth(data, reference)
+    out = outputs(model, data, threads=threads)
+    return float(np.mean(out.argmax(axis=-1) == truth)), cross_entropy(out, truth)
 
 
 def accuracy(
@@ -79,6 +107,13 @@ def accuracy(
     threads: int = 1,
 ) -> float:
     """Top-1 accuracy against ``data.y``, or agreement with ``reference`` predictions if given."""
+    truth = _truth(data, reference)
+    predicted = predict(model, data, batch_size=batch_size, threads=threads)
+    return float(np.mean(predicted == np.asarray(truth)))
+
+
+def _truth(data: ArrayDataset, reference: np.ndarray | None) -> np.ndarray:
+    """The labels to score against: ``reference`` predictions if given, else the targets."""
     if len(data) == 0:
         raise DataError("cannot measure accuracy on empty data: give at least one example")
     truth = reference if reference is not None else data.y
@@ -88,5 +123,4 @@ def accuracy(
         )
     if len(truth) != len(data):
         raise DataError(f"{len(truth)} reference predictions for {len(data)} examples")
-    predicted = predict(model, data, batch_size=batch_size, threads=threads)
-    return float(np.mean(predicted == np.asarray(truth)))
+    return np.asarray(truth)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from onnx_netadapt.adapt.proposals import ProposalScore, proposal_seed
 from onnx_netadapt.adapt.search import Candidate, candidate_counts
 from onnx_netadapt.adapt.select import choose
@@ -42,3 +44,24 @@ def test_grid_counts_and_seeds() -> None:
     Group.units, Group.class_width = 16, 4  # whole conv-groups of 4 channels: step 2 units
     assert candidate_counts(Group(), 8) == [14, 12, 10, 8, 6, 4, 2]
     assert proposal_seed(0, 3, ["a"]) == proposal_seed(0, 3, ["a"]) != proposal_seed(0, 4, ["a"])
+
+
+def test_accuracy_ties_go_to_the_lower_holdout_loss() -> None:
+    cands = [_cand(0, 8.0), _cand(1, 8.5)]
+    scores = [
+        ProposalScore(0, 0.9, 1.0, holdout_loss=0.40),
+        ProposalScore(1, 0.9, 1.0, holdout_loss=0.31),
+    ]
+    assert choose(cands, scores, "accuracy", "latency", 10.0, 0.9) == 1
+
+
+def test_cross_entropy_matches_its_definition() -> None:
+    import numpy as np
+
+    from onnx_netadapt.evaluate import cross_entropy
+
+    logits = np.array([[2.0, 0.0, -1.0], [0.0, 3.0, 0.5]])
+    labels = np.array([0, 2])
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    want = -np.mean(np.log(p[[0, 1], labels]))
+    assert cross_entropy(logits, labels) == pytest.approx(want)

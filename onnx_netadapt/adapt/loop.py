@@ -316,6 +316,7 @@ class Adaptation:
                 {
                     **c.describe(),
                     "holdout_accuracy": s.holdout_accuracy,
+                    "holdout_loss": s.holdout_loss,
                     "seconds": s.seconds,
                     "error": s.error,
                 }

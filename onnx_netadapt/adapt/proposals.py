@@ -22,7 +22,7 @@ import onnx
 
 from onnx_netadapt.data.dataset import DataSplits
 from onnx_netadapt.errors import NetAdaptError
-from onnx_netadapt.evaluate import accuracy
+from onnx_netadapt.evaluate import score as score_holdout
 from onnx_netadapt.graph.save import save_model
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class ProposalScore:
     seconds: float
     train_loss: float | None = None
     error: str | None = None
+    holdout_loss: float = float("nan")
 
 
 def proposal_seed(seed: int, iteration: int, producers: list[str]) -> int:
@@ -97,12 +98,13 @@ def evaluate_proposal(job: ProposalJob, ctx: EvalContext) -> ProposalScore:
             result = fine_tune(model, ctx.data.train, settings, teacher=ctx.teacher)
             model, loss = result.model, result.stats.final_loss
             save_model(model, job.path)
-        score = accuracy(model, ctx.data.holdout, reference=ctx.holdout_reference)
+        acc, holdout_loss = score_holdout(model, ctx.data.holdout, ctx.holdout_reference)
     except NetAdaptError as exc:
         return ProposalScore(
             job.group_id, float("nan"), time.perf_counter() - start, error=str(exc)
         )
-    return ProposalScore(job.group_id, score, time.perf_counter() - start, loss)
+    seconds = time.perf_counter() - start
+    return ProposalScore(job.group_id, acc, seconds, loss, holdout_loss=holdout_loss)
 
 
 # -- worker processes ----------------------------------------------------------------------
