@@ -2,10 +2,11 @@
 
 For MobileNetV1, MobileNetV2, ResNet-18 and EfficientNet-B0 (random weights, 224x224) and 20
 random prunings of each (every prunable group keeps a random 25-100% of its channels, grid 8),
-on each runner: calibrate the estimator on the original (whole-network measurement), then
-compare estimate(variant) = sum of layer table entries + residual with measure(variant).
-Also: the noise floor (the original measured repeatedly), table entries measured, and the time
-it took.
+on each runner: measure the original 10 times (noise floor; the median calibrates), calibrate
+every estimator of ``ESTIMATORS`` on it (the new one: in-network profile where the runner has
+one, else the residual split over the layers; the old one: a constant residual), then compare
+each estimate of a variant with its measurement. Also: table entries measured, the time it
+took, and the full grid of table entries against what was measured (``table_grid.py``).
 
     python -m benchmarks.latency_fidelity --runner ort --out benchmarks/results/latency_fidelity
     python -m benchmarks.latency_fidelity --runner tflite --onnx2tf /work/venvs/onnx2tf/bin/onnx2tf
@@ -15,6 +16,8 @@ it took.
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import io
 import json
 import time
@@ -24,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from benchmarks.table_grid import adaptation_vs_grid, full_grid
 from onnx_netadapt import analyse, load_model, prune
+from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.measure.estimate import Estimator
 from onnx_netadapt.measure.profile import make_runner
 from onnx_netadapt.measure.stats import MeasureSettings
@@ -78,8 +83,73 @@ def variants(model: onnx.ModelProto, count: int, seed: int) -> list[onnx.ModelPr
     return out
 
 
+# Estimators compared on the same measurements (see onnx_netadapt.measure.estimate). "new" is
+# what ``Estimator(mode="auto")`` picks: "profile" where the runner profiles inside a network
+# with ONNX node names, else "split". "constant" is the first version (issue 3's baseline).
+ESTIMATORS = {
+    "profile": {"mode": "profile"},
+    "split": {"mode": "split"},
+    "constant": {"mode": "constant"},
+    "proportional": {"mode": "proportional"},
+    "profile_table": {"mode": "profile", "kernels": False},
+    "split_gross": {"mode": "split", "session_overhead": False},
+}
+OLD = "constant"
+NEW, NEW_FALLBACK = "profile+2pt", "split+2pt"
+# Also refined on a second network (every group at half its channels, measured): "+2pt".
+TWO_POINT = ("profile", "split", "constant")
+ROUNDS = 3  # interleaved rounds of a variant against the original
+
+
+def anchored(runner, model: onnx.ModelProto, reference: onnx.ModelProto, reference_ms: float):
+    """``model``'s latency as ``reference_ms`` times its median ratio to ``reference``, timed
+    back to back in interleaved rounds (a machine whose speed drifts by a few percent within
+    minutes hits both alike); also the raw medians."""
+    ratios, raw = [], []
+    for _ in range(ROUNDS):
+        ref = runner.measure(reference).median_ms
+        raw.append(runner.measure(model).median_ms)
+        ratios.append(raw[-1] / ref)
+    return reference_ms * float(np.median(ratios)), float(np.median(raw))
+
+
+def calibrate_all(runner, table: LatencyTable, loaded, measured: float) -> dict[str, Estimator]:
+    """Every estimator the runner supports, calibrated on ``loaded`` measured at ``measured``."""
+    out = {}
+    for name, kwargs in ESTIMATORS.items():
+        estimator = Estimator(runner, table, **kwargs)
+        try:
+            estimator.calibrate(loaded, measured_ms=measured)
+        except NetAdaptError as exc:  # no in-network profile on this runner
+            print(f"  {name}: skipped ({exc})")
+            continue
+        out[name] = estimator
+    return out
+
+
+def describe(estimator: Estimator) -> dict:
+    """What the calibration kept (JSON-ready)."""
+    cal = estimator.calibration
+    data = {
+        "mode": cal.mode,
+        "layers_ms": cal.layers_ms,
+        "session_ms": cal.session_ms,
+        "residual_ms": cal.residual_ms,
+    }
+    if cal.profile is not None:
+        prof = cal.profile
+        data.update(
+            overhead_ms=prof.overhead_ms,
+            internal_ms=prof.internal_ms,
+            profiled_ms=sum(u.ms for u in prof.units),
+            units=len(prof.units),
+            unplaced_filters=sorted(prof.unplaced),
+        )
+    return data
+
+
 def run(runner_name: str, out: Path, count: int, options: dict) -> dict:
-    """Fidelity of one runner over every architecture."""
+    """Fidelity of every estimator on one runner over every architecture."""
     results = {"runner": runner_name, "architectures": {}}
     with make_runner(runner_name, threads=1, **options) as runner:
         runner.settings = LAYER
@@ -88,73 +158,217 @@ def run(runner_name: str, out: Path, count: int, options: dict) -> dict:
         for arch in ARCHS:
             original = export(arch)
             loaded = load_model(original)
-            estimator = Estimator(runner, table)
             start_measurements, start_time = table.measurements, table.measure_seconds
             runner.settings = WHOLE
             noise = [runner.measure(loaded.model).median_ms for _ in range(10)]
-            calibration = estimator.calibrate(loaded)
-            rows = []
+            measured = float(np.median(noise))
+            self_ratio = [anchored(runner, loaded.model, loaded.model, 1.0)[0] for _ in range(3)]
+            runner.settings = LAYER
+            estimators = calibrate_all(runner, table, loaded, measured)
+            half = load_model(prune(analyse(loaded), ratio=0.5).model)
+            runner.settings = WHOLE
+            half_ms, _ = anchored(runner, half.model, loaded.model, measured)
+            runner.settings = LAYER
+            for name in TWO_POINT:
+                if name in estimators:
+                    twin = copy.copy(estimators[name])
+                    twin.calibration = dataclasses.replace(estimators[name].calibration)
+                    twin.refine(half, half_ms)
+                    estimators[f"{name}+2pt"] = twin
+            new = NEW if NEW in estimators else NEW_FALLBACK
+            rows, seconds = [], []
             for i, variant in enumerate(variants(original, count, seed=1)):
                 runner.settings = LAYER
-                estimated = estimator.estimate(variant)
+                pruned = load_model(variant)
+                estimates = {}
+                for name, estimator in estimators.items():
+                    estimates[name] = estimator.estimate(pruned)
+                start = time.perf_counter()
+                estimators[new].estimate(pruned)  # entries known now: the loop's cost
+                seconds.append(time.perf_counter() - start)
                 runner.settings = WHOLE
-                measured = runner.measure(variant).median_ms
-                rows.append({"variant": i, "estimated_ms": estimated, "measured_ms": measured})
+                value, raw = anchored(runner, variant, loaded.model, measured)
+                rows.append(
+                    {
+                        "variant": i,
+                        "measured_ms": value,
+                        "measured_raw_ms": raw,
+                        "estimated_ms": estimates[new],
+                        "estimates": estimates,
+                    }
+                )
+            kernels = estimators[new].kernels_table if new in estimators else None
             results["architectures"][arch] = {
-                "original_ms": calibration.measured_ms,
-                "layers_sum_ms": calibration.layers_ms,
+                "original_ms": measured,
+                "layers_sum_ms": estimators[OLD].calibration.layers_ms,
                 "noise_ms": noise,
+                "anchored_self_ratio": self_ratio,
+                "new": new,
+                "calibrations": {n: describe(e) for n, e in estimators.items()},
                 "variants": rows,
+                "estimate_seconds": float(np.median(seconds)),
+                "half_ms": half_ms,
+                "slopes": {n: e.calibration.slope for n, e in estimators.items()},
                 "table_measurements": table.measurements - start_measurements,
                 "table_fill_seconds": table.measure_seconds - start_time,
+                "kernel_measurements": kernels.measurements if kernels else 0,
+                "kernel_fill_seconds": kernels.measure_seconds if kernels else 0.0,
+                "full_grid_entries": len(full_grid(loaded)),
             }
+            print(f"{arch}: {metrics(rows, noise, new)}", flush=True)
     (out / f"fidelity_{runner_name}.json").write_text(json.dumps(results, indent=1) + "\n")
     return results
 
 
-def metrics(rows: list[dict], noise: list[float]) -> dict:
-    """Pearson r, mean and worst absolute percentage error, and the noise floor."""
-    est = np.array([r["estimated_ms"] for r in rows])
+def estimates_of(rows: list[dict], name: str) -> list[float] | None:
+    """The ``name`` estimates of ``rows`` (older result files hold the constant one only)."""
+    if all("estimates" in r for r in rows):
+        if not all(name in r["estimates"] for r in rows):
+            return None
+        return [r["estimates"][name] for r in rows]
+    return [r["estimated_ms"] for r in rows] if name == OLD else None
+
+
+def metrics(rows: list[dict], noise: list[float], name: str = OLD) -> dict:
+    """Pearson r, mean and worst absolute percentage error, bias, the noise floor, and the
+    spread of the measured latencies (their standard deviation over their mean: r means little
+    where it is not well above the noise floor)."""
+    est = np.array(estimates_of(rows, name))
     mea = np.array([r["measured_ms"] for r in rows])
-    err = np.abs(est - mea) / mea
+    err = (est - mea) / mea
     noise = np.asarray(noise)
+    deviation = np.abs(noise - np.median(noise)) / np.median(noise)
     return {
         "n": len(rows),
         "pearson_r": float(np.corrcoef(est, mea)[0, 1]) if len(rows) > 1 else float("nan"),
-        "mape_pct": float(100 * err.mean()),
-        "worst_pct": float(100 * err.max()),
-        "noise_floor_pct": float(
-            100 * np.mean(np.abs(noise - np.median(noise)) / np.median(noise))
-        ),
-        "noise_worst_pct": float(100 * np.max(np.abs(noise - np.median(noise)) / np.median(noise))),
+        "mape_pct": float(100 * np.abs(err).mean()),
+        "worst_pct": float(100 * np.abs(err).max()),
+        "bias_pct": float(100 * err.mean()),
+        "noise_floor_pct": float(100 * deviation.mean()),
+        "noise_worst_pct": float(100 * deviation.max()),
+        "spread_pct": float(100 * mea.std() / mea.mean()),
     }
 
 
-def report(out: Path) -> None:
-    """Markdown table and scatter plot from every fidelity_*.json in ``out``."""
-    lines = [
-        "# Latency-table fidelity",
-        "",
-        "Generated by `python -m benchmarks.latency_fidelity` (commands in its docstring).",
-        "Estimate = sum of single-layer table entries + residual calibrated on the original.",
-        "",
-        "| runner | architecture | variants | r | MAPE % | worst % | noise floor % "
-        "| table entries measured | fill s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    points = {}
-    for path in sorted(out.glob("fidelity_*.json")):
-        data = json.loads(path.read_text())
+INTRO = """# Latency-table fidelity
+
+Generated by `python -m benchmarks.latency_fidelity` (commands in its docstring): 20 random
+prunings per architecture (224x224, random weights, 1 thread; every prunable group keeps a random
+25-100 % of its channels on a grid of 8). Each is estimated from the latency table and the
+original's measurement (median of 10, the noise-floor runs), then measured. The speed of this
+machine drifts by up to ~10 % within minutes (the same MobileNetV1 measured 4.5 to 5.3 ms over an
+hour), so a variant's measurement is anchored to the original: the original's median times the
+variant's median ratio to the original over 3 interleaved rounds, as the adaptation loop does.
+
+Estimators (`onnx_netadapt/measure/estimate.py`, `calibration.py`, `kernels.py`):
+
+- **profile** (runners that profile inside a network: `ort`): the original's per-node times by
+  node name (3 profiles, each after a whole-network measurement); a filter layer's time scales
+  with its *in-context kernel entry* (the layer between two 1x1 convs, its kernel profiled:
+  ORT's lone-layer micro-model spends up to half its time converting layouts, non-monotonically
+  in channels), other nodes' with the activation elements they read and write; plus the rest
+  (measured - sum of profiled) kept constant.
+- **split** (runners without an in-network profile: `tflite` on the host, whose Python
+  interpreter exposes no per-op timings and has no host `benchmark_model` here): micro-model
+  entries net of the micro-model overhead (the entry of a 1-channel 1x1 conv), plus the residual
+  scaled with the filter layers' output elements.
+- **+2pt**: `Estimator.refine` on a second measured network (every group at half its channels):
+  estimates become `measured + slope * (estimate - measured)`. **New** = `profile+2pt` where the
+  runner profiles, else `split+2pt`.
+- **constant** (old): micro-model entries plus a constant residual.
+- ablation: *proportional* (residual scaled with the sum of entries), *profile_table* (profile
+  with micro-model entries net of the overhead instead of kernel entries), *split_gross* (split
+  without taking the micro-model overhead off).
+
+"spread" is the standard deviation of the variants' measured latencies over their mean: with a
+spread of 10 % and measurements that scatter by 1.5 %, r cannot exceed about 0.99.
+
+## New against old
+
+| runner | architecture | estimator | r | spread % | MAPE % | worst % | bias % | noise floor % \
+| table entries measured (micro / kernel) | fill s | estimate ms |
+|---|---|---|---|---|---|---|---|---|---|---|---|"""
+
+
+def report(out: Path, grid: dict | None = None) -> None:
+    """Markdown tables and scatter plots from every fidelity_*.json in ``out``."""
+    runs = [json.loads(p.read_text()) for p in sorted(out.glob("fidelity_*.json"))]
+    lines = INTRO.replace("\\\n", "").splitlines()
+    points: dict = {}
+    for data in runs:
         for arch, res in data["architectures"].items():
-            m = metrics(res["variants"], res["noise_ms"])
-            lines.append(
-                f"| {data['runner']} | {arch} | {m['n']} | {m['pearson_r']:.4f} | "
-                f"{m['mape_pct']:.2f} | {m['worst_pct']:.2f} | {m['noise_floor_pct']:.2f} | "
-                f"{res['table_measurements']} | {res['table_fill_seconds']:.0f} |"
-            )
-            points[(data["runner"], arch)] = res["variants"]
+            new = res.get("new")
+            for label, name in (("new", new), ("old", OLD)):
+                if name is None or estimates_of(res["variants"], name) is None:
+                    continue
+                m = metrics(res["variants"], res["noise_ms"], name)
+                per = f"{1000 * res['estimate_seconds']:.1f}" if label == "new" else ""
+                fill = res["table_fill_seconds"] + res.get("kernel_fill_seconds", 0.0)
+                lines.append(
+                    f"| {data['runner']} | {arch} | {name} ({label}) | {m['pearson_r']:.4f} | "
+                    f"{m['spread_pct']:.1f} | {m['mape_pct']:.2f} | {m['worst_pct']:.2f} | "
+                    f"{m['bias_pct']:+.2f} | {m['noise_floor_pct']:.2f} | "
+                    f"{res['table_measurements']} / {res.get('kernel_measurements', 0)} | "
+                    f"{fill:.0f} | {per} |"
+                )
+                points[(label, data["runner"], arch)] = (
+                    [r["measured_ms"] for r in res["variants"]],
+                    estimates_of(res["variants"], name),
+                )
+    lines += _ablation(runs) + _grid_lines(runs, grid)
     (out / "latency_fidelity.md").write_text("\n".join(lines) + "\n")
     _plot(points, out / "latency_fidelity.png")
+
+
+def _ablation(runs: list[dict]) -> list[str]:
+    names = [*ESTIMATORS, *(f"{n}+2pt" for n in TWO_POINT)]
+    lines = [
+        "",
+        "## Every estimator (MAPE % / r)",
+        "",
+        "| runner | architecture | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for data in runs:
+        for arch, res in data["architectures"].items():
+            cells = []
+            for name in names:
+                if estimates_of(res["variants"], name) is None:
+                    cells.append("-")
+                    continue
+                m = metrics(res["variants"], res["noise_ms"], name)
+                cells.append(f"{m['mape_pct']:.2f} / {m['pearson_r']:.3f}")
+            lines.append(f"| {data['runner']} | {arch} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _grid_lines(runs: list[dict], grid: dict | None) -> list[str]:
+    lines = [
+        "",
+        "## Measurements for one adaptation vs the full grid",
+        "",
+        "The official NetAdapt code measures its table up front: every filter layer at every "
+        "multiple of 8 output channels times every multiple of 8 input channels (fixed counts "
+        "stay fixed, a depthwise conv has one count; distinct signatures, "
+        "`benchmarks/table_grid.py`). onnx-netadapt measures the entries it looks up.",
+        "",
+    ]
+    if grid:
+        lines += [
+            f"- The default adaptation (`{grid['history']}`, MobileNetV1 on 28x28 MNIST, "
+            f"{grid['filter_layers']} filter layers, to half its ORT latency) measured "
+            f"**{grid['adaptation_entries']}** table entries; the full grid of that model holds "
+            f"**{grid['full_grid_entries']}**: {grid['ratio']:.1f}x as many.",
+        ]
+    for data in runs:
+        for arch, res in data["architectures"].items():
+            if "full_grid_entries" in res:
+                lines.append(
+                    f"- {data['runner']}, {arch} (224x224): the {len(res['variants'])} random "
+                    f"prunings here measured {res['table_measurements']} entries; the full grid "
+                    f"holds {res['full_grid_entries']}."
+                )
+    return lines
 
 
 def _plot(points: dict, path: Path) -> None:
@@ -163,24 +377,26 @@ def _plot(points: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runners = sorted({r for r, _ in points})
-    fig, axes = plt.subplots(1, len(runners), figsize=(5.5 * len(runners), 5), squeeze=False)
-    for ax, runner in zip(axes[0], runners, strict=True):
-        top = 0.0
-        for (r, arch), rows in sorted(points.items()):
-            if r != runner:
-                continue
-            m = [x["measured_ms"] for x in rows]
-            e = [x["estimated_ms"] for x in rows]
-            top = max(top, *m, *e)
-            ax.scatter(m, e, s=14, label=arch)
-        ax.plot([0, top * 1.05], [0, top * 1.05], "k--", lw=0.8)
-        ax.set(
-            xlabel="measured latency (ms)",
-            ylabel="estimated latency (ms)",
-            title=f"{runner}: estimate vs measurement",
-        )
-        ax.legend()
+    runners = sorted({r for _, r, _ in points})
+    labels = ("new", "old")
+    fig, axes = plt.subplots(
+        len(labels), len(runners), figsize=(5.5 * len(runners), 10), squeeze=False
+    )
+    for row, label in enumerate(labels):
+        for ax, runner in zip(axes[row], runners, strict=True):
+            top = 0.0
+            for (lab, r, arch), (m, e) in sorted(points.items()):
+                if r != runner or lab != label:
+                    continue
+                top = max(top, *m, *e)
+                ax.scatter(m, e, s=14, label=arch)
+            ax.plot([0, top * 1.05], [0, top * 1.05], "k--", lw=0.8)
+            ax.set(
+                xlabel="measured latency (ms)",
+                ylabel="estimated latency (ms)",
+                title=f"{runner}: {label} estimator",
+            )
+            ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -199,7 +415,10 @@ def main() -> None:
         start = time.perf_counter()
         run(args.runner, args.out, args.variants, options)
         print(f"{args.runner}: done in {time.perf_counter() - start:.0f} s")
-    report(args.out)
+    grid_path = args.out / "grid.json"
+    if not args.report_only or not grid_path.exists():
+        grid_path.write_text(json.dumps(adaptation_vs_grid(), indent=1) + "\n")
+    report(args.out, json.loads(grid_path.read_text()))
 
 
 if __name__ == "__main__":

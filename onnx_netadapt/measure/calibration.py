@@ -1,0 +1,222 @@
+"""In-network calibration: the per-node times of one measured network, carried to pruned ones.
+
+A runner that profiles inside a network (``runner.profile_layers``) gives each node's time. The
+profiled names are grouped into units (a unit is what the runtime ran as one kernel: a Conv with
+the Relu or Add fused into it). A pruned network keeps its node names, so each unit carries
+over by name and scales with what pruning changed in it:
+
+- a unit holding filter layers scales with their table entries (net of the micro-model's own
+  overhead): ``ms * sum(net(T_after)) / sum(net(T_before))``;
+- a unit of other nodes (Add, pooling, unfused activations, Concat, Mul...) scales with the
+  activation elements those nodes read and write;
+- runtime-internal nodes (layout reorders, no ONNX name) scale with all activation elements;
+- the rest (``measured - sum of profiled``: session and scheduling overhead) stays constant.
+
+Filter layers that no unit holds add the change of their table entry.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+import onnx
+
+# A table entry minus the micro-model overhead never counts for less than this share of it.
+MIN_NET_SHARE = 0.2
+# How far a filter layer's output is followed to the node whose kernel it was fused into.
+MAX_FUSION_DEPTH = 4
+
+
+def net_ms(entry_ms: float, session_ms: float) -> float:
+    """A table entry without the micro-model's own overhead (session call, layout reorders)."""
+    return max(entry_ms - session_ms, MIN_NET_SHARE * entry_ms)
+
+
+def node_elements(model: onnx.ModelProto, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
+    """Activation elements each node reads and writes (initializers excluded), by node name."""
+    constants = {i.name for i in model.graph.initializer}
+    out = {}
+    for node in model.graph.node:
+        total = 0
+        for name in [*node.input, *node.output]:
+            if name and name not in constants and name in shapes:
+                total += _numel(shapes[name])
+        out[node.name] = total
+    return out
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+@dataclass
+class Unit:
+    """One profiled kernel of the calibration network.
+
+    Attributes:
+        name: the name the profile gave it (an ONNX node name).
+        ms: its time inside the network.
+        nodes: the ONNX nodes it ran (itself and filter layers fused into it).
+        filters: the filter layers among ``nodes``.
+        base: at calibration, the net table time of ``filters`` (ms) when there are any, else
+            the activation elements of ``nodes``.
+    """
+
+    name: str
+    ms: float
+    nodes: list[str]
+    filters: list[str]
+    base: float
+
+
+@dataclass
+class ProfileCalibration:
+    """What ``estimate_profiled`` needs of the calibration network.
+
+    Attributes:
+        measured_ms: the network's measured latency.
+        overhead_ms: measured minus the sum of every profiled time (kept constant).
+        session_ms: per-micro-model overhead taken off every table entry.
+        units: profiled kernels that map to ONNX nodes.
+        internal_ms: profiled time of runtime-internal nodes (no ONNX name).
+        elements: activation elements of the whole network.
+        unplaced: filter layers no unit holds, with their table entry (ms).
+        kernels: whether the entries are in-context kernel times (``kernels.py``) rather than
+            micro-model times.
+    """
+
+    measured_ms: float
+    overhead_ms: float
+    session_ms: float
+    units: list[Unit]
+    internal_ms: float
+    elements: int
+    unplaced: dict[str, float] = field(default_factory=dict)
+    kernels: bool = False
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ProfileCalibration:
+        """Inverse of ``to_dict``."""
+        units = [Unit(**u) for u in data["units"]]
+        return cls(**{**data, "units": units})
+
+
+def place_filters(
+    model: onnx.ModelProto, profiled: set[str], filters: set[str]
+) -> dict[str, str | None]:
+    """The profiled node each filter layer's time is reported under (None: not found).
+
+    A filter layer that is profiled is its own unit. One that is not was fused into a later
+    kernel (e.g. a projection Conv into the residual Add after it): follow its output through
+    single-consumer nodes to the first profiled one.
+    """
+    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for node in model.graph.node:
+        for name in node.input:
+            consumers[name].append(node)
+    by_name = {n.name: n for n in model.graph.node}
+    out: dict[str, str | None] = {}
+    for name in filters:
+        node, found = by_name[name], None
+        for _ in range(MAX_FUSION_DEPTH + 1):
+            if node.name in profiled:
+                found = node.name
+                break
+            users = consumers.get(node.output[0], []) if node.output else []
+            if len(users) != 1:
+                break
+            node = users[0]
+        out[name] = found
+    return out
+
+
+def calibrate_profiled(
+    model: onnx.ModelProto,
+    shapes: Mapping[str, tuple[int, ...]],
+    layer_ms: Mapping[str, float],
+    profile: Mapping[str, float],
+    measured_ms: float,
+    session_ms: float = 0.0,
+) -> ProfileCalibration:
+    """Calibration of ``model`` from its in-network profile.
+
+    Args:
+        model: the measured network.
+        shapes: static shapes of its tensors.
+        layer_ms: table entry (ms) of each filter layer, by node name.
+        profile: in-network time (ms) per profiled name (``runner.profile_layers``).
+        measured_ms: the network's measured latency.
+        session_ms: per-micro-model overhead in the table entries (0: none).
+    """
+    node_names = {n.name for n in model.graph.node}
+    elements = node_elements(model, shapes)
+    profiled = {name for name in profile if name in node_names}
+    placed = place_filters(model, profiled, set(layer_ms))
+    members: dict[str, list[str]] = {name: [name] for name in profiled}
+    unplaced = {}
+    for name, unit in placed.items():
+        if unit is None:
+            unplaced[name] = float(layer_ms[name])
+        elif name != unit:
+            members[unit].append(name)
+    units = []
+    for name in sorted(profiled):
+        nodes = members[name]
+        filters = [n for n in nodes if n in layer_ms]
+        if filters:
+            base = sum(net_ms(layer_ms[f], session_ms) for f in filters)
+        else:
+            base = float(sum(elements.get(n, 0) for n in nodes))
+        units.append(Unit(name, float(profile[name]), nodes, filters, base))
+    internal = sum(float(ms) for name, ms in profile.items() if name not in node_names)
+    total = sum(float(ms) for ms in profile.values())
+    return ProfileCalibration(
+        measured_ms=float(measured_ms),
+        overhead_ms=float(measured_ms) - total,
+        session_ms=float(session_ms),
+        units=units,
+        internal_ms=internal,
+        elements=sum(elements.values()),
+        unplaced=unplaced,
+    )
+
+
+def estimate_profiled(
+    calibration: ProfileCalibration,
+    model: onnx.ModelProto,
+    shapes: Mapping[str, tuple[int, ...]],
+    layer_ms: Mapping[str, float],
+) -> float:
+    """Estimated latency (ms) of ``model``, a pruning of the calibration network.
+
+    Args:
+        calibration: from ``calibrate_profiled`` on the network ``model`` was pruned from.
+        model: the pruned network (same node names).
+        shapes: its static shapes (``load_model(model, fold=False).shapes``).
+        layer_ms: table entry (ms) of each of its filter layers, by node name.
+    """
+    elements = node_elements(model, shapes)
+    session = calibration.session_ms
+    total = calibration.overhead_ms
+    for unit in calibration.units:
+        if unit.filters and all(f in layer_ms for f in unit.filters):
+            now = sum(net_ms(layer_ms[f], session) for f in unit.filters)
+        elif not unit.filters and all(n in elements for n in unit.nodes):
+            now = float(sum(elements[n] for n in unit.nodes))
+        else:  # the unit's nodes are not all in ``model``: keep its time
+            now = unit.base
+        total += unit.ms * (now / unit.base if unit.base > 0 else 1.0)
+    if calibration.elements > 0:
+        total += calibration.internal_ms * sum(elements.values()) / calibration.elements
+    for name, before in calibration.unplaced.items():
+        total += layer_ms.get(name, before) - before
+    return total

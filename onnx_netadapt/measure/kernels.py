@@ -1,0 +1,95 @@
+"""In-network kernel times of single layers: the layer between two 1x1 convs, profiled.
+
+A runtime runs a lone layer differently than inside a network. ONNX Runtime on x86 converts a
+lone conv's input to its blocked layout (NCHWc) and back; the conversion can cost as much as the
+conv, and its cost is not monotone in channels (odd multiples of 8 are slower than multiples of
+16), so the ratio of two micro-model times is not the ratio of the layer's times in a network.
+Between two 1x1 convs the layer runs in the network's layout, and the runtime's profiler gives
+its kernel time alone. These entries live in a ``LatencyTable`` of their own (the runner's
+fingerprint plus ``entry: kernel-in-context``) and serve the "profile" estimate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from onnx_netadapt.measure.micromodel import onnx_layer_model
+from onnx_netadapt.measure.runner import Runner
+from onnx_netadapt.measure.signature import LayerSignature
+from onnx_netadapt.measure.stats import LatencyStats
+from onnx_netadapt.measure.table import LatencyTable
+
+# Inputs with fewer channels than this are network inputs (images): no conv before the layer.
+MIN_CONTEXT_CHANNELS = 8
+# A kernel the profiler times at 0 (below its 1 us resolution) counts as this much (ms).
+MIN_KERNEL_MS = 0.0005
+LAYER_NODES = ("layer", "act")
+
+
+def context_layer_model(sig: LayerSignature, seed: int = 0) -> onnx.ModelProto:
+    """The micro-model of ``sig`` between two 1x1 convs (Gemm layers: the micro-model alone).
+
+    The layer's nodes keep the micro-model's names ("layer", "act"); the context convs are
+    "pre" and "post".
+    """
+    model = onnx_layer_model(sig, seed)
+    if sig.op == "Gemm":
+        return model
+    rng = np.random.default_rng(seed + 1)
+    graph = model.graph
+    nodes = list(graph.node)
+    inits = list(graph.initializer)
+    if sig.in_channels >= MIN_CONTEXT_CHANNELS:
+        w = rng.standard_normal((sig.in_channels, sig.in_channels, 1, 1)) * 0.1
+        inits.append(numpy_helper.from_array(w.astype(np.float32), "pre_w"))
+        for node in nodes:
+            node.input[:] = ["x_pre" if name == "x" else name for name in node.input]
+        pre = helper.make_node("Conv", ["x", "pre_w"], ["x_pre"], name="pre", kernel_shape=[1, 1])
+        nodes.insert(0, pre)
+    w = rng.standard_normal((sig.out_channels, sig.out_channels, 1, 1)) * 0.1
+    inits.append(numpy_helper.from_array(w.astype(np.float32), "post_w"))
+    nodes[-1].output[0] = "y_layer"
+    nodes.append(
+        helper.make_node("Conv", ["y_layer", "post_w"], ["y"], name="post", kernel_shape=[1, 1])
+    )
+    out = helper.make_graph(nodes, "context", list(graph.input), list(graph.output), inits)
+    context = helper.make_model(out, opset_imports=list(model.opset_import))
+    context.ir_version = model.ir_version
+    return context
+
+
+class KernelRunner:
+    """Measures table entries as in-context kernel times, through ``runner.profile_layers``.
+
+    It stands in for the runner in ``LatencyTable.lookup`` (which only calls
+    ``measure_layers``).
+    """
+
+    def __init__(self, runner: Runner, runs: int = 20) -> None:
+        self.runner = runner
+        self.runs = runs
+
+    def fingerprint(self) -> dict[str, str]:
+        """The runner's fingerprint, marked as kernel entries."""
+        return {**self.runner.fingerprint(), "entry": "kernel-in-context"}
+
+    def measure_layers(
+        self, signatures: Sequence[LayerSignature]
+    ) -> dict[LayerSignature, LatencyStats]:
+        """The profiled kernel time (ms) of each distinct layer in its context."""
+        out = {}
+        for sig in dict.fromkeys(signatures):
+            profile = self.runner.profile_layers(context_layer_model(sig))
+            ms = sum(profile.get(name, 0.0) for name in LAYER_NODES)
+            out[sig] = LatencyStats.from_samples([max(ms, MIN_KERNEL_MS)])
+        return out
+
+
+def kernel_table(runner: Runner, path: object = None) -> tuple[LatencyTable, KernelRunner]:
+    """The kernel-entry table of ``runner`` (in ``path``'s file beside its latency table)."""
+    kernels = KernelRunner(runner)
+    return LatencyTable(kernels.fingerprint(), path), kernels
