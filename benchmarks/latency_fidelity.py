@@ -1,7 +1,8 @@
 """Latency-table fidelity: estimated against measured latency of randomly pruned networks.
 
 For MobileNetV1, MobileNetV2, ResNet-18 and EfficientNet-B0 (random weights, 224x224) and 20
-random prunings of each (every prunable group keeps a random 25-100% of its channels, grid 8),
+random prunings of each (``--design``: every group keeps a random 25-100% of its channels, or
+networks drawn across 30-100% of the original; grid 8),
 on each runner: measure the original 10 times (noise floor; the median calibrates), calibrate
 every estimator of ``ESTIMATORS`` on it (the new one: in-network profile where the runner has
 one, else the residual split over the layers; the old one: a constant residual), then compare
@@ -10,6 +11,7 @@ took, and the full grid of table entries against what was measured (``table_grid
 
     python -m benchmarks.latency_fidelity --runner ort --out benchmarks/results/latency_fidelity
     python -m benchmarks.latency_fidelity --runner tflite --onnx2tf /work/venvs/onnx2tf/bin/onnx2tf
+    (each with --design independent and --design wide: how the random prunings are drawn)
     python -m benchmarks.latency_fidelity --report-only
 """
 
@@ -67,17 +69,34 @@ def export(arch: str) -> onnx.ModelProto:
     return onnx.load_from_string(buffer.getvalue())
 
 
-def variants(model: onnx.ModelProto, count: int, seed: int) -> list[onnx.ModelProto]:
-    """``count`` random prunings of ``model``."""
+# How the random prunings are drawn. "independent": every group keeps U(0.25, 1) of its channels
+# on its own, so the network's latency averages out near 60 % of the original (spread 8-20 %).
+# "wide": a level L ~ U(0.3, 1) per network, and every group keeps L * U(0.85, 1.15): networks
+# from the original down to a third of it, the range an adaptation walks through.
+DESIGNS = ("independent", "wide")
+
+
+def keep_fraction(rng: np.random.Generator, design: str, level: float) -> float:
+    """The fraction of a group's channels one random pruning keeps."""
+    if design == "independent":
+        return float(rng.uniform(0.25, 1.0))
+    return level * float(rng.uniform(0.85, 1.15))
+
+
+def variants(
+    model: onnx.ModelProto, count: int, seed: int, design: str = "independent"
+) -> list[onnx.ModelProto]:
+    """``count`` random prunings of ``model`` (``design``: see ``DESIGNS``)."""
     analysis = analyse(load_model(model))
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):
+        level = float(rng.uniform(0.3, 1.0)) if design == "wide" else 1.0
         keep = {}
         for g in analysis.groups:
             if g.prunable:
                 step = max(1, 8 // g.class_width)
-                n = round(rng.uniform(0.25, 1.0) * g.units / step) * step
+                n = round(keep_fraction(rng, design, level) * g.units / step) * step
                 keep[g.id] = int(min(g.units, max(step, n)))
         out.append(prune(analysis, keep).model)
     return out
@@ -148,12 +167,19 @@ def describe(estimator: Estimator) -> dict:
     return data
 
 
-def run(runner_name: str, out: Path, count: int, options: dict) -> dict:
+def result_path(out: Path, runner_name: str, design: str) -> Path:
+    """Where one run's results go (the first design kept its original file name)."""
+    suffix = "" if design == "independent" else f"_{design}"
+    return out / f"fidelity_{runner_name}{suffix}.json"
+
+
+def run(runner_name: str, out: Path, count: int, options: dict, design: str) -> dict:
     """Fidelity of every estimator on one runner over every architecture."""
-    results = {"runner": runner_name, "architectures": {}}
+    results = {"runner": runner_name, "design": design, "architectures": {}}
     with make_runner(runner_name, threads=1, **options) as runner:
         runner.settings = LAYER
-        table = LatencyTable(runner.fingerprint(), out / f"table_{runner_name}.json")
+        table_file = result_path(out, runner_name, design).name.replace("fidelity_", "table_")
+        table = LatencyTable(runner.fingerprint(), out / table_file)
         results["fingerprint"] = runner.fingerprint()
         for arch in ARCHS:
             original = export(arch)
@@ -177,7 +203,7 @@ def run(runner_name: str, out: Path, count: int, options: dict) -> dict:
                     estimators[f"{name}+2pt"] = twin
             new = NEW if NEW in estimators else NEW_FALLBACK
             rows, seconds = [], []
-            for i, variant in enumerate(variants(original, count, seed=1)):
+            for i, variant in enumerate(variants(original, count, seed=1, design=design)):
                 runner.settings = LAYER
                 pruned = load_model(variant)
                 estimates = {}
@@ -216,7 +242,7 @@ def run(runner_name: str, out: Path, count: int, options: dict) -> dict:
                 "full_grid_entries": len(full_grid(loaded)),
             }
             print(f"{arch}: {metrics(rows, noise, new)}", flush=True)
-    (out / f"fidelity_{runner_name}.json").write_text(json.dumps(results, indent=1) + "\n")
+    result_path(out, runner_name, design).write_text(json.dumps(results, indent=1) + "\n")
     return results
 
 
@@ -285,9 +311,9 @@ spread of 10 % and measurements that scatter by 1.5 %, r cannot exceed about 0.9
 
 ## New against old
 
-| runner | architecture | estimator | r | spread % | MAPE % | worst % | bias % | noise floor % \
-| table entries measured (micro / kernel) | fill s | estimate ms |
-|---|---|---|---|---|---|---|---|---|---|---|---|"""
+| runner | prunings | architecture | estimator | r | spread % | MAPE % | worst % | bias % \
+| noise floor % | table entries measured (micro / kernel) | fill s | estimate ms |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|"""
 
 
 def report(out: Path, grid: dict | None = None) -> None:
@@ -296,6 +322,7 @@ def report(out: Path, grid: dict | None = None) -> None:
     lines = INTRO.replace("\\\n", "").splitlines()
     points: dict = {}
     for data in runs:
+        design = data.get("design", "independent")
         for arch, res in data["architectures"].items():
             new = res.get("new")
             for label, name in (("new", new), ("old", OLD)):
@@ -305,13 +332,14 @@ def report(out: Path, grid: dict | None = None) -> None:
                 per = f"{1000 * res['estimate_seconds']:.1f}" if label == "new" else ""
                 fill = res["table_fill_seconds"] + res.get("kernel_fill_seconds", 0.0)
                 lines.append(
-                    f"| {data['runner']} | {arch} | {name} ({label}) | {m['pearson_r']:.4f} | "
+                    f"| {data['runner']} | {design} | {arch} | {name} ({label}) | "
+                    f"{m['pearson_r']:.4f} | "
                     f"{m['spread_pct']:.1f} | {m['mape_pct']:.2f} | {m['worst_pct']:.2f} | "
                     f"{m['bias_pct']:+.2f} | {m['noise_floor_pct']:.2f} | "
                     f"{res['table_measurements']} / {res.get('kernel_measurements', 0)} | "
                     f"{fill:.0f} | {per} |"
                 )
-                points[(label, data["runner"], arch)] = (
+                points[(label, design, data["runner"], arch)] = (
                     [r["measured_ms"] for r in res["variants"]],
                     estimates_of(res["variants"], name),
                 )
@@ -326,10 +354,11 @@ def _ablation(runs: list[dict]) -> list[str]:
         "",
         "## Every estimator (MAPE % / r)",
         "",
-        "| runner | architecture | " + " | ".join(names) + " |",
-        "|---|---|" + "---|" * len(names),
+        "| runner | prunings | architecture | " + " | ".join(names) + " |",
+        "|---|---|---|" + "---|" * len(names),
     ]
     for data in runs:
+        design = data.get("design", "independent")
         for arch, res in data["architectures"].items():
             cells = []
             for name in names:
@@ -338,7 +367,7 @@ def _ablation(runs: list[dict]) -> list[str]:
                     continue
                 m = metrics(res["variants"], res["noise_ms"], name)
                 cells.append(f"{m['mape_pct']:.2f} / {m['pearson_r']:.3f}")
-            lines.append(f"| {data['runner']} | {arch} | " + " | ".join(cells) + " |")
+            lines.append(f"| {data['runner']} | {design} | {arch} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -364,7 +393,8 @@ def _grid_lines(runs: list[dict], grid: dict | None) -> list[str]:
         for arch, res in data["architectures"].items():
             if "full_grid_entries" in res:
                 lines.append(
-                    f"- {data['runner']}, {arch} (224x224): the {len(res['variants'])} random "
+                    f"- {data['runner']}, {arch} (224x224): the {len(res['variants'])} "
+                    f"{data.get('design', 'independent')} random "
                     f"prunings here measured {res['table_measurements']} entries; the full grid "
                     f"holds {res['full_grid_entries']}."
                 )
@@ -377,16 +407,16 @@ def _plot(points: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runners = sorted({r for _, r, _ in points})
-    labels = ("new", "old")
+    runners = sorted({r for _, _, r, _ in points})
+    panels = sorted({(lab, design) for lab, design, _, _ in points})
     fig, axes = plt.subplots(
-        len(labels), len(runners), figsize=(5.5 * len(runners), 10), squeeze=False
+        len(panels), len(runners), figsize=(5.5 * len(runners), 5 * len(panels)), squeeze=False
     )
-    for row, label in enumerate(labels):
+    for row, (label, design) in enumerate(panels):
         for ax, runner in zip(axes[row], runners, strict=True):
             top = 0.0
-            for (lab, r, arch), (m, e) in sorted(points.items()):
-                if r != runner or lab != label:
+            for (lab, des, r, arch), (m, e) in sorted(points.items()):
+                if r != runner or lab != label or des != design:
                     continue
                 top = max(top, *m, *e)
                 ax.scatter(m, e, s=14, label=arch)
@@ -394,7 +424,7 @@ def _plot(points: dict, path: Path) -> None:
             ax.set(
                 xlabel="measured latency (ms)",
                 ylabel="estimated latency (ms)",
-                title=f"{runner}: {label} estimator",
+                title=f"{runner}, {design} prunings: {label} estimator",
             )
             ax.legend()
     fig.tight_layout()
@@ -407,13 +437,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latency_fidelity"))
     parser.add_argument("--variants", type=int, default=20)
     parser.add_argument("--onnx2tf", help="onnx2tf executable (tflite runner)")
+    parser.add_argument("--design", choices=DESIGNS, default="wide", help="random prunings")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         options = {"onnx2tf": args.onnx2tf} if args.onnx2tf else {}
         start = time.perf_counter()
-        run(args.runner, args.out, args.variants, options)
+        run(args.runner, args.out, args.variants, options, args.design)
         print(f"{args.runner}: done in {time.perf_counter() - start:.0f} s")
     grid_path = args.out / "grid.json"
     if not args.report_only or not grid_path.exists():
