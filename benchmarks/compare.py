@@ -110,8 +110,10 @@ def static(model: onnx.ModelProto | Path) -> onnx.ModelProto:
 
 
 # -- the four methods -----------------------------------------------------------------------
-def netadapt_family(base: Path, target: str, budget: str, seed: int, out: Path) -> list[dict]:
-    """Run NetAdapt down to ``budget`` (no long fine-tune); the history's networks."""
+def netadapt_family(
+    base: Path, target: str, budget: str, seed: int, out: Path, options: dict | None = None
+) -> list[dict]:
+    """Run (or finish) NetAdapt down to ``budget`` (no long fine-tune); the history's networks."""
     if (
         not (out / "state.json").exists()
         or json.loads((out / "state.json").read_text()).get("status") != "finished"
@@ -120,7 +122,13 @@ def netadapt_family(base: Path, target: str, budget: str, seed: int, out: Path) 
             target=target, budgets=[parse_budget(budget)], data="mnist5k", seed=seed, **ADAPT
         )
         resume = (out / "state.json").exists()
-        adapt_model(None if resume else base, None if resume else config, out, resume=resume)
+        adapt_model(
+            None if resume else base,
+            None if resume else config,
+            out,
+            resume=resume,
+            runner_options=options,
+        )
     history = json.loads((out / "history.json").read_text())["history"]
     return [{"iteration": r["iteration"], "path": out / r["network"]} for r in history]
 
@@ -260,22 +268,48 @@ def runner_ms(target: str, models: dict[str, onnx.ModelProto], options: dict) ->
 
 
 def cmd_tflite(args: argparse.Namespace) -> None:
-    """NetAdapt on tflite (host) for one network and budget; measure both adapted networks on
-    both runners (a network adapted for one target need not be best on the other)."""
-    arch, seed, budget = args.arch, args.seed, args.budget
-    folder = args.work / f"{arch}_s{seed}"
+    """NetAdapt on tflite (host) for each architecture at one budget; measure both adapted
+    networks on both runners (a network adapted for one target need not be best on the other)."""
+    options = {"onnx2tf": str(args.onnx2tf)}
+    results = []
+    for arch in args.archs:
+        folder = args.work / f"{arch}_s{args.seed}"
+        results.append(tflite_cross(arch, args.seed, args.budget, folder, options))
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        save_json({"cpu": cpu_model_name(), "runs": results}, RESULTS / "tflite_cross.json")
+    lines = [
+        f"# Adapted for ort vs adapted for tflite (host): seed {args.seed}, budget {args.budget}",
+        "",
+        "Command: `python -m benchmarks.compare tflite` (after `run`, whose ort runs it reuses). "
+        "Each network gets the same training steps as in `run`. Latency: medians of "
+        f"{ROUNDS} interleaved rounds, as ratios to the base network on the same runner "
+        "(1 thread each; tflite = LiteRT with XNNPACK on this host, whole networks through "
+        "onnx2tf). Validation accuracy on the 1,000 MNIST-5k validation images.",
+        "",
+        "| architecture | network | iterations | ort latency ratio | tflite latency ratio "
+        "| val accuracy (%) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in results:
+        for key, row in run["rows"].items():
+            iterations = run["iterations"].get(key.removeprefix("adapted-for-"), "")
+            lines.append(
+                f"| {run['arch']} | {key} | {iterations} | {row['ort_ratio']:.3f} | "
+                f"{row['tflite_ratio']:.3f} | {100 * row['val_accuracy']:.2f} |"
+            )
+    save_text("\n".join(lines) + "\n", RESULTS / "tflite_cross.md")
+    print("\n".join(lines))
+
+
+def tflite_cross(arch: str, seed: int, budget: float, folder: Path, options: dict) -> dict:
+    """One architecture: NetAdapt for tflite, then both adapted networks on both runners."""
     base_path = folder / f"{arch}_w1.onnx"
     if not base_path.exists():
         base_path = Path(build_model(arch, 1.0, folder, epochs=BASE_EPOCHS, seed=seed)["path"])
-    options = {"onnx2tf": str(args.onnx2tf)}
-    out = folder / "na_tflite"
-    if not (out / "state.json").exists():
-        config = AdaptConfig(
-            target="tflite", budgets=[parse_budget(str(budget))], data="mnist5k", seed=seed, **ADAPT
-        )
-        adapt_model(base_path, config, out, runner_options=options)
-    history = json.loads((out / "history.json").read_text())["history"]
-    k_tfl = history[-1]["iteration"]
+    start = time.perf_counter()
+    family = netadapt_family(base_path, "tflite", str(budget), seed, folder / "na_tflite", options)
+    seconds = time.perf_counter() - start
+    k_tfl = family[-1]["iteration"]
     ort_hist = json.loads((folder / "na_ort" / "history.json").read_text())["history"]
     k_ort = next(
         r["iteration"]
@@ -291,7 +325,7 @@ def cmd_tflite(args: argparse.Namespace) -> None:
             onnx.load(folder / "na_ort" / ort_hist[k_ort]["network"]), LONG_STEPS, seed, data
         ),
         "adapted-for-tflite": long_finetune(
-            onnx.load(out / history[-1]["network"]), max(0, extra - SHORT_STEPS * k_tfl), seed, data
+            onnx.load(family[-1]["path"]), max(0, extra - SHORT_STEPS * k_tfl), seed, data
         ),
     }
     ort = ort_ms(models)
@@ -303,33 +337,18 @@ def cmd_tflite(args: argparse.Namespace) -> None:
             "ort_ms": ort[key],
             "tflite_ms": tfl[key],
             "val_accuracy": accuracy(model, val),
+            "params": int(sum(np.prod(i.dims) for i in model.graph.initializer)),
         }
         for key, model in models.items()
     }
-    result = {
+    return {
         "arch": arch,
         "seed": seed,
         "budget": budget,
         "iterations": {"ort": k_ort, "tflite": k_tfl},
+        "tflite_adaptation_seconds": seconds,
         "rows": rows,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    save_json(result, RESULTS / "tflite_cross.json")
-    lines = [
-        f"# Adapted for ort vs adapted for tflite (host): {arch}, seed {seed}, budget {budget}",
-        "",
-        "Command: `python -m benchmarks.compare tflite --onnx2tf PATH` (after `run`). Latency: "
-        "medians of interleaved rounds, as ratios to the base network on the same runner.",
-        "",
-        "| network | ort latency ratio | tflite latency ratio | val accuracy (%) |",
-        "|---|---|---|---|",
-    ]
-    lines += [
-        f"| {k} | {r['ort_ratio']:.3f} | {r['tflite_ratio']:.3f} | {100 * r['val_accuracy']:.2f} |"
-        for k, r in rows.items()
-    ]
-    save_text("\n".join(lines) + "\n", RESULTS / "tflite_cross.md")
-    print("\n".join(lines))
 
 
 # -- report ---------------------------------------------------------------------------------
@@ -502,7 +521,7 @@ def main() -> None:
     run.add_argument("--work", type=Path, default=Path("/tmp/compare"))
     sub.add_parser("report")
     tfl = sub.add_parser("tflite")
-    tfl.add_argument("--arch", default="mobilenet_v1")
+    tfl.add_argument("--archs", nargs="+", default=["mobilenet_v1", "resnet"])
     tfl.add_argument("--seed", type=int, default=0)
     tfl.add_argument("--budget", type=float, default=0.5)
     tfl.add_argument("--onnx2tf", type=Path, default=Path("/work/venvs/onnx2tf/bin/onnx2tf"))

@@ -389,6 +389,14 @@ def _grid_lines(runs: list[dict], grid: dict | None) -> list[str]:
             f"**{grid['adaptation_entries']}** table entries; the full grid of that model holds "
             f"**{grid['full_grid_entries']}**: {grid['ratio']:.1f}x as many.",
         ]
+        if "full_grid_fill_seconds" in grid and grid.get("adaptation_fill_seconds"):
+            lines.append(
+                f"- Time to fill (ort, 1 thread, the loop's settings): the adaptation's entries "
+                f"{grid['adaptation_fill_seconds']:.1f} s, the full grid "
+                f"{grid['full_grid_fill_seconds']:.1f} s "
+                f"({grid['full_grid_fill_seconds'] / grid['adaptation_fill_seconds']:.1f}x; "
+                "`python -m benchmarks.table_grid --fill`)."
+            )
     for data in runs:
         for arch, res in data["architectures"].items():
             if "full_grid_entries" in res:
@@ -446,8 +454,8 @@ def main() -> None:
         start = time.perf_counter()
         run(args.runner, args.out, args.variants, options, args.design)
         print(f"{args.runner}: done in {time.perf_counter() - start:.0f} s")
-    grid_path = args.out / "grid.json"
-    if not args.report_only or not grid_path.exists():
+    grid_path = args.out / "grid.json"  # python -m benchmarks.table_grid --fill --out it
+    if not grid_path.exists():
         grid_path.write_text(json.dumps(adaptation_vs_grid(), indent=1) + "\n")
     report(args.out, json.loads(grid_path.read_text()))
 

@@ -7,7 +7,10 @@ classes) stays fixed, and a depthwise conv has one count (its input and output c
 same channels). Equal layers share entries: the grid's size is its number of distinct
 signatures. onnx-netadapt measures only the signatures an adaptation asks for.
 
-    python -m benchmarks.table_grid [--history H] [--model M]
+    python -m benchmarks.table_grid [--history H] [--model M] [--fill]
+
+``--fill`` also measures the full grid on ``ort`` (1 thread, the loop's settings) into a fresh
+table and times it, against the time the adaptation spent filling its table.
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 from onnx_netadapt import analyse, load_model
 from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.measure.estimate import model_signatures
+from onnx_netadapt.measure.profile import make_runner
 from onnx_netadapt.measure.signature import LayerSignature
+from onnx_netadapt.measure.table import LatencyTable
 
 REPO = Path(__file__).resolve().parents[1]
 HISTORY = REPO / "benchmarks" / "results" / "adapt_default" / "history.json"
@@ -51,8 +58,20 @@ def full_grid(loaded: LoadedModel, step: int = 8) -> set[LayerSignature]:
     return grid
 
 
-def adaptation_vs_grid(history: Path = HISTORY, model: Path = MODEL, step: int = 8) -> dict:
-    """Entries an adaptation measured (its history.json) against the full grid of its model."""
+def fill_seconds(grid: set[LayerSignature], target: str = "ort") -> float:
+    """Seconds to measure every signature of ``grid`` into a fresh table on ``target``."""
+    with make_runner(target, 1) as runner, tempfile.TemporaryDirectory() as tmp:
+        table = LatencyTable(runner.fingerprint(), Path(tmp) / "grid.json")
+        start = time.perf_counter()
+        table.lookup(sorted(grid, key=lambda s: s.key()), runner)
+        return time.perf_counter() - start
+
+
+def adaptation_vs_grid(
+    history: Path = HISTORY, model: Path = MODEL, step: int = 8, fill: bool = False
+) -> dict:
+    """Entries an adaptation measured (its history.json) against the full grid of its model;
+    with ``fill``, also the time to measure the full grid against the adaptation's."""
     data = json.loads(history.read_text())
     measured = data.get("summary", {}).get("table_measurements")
     if measured is None:
@@ -62,7 +81,12 @@ def adaptation_vs_grid(history: Path = HISTORY, model: Path = MODEL, step: int =
         subprocess.run(build, cwd=REPO, check=True)
     shapes = data.get("config", {}).get("input_shapes") or {}
     loaded = load_model(model, {k: tuple(v) for k, v in shapes.items()})
-    grid = len(full_grid(loaded, step))
+    signatures = full_grid(loaded, step)
+    grid = len(signatures)
+    seconds = data.get("summary", {}).get("table_seconds")
+    timing = {"adaptation_fill_seconds": seconds} if seconds is not None else {}
+    if fill:
+        timing["full_grid_fill_seconds"] = fill_seconds(signatures)
     return {
         "model": str(model),
         "history": str(history.relative_to(REPO) if history.is_relative_to(REPO) else history),
@@ -72,6 +96,7 @@ def adaptation_vs_grid(history: Path = HISTORY, model: Path = MODEL, step: int =
         "full_grid_entries": grid,
         "adaptation_entries": int(measured),
         "ratio": grid / int(measured) if measured else float("nan"),
+        **timing,
     }
 
 
@@ -80,8 +105,14 @@ def main() -> None:
     parser.add_argument("--history", type=Path, default=HISTORY)
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--step", type=int, default=8)
+    parser.add_argument("--fill", action="store_true", help="measure and time the full grid")
+    parser.add_argument("--out", type=Path, help="also write the result here (JSON)")
     args = parser.parse_args()
-    print(json.dumps(adaptation_vs_grid(args.history, args.model, args.step), indent=1))
+    result = adaptation_vs_grid(args.history, args.model, args.step, args.fill)
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":

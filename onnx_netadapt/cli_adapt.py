@@ -17,6 +17,7 @@ from onnx_netadapt.adapt import Adaptation, AdaptConfig, IterationResult, parse_
 from onnx_netadapt.adapt.config import SELECT_MODES
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.graph.load import parse_input_shape
+from onnx_netadapt.measure.estimate import MODES as ESTIMATE_MODES
 
 
 def parse_runner_options(values: tuple[str, ...]) -> dict[str, object]:
@@ -105,6 +106,13 @@ class _Progress:
 @click.option("--short-steps", default=50, show_default=True, help="Fine-tune steps per proposal.")
 @click.option("--long-epochs", default=5.0, show_default=True, help="Final fine-tune epochs.")
 @click.option("--select", type=click.Choice(SELECT_MODES), default="accuracy", show_default=True)
+@click.option(
+    "--estimator",
+    type=click.Choice(ESTIMATE_MODES),
+    default="auto",
+    show_default=True,
+    help="How a proposal's latency is estimated from the table and the current network.",
+)
 @click.option("--workers", default=1, show_default=True, help="Proposals evaluated in parallel.")
 @click.option("--train-threads", default=1, show_default=True, help="Torch threads per proposal.")
 @click.option("--threads", default=1, show_default=True, help="Runner threads (ort, tflite).")

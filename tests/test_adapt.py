@@ -202,10 +202,15 @@ def test_results_do_not_depend_on_workers(tiny: Path, tmp_path: Path) -> None:
     ).read_bytes()
 
 
-def test_loop_tracks_ort_latency_under_a_params_budget(tiny: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("estimator", ["constant", "profile"])
+def test_loop_tracks_ort_latency_under_a_params_budget(
+    tiny: Path, tmp_path: Path, estimator: str
+) -> None:
     """Measured ORT latency (this tiny net is all overhead, so the budget is on params)."""
     out = tmp_path / "ort"
-    config = _config(target="ort", budgets=[parse_budget("params=0.7")], step=0.1)
+    config = _config(
+        target="ort", budgets=[parse_budget("params=0.7")], step=0.1, estimator=estimator
+    )
     summary = adapt_model(tiny, config, out)
     history = _history(out)["history"]
     assert summary["status"] == "met" and summary["final"]["params"] <= summary["limits"]["params"]
@@ -216,6 +221,13 @@ def test_loop_tracks_ort_latency_under_a_params_budget(tiny: Path, tmp_path: Pat
     table = json.loads((out / "latency_table.json").read_text())
     on_disk = sum(len(t["entries"]) for t in table["tables"].values())
     assert on_disk == summary["table_measurements"]  # every measured entry was saved
+    kernels = [t for t in table["tables"].values() if t["fingerprint"].get("entry")]
+    assert len(kernels) == (1 if estimator == "profile" else 0)  # in-context kernel entries
+
+
+def test_unknown_estimator_is_refused() -> None:
+    with pytest.raises(BudgetError, match="--estimator"):
+        _config(estimator="guess").validate()
 
 
 def test_without_targets_distils_and_scores_agreement(tiny: Path, tmp_path: Path) -> None:

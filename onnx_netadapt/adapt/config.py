@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from onnx_netadapt.adapt.budget import Budget
 from onnx_netadapt.errors import BudgetError
+from onnx_netadapt.measure.estimate import MODES as ESTIMATE_MODES
 
 SELECT_MODES = ("accuracy", "ratio")
 
@@ -28,6 +29,8 @@ class AdaptConfig:
         workers: proposals evaluated in parallel (results do not depend on it).
         train_threads: torch threads per proposal (fixed, so results do not depend on workers).
         max_iterations: stop after this many iterations even if the budget is not met.
+        estimator: how a pruned network's latency is estimated from the table and the current
+            network (``onnx_netadapt.measure.estimate.MODES``; see benchmarks/loop_estimates).
     """
 
     target: str = "ort"
@@ -53,6 +56,7 @@ class AdaptConfig:
     train_threads: int = 1
     max_iterations: int = 200
     table: str | None = None
+    estimator: str = "auto"
 
     def validate(self) -> None:
         """Reject settings that cannot work, before any work starts."""
@@ -68,6 +72,7 @@ class AdaptConfig:
             (self.select in SELECT_MODES, f"--select must be one of {SELECT_MODES}"),
             (0.0 <= self.distill <= 1.0, f"--distill {self.distill} must be in [0, 1]"),
             (self.max_iterations >= 1, "--max-iterations must be >= 1"),
+            (self.estimator in ESTIMATE_MODES, f"--estimator must be one of {ESTIMATE_MODES}"),
         ]
         for ok, message in checks:
             if not ok:

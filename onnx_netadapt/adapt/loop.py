@@ -153,11 +153,17 @@ class Adaptation:
         ctx = self._eval_context(original.model, data)
         table_path = Path(cfg.table) if cfg.table else self.rundir.table_path
         resources = ResourceSet(
-            cfg.target, cfg.budgets, cfg.threads, table_path, self.runner_options
+            cfg.target,
+            cfg.budgets,
+            cfg.threads,
+            table_path,
+            self.runner_options,
+            estimator=cfg.estimator,
         )
         with resources, ProposalEvaluator(ctx, cfg.workers) as evaluator:
             if self.resume:
-                resources.restore(self.state["calibration"])
+                current = load_model(self.rundir.path / self.state["current"], fold=False)
+                resources.restore(self.state["calibration"], current)
                 reference = onnx.load(self.rundir.network_path(0))
                 resources.set_reference(reference, self.state["original"])
                 if self.state.get("status") == "finished":
@@ -191,10 +197,10 @@ class Adaptation:
             raise BudgetError(
                 "no channel group of this model can be pruned (see `onnx-netadapt inspect`)"
             )
-        measured = resources.calibrate(original, model_signatures(original))
+        measured = resources.calibrate(original)
         resources.set_reference(original.model, measured)
         limits = {t.resource: t.budget.limit(measured[t.resource]) for t in resources.budgeted}
-        self._check_reachable(analysis, resources, limits)
+        floor = self._check_reachable(analysis, resources, limits)
         holdout = accuracy(original.model, data.holdout, reference=ctx.holdout_reference)
         record = {
             "iteration": 0,
@@ -216,6 +222,7 @@ class Adaptation:
             "calibration": resources.calibration(),
             "original": measured,
             "limits": limits,
+            "floor": floor,
             "units": {t.resource: t.unit for t in resources},
             "holdout_accuracy": holdout,
             "history": [record],
@@ -226,12 +233,15 @@ class Adaptation:
 
     def _check_reachable(
         self, analysis: ChannelAnalysis, resources: ResourceSet, limits: dict[str, float]
-    ) -> None:
-        """Measure the smallest network pruning can reach; refuse a budget below it."""
+    ) -> dict[str, float]:
+        """Measure the smallest network pruning can reach; refuse a budget below it.
+
+        Returns the smallest network's value per budgeted resource (the floor)."""
         smallest = minimal_network(analysis, self.config.round_to, self.config.allow_approximate)
         problems = []
+        floors = {}
         for item in resources.budgeted:
-            floor = resources.measure(item, smallest)
+            floor = floors[item.resource] = resources.measure(item, smallest)
             if floor > limits[item.resource]:
                 problems.append(
                     f"{item.resource}: budget {limits[item.resource]:.4g} {item.unit}, but even "
@@ -242,6 +252,7 @@ class Adaptation:
                 )
         if problems:
             raise BudgetError("the budget cannot be met: " + "; ".join(problems))
+        return floors
 
     def _targets(self, iteration: int, values: dict[str, float], fraction: float) -> dict:
         """This iteration's resource targets (only for budgets not yet met)."""
@@ -303,7 +314,7 @@ class Adaptation:
         os.replace(jobs[pick].path, network)
         shutil.rmtree(self.rundir.proposal_dir(), ignore_errors=True)
         loaded = load_model(network, fold=False)
-        measured = resources.calibrate(loaded, model_signatures(loaded))
+        measured = resources.calibrate(loaded)
         record = {
             "iteration": i,
             "network": str(network.relative_to(self.rundir.path)),
@@ -392,7 +403,7 @@ class Adaptation:
             final = fine_tune(final, data.train, settings, teacher=ctx.teacher).model
         save_model(final, self.rundir.adapted_path)
         loaded = load_model(final, fold=False)
-        measured = resources.calibrate(loaded, model_signatures(loaded))
+        measured = resources.calibrate(loaded)
         val_reference = None if data.val.has_targets else predict(original.model, data.val)
         summary = {
             "status": status,
@@ -415,6 +426,7 @@ class Adaptation:
             "seconds_total": sum(_seconds(r) for r in self.state["history"])
             + (time.perf_counter() - start),
             "table_measurements": resources.measurements(),
+            "table_seconds": resources.measure_seconds(),
             "network_measurements": resources.network_measurements,
             "table_entries": {t.resource: len(t.table) for t in resources},
             "adapted": str(self.rundir.adapted_path),
@@ -446,6 +458,7 @@ class Adaptation:
                     "data",
                     "original",
                     "limits",
+                    "floor",
                     "units",
                     "history",
                     "status",

@@ -121,6 +121,17 @@ def render_markdown(state: dict, before: dict, after: dict, plots: list[str]) ->
             f"{_fmt(limit) if limit is not None else '-'} | {_fmt(final)} | "
             f"{final / original:.3f} |"
         )
+    floor = state.get("floor") or {}
+    if floor:
+        lines += [
+            "",
+            "Smallest network pruning can reach (every group at the grid minimum): "
+            + ", ".join(
+                f"{r} {_fmt(v)} {units[r]} ({v / s['original'][r]:.3f} of the original)"
+                for r, v in floor.items()
+            )
+            + ".",
+        ]
     va = s["val_accuracy"]
     lines += [
         "",
@@ -129,7 +140,8 @@ def render_markdown(state: dict, before: dict, after: dict, plots: list[str]) ->
         f"{100 * va['before_long_finetune']:.2f}%).",
         f"Time: {s['seconds_total']:.1f} s in total ({s['long_finetune_seconds']:.1f} s long "
         f"fine-tune and final measurement); measurements: {s['table_measurements']} layer "
-        f"entries for the tables, {s['network_measurements']} whole networks (each "
+        f"entries for the tables (in {s.get('table_seconds', 0.0):.1f} s), "
+        f"{s['network_measurements']} whole networks (each "
         "timed against the original in 3 interleaved rounds).",
         "",
         "## Iterations",

@@ -1,9 +1,11 @@
-"""The resources an adaptation tracks: one runner, table and calibrated residual each.
+"""The resources an adaptation tracks: one runner, table and calibrated estimator each.
 
-``estimate`` answers "what would this pruned network cost?" from the latency table: the sum of
-its layers' entries plus the residual measured on the current network (everything pruning
-cannot change). The layers of a pruned network are read off its weight shapes, so no shape
-inference runs per candidate. Non-additive resources (peak memory) are measured directly.
+``estimate`` answers "what would this pruned network cost?" from the latency table and the
+current network, measured every iteration (``onnx_netadapt.measure.estimate``; the mode is
+``AdaptConfig.estimator``: by default "auto", the in-network profile where the runner has one).
+The layers of a pruned network are read off its weight shapes, so no shape inference runs per
+candidate (except for the "profile" mode, which scales the other nodes by their activation
+sizes). Non-additive resources (peak memory) are measured directly.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import onnx
 from onnx_netadapt.adapt.budget import LATENCY, Budget, check_unit
 from onnx_netadapt.graph.load import LoadedModel, load_model
 from onnx_netadapt.graph.ops import attr
-from onnx_netadapt.measure.estimate import model_signatures
+from onnx_netadapt.measure.estimate import Estimator, model_signatures
 from onnx_netadapt.measure.profile import make_runner
 from onnx_netadapt.measure.runner import Runner
 from onnx_netadapt.measure.signature import LayerSignature
@@ -33,29 +35,44 @@ WHOLE_NETWORK_ROUNDS = 3
 
 @dataclass
 class Tracked:
-    """One resource: its runner (entered), table, and the current network's calibration."""
+    """One resource: its runner (entered), table, estimator, and the current measurement."""
 
     resource: str
     runner: Runner
     table: LatencyTable
     budget: Budget | None = None
     measured: float = 0.0
-    layers_total: float = 0.0
-
-    @property
-    def residual(self) -> float:
-        """Measured minus the layers' entries, for the current network."""
-        return self.measured - self.layers_total if self.runner.additive else 0.0
+    estimator: Estimator | None = None
 
     @property
     def unit(self) -> str:
         """The runner's unit (ms, MMAC, ...)."""
         return self.runner.unit
 
-    def layers_sum(self, signatures: Mapping[str, LayerSignature]) -> float:
-        """Sum of the table entries of ``signatures`` (missing entries are measured)."""
-        entries = self.table.lookup(list(signatures.values()), self.runner)
-        return sum(entries[s].median_ms for s in signatures.values())
+    @property
+    def layers_total(self) -> float:
+        """Sum of the current network's table entries (0 before calibration)."""
+        cal = self.estimator.calibration if self.estimator else None
+        return cal.layers_ms if cal else 0.0
+
+    def tables(self) -> list[LatencyTable]:
+        """Its tables: the layer entries, plus in-context kernel entries once used."""
+        kernels = self.estimator.kernels_table if self.estimator else None
+        return [self.table] + ([kernels] if kernels is not None else [])
+
+    def calibrate(self, loaded: LoadedModel, measured: float) -> None:
+        """Calibrate the estimator on ``loaded``, measured at ``measured``."""
+        self.measured = measured
+        if self.estimator is not None:
+            self.estimator.calibrate(loaded, measured_ms=measured)
+
+    def estimate(self, model: onnx.ModelProto, signatures: Mapping[str, LayerSignature]) -> float:
+        """Estimated value of ``model``, a pruning of the calibrated network."""
+        if self.estimator is None:
+            return self.runner.measure(model).median_ms
+        cal = self.estimator.calibration
+        shapes = load_model(model, fold=False).shapes if cal and cal.mode == "profile" else {}
+        return self.estimator.estimate_pruned(model, shapes, signatures)
 
 
 class ResourceSet:
@@ -68,6 +85,7 @@ class ResourceSet:
         threads: int = 1,
         table_path: Path | None = None,
         runner_options: Mapping[str, object] | None = None,
+        estimator: str = "auto",
     ) -> None:
         names = [LATENCY] + [b.resource for b in budgets if b.resource != LATENCY]
         by_resource = {b.resource: b for b in budgets}
@@ -80,6 +98,7 @@ class ResourceSet:
             self._runners.append(runner)
             self.tracked[name] = Tracked(name, runner, None, by_resource.get(name))  # type: ignore[arg-type]
         self._table_path = table_path
+        self._estimator_mode = estimator
         self.network_measurements = 0
         self._reference: onnx.ModelProto | None = None
         self._reference_values: dict[str, float] = {}
@@ -94,6 +113,10 @@ class ResourceSet:
                     check_unit(item.budget, item.unit)
                 path = self._table_path if item.runner.additive else None
                 item.table = LatencyTable(item.runner.fingerprint(), path)
+                if item.runner.additive:
+                    # exact resources (MACs, parameters) are sums: no profile, no scaling
+                    mode = self._estimator_mode if item.unit == "ms" else "constant"
+                    item.estimator = Estimator(item.runner, item.table, mode=mode)
         except BaseException:
             for runner in entered:
                 runner.__exit__(None, None, None)
@@ -114,13 +137,16 @@ class ResourceSet:
 
     def measurements(self) -> int:
         """Table entries measured so far by this run (all resources)."""
-        return sum(t.table.measurements for t in self.tracked.values())
+        return sum(table.measurements for t in self.tracked.values() for table in t.tables())
 
-    def calibrate(self, loaded: LoadedModel, signatures: Mapping[str, LayerSignature]) -> dict:
-        """Measure the current network on every runner; set each residual. Returns values."""
+    def measure_seconds(self) -> float:
+        """Time spent measuring table entries so far by this run (all resources)."""
+        return sum(table.measure_seconds for t in self.tracked.values() for table in t.tables())
+
+    def calibrate(self, loaded: LoadedModel) -> dict:
+        """Measure the current network on every runner and calibrate on it. Returns values."""
         for item in self.tracked.values():
-            item.measured = self.measure(item, loaded.model)
-            item.layers_total = item.layers_sum(signatures) if item.runner.additive else 0.0
+            item.calibrate(loaded, self.measure(item, loaded.model))
         return self.values()
 
     def set_reference(self, model: onnx.ModelProto, values: Mapping[str, float]) -> None:
@@ -145,11 +171,10 @@ class ResourceSet:
             ratios.append(item.runner.measure(model).median_ms / reference)
         return self._reference_values[item.resource] * statistics.median(ratios)
 
-    def restore(self, calibration: Mapping[str, Mapping[str, float]]) -> None:
-        """Set measured values and layer totals saved by a previous run (for --resume)."""
+    def restore(self, calibration: Mapping[str, Mapping[str, float]], current: LoadedModel) -> None:
+        """Calibrate on ``current`` at the values a previous run measured (for --resume)."""
         for name, item in self.tracked.items():
-            item.measured = float(calibration[name]["measured"])
-            item.layers_total = float(calibration[name]["layers_total"])
+            item.calibrate(current, float(calibration[name]["measured"]))
 
     def calibration(self) -> dict:
         """What ``restore`` needs."""
@@ -166,13 +191,7 @@ class ResourceSet:
         self, model: onnx.ModelProto, signatures: Mapping[str, LayerSignature]
     ) -> dict[str, float]:
         """Estimated value of ``model`` (whose filter layers are ``signatures``) per resource."""
-        out = {}
-        for name, item in self.tracked.items():
-            if item.runner.additive:
-                out[name] = item.layers_sum(signatures) + item.residual
-            else:
-                out[name] = item.runner.measure(model).median_ms
-        return out
+        return {name: item.estimate(model, signatures) for name, item in self.tracked.items()}
 
     def save_tables(self) -> None:
         """Persist every table that has a path."""

@@ -3,12 +3,14 @@
 Counts lie on a grid (``round_to`` channels). The estimate counts every layer the group
 touches (its producers' output channels and its consumers' input channels), read off the
 pruned network, so a group feeding an expensive consumer is credited with that saving too.
+Each count probed asks the table for new entries (measured on the target), so the search
+probes few counts: the lowest, then an interpolating bisection (``largest_meeting``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import onnx
@@ -82,6 +84,48 @@ def meets(estimate: Mapping[str, float], targets: Mapping[str, float]) -> bool:
     return all(estimate[r] <= limit for r, limit in targets.items())
 
 
+def excess(estimate: Mapping[str, float], targets: Mapping[str, float]) -> float:
+    """The largest relative overshoot of ``estimate`` over ``targets`` (<= 0 when it meets)."""
+    return max((estimate[r] - t) / t if t > 0 else estimate[r] - t for r, t in targets.items())
+
+
+def largest_meeting(
+    counts: list[int], top_units: int, top_excess: float, probe: Callable[[int], float]
+) -> int | None:
+    """Index into ``counts`` (descending) of the largest count whose ``probe`` (excess) is <= 0.
+
+    Assumes the excess grows with the count. Every probe of a new count measures table
+    entries, so probes are few: the lowest count first (if it fails, none meets), then the
+    bracket between a failing count (at first ``top_units``, the current count, whose excess
+    is ``top_excess``) and a meeting one narrows where the excess, interpolated linearly in
+    the count, crosses zero; after two probes in a row that each left more than half the
+    bracket, one halves it. Returns None when even the lowest count fails.
+    """
+    good = len(counts) - 1
+    good_excess = probe(good)
+    if good_excess > 0:
+        return None
+    bad, bad_units, bad_excess = -1, top_units, top_excess
+    slow = 0  # probes in a row that left more than half the bracket
+    while good - bad > 1:
+        size = good - bad
+        if slow >= 2 or bad_excess <= good_excess:
+            index = (bad + good) // 2
+        else:
+            cross = counts[good] + (bad_units - counts[good]) * -good_excess / (
+                bad_excess - good_excess
+            )
+            index = next(i for i in range(bad + 1, good + 1) if counts[i] <= cross)
+            index = min(max(index, bad + 1), good - 1)
+        value = probe(index)
+        if value <= 0:
+            good, good_excess = index, value
+        else:
+            bad, bad_units, bad_excess = index, counts[index], value
+        slow = slow + 1 if good - bad > size // 2 else 0
+    return good
+
+
 def search_group(
     analysis: ChannelAnalysis,
     group: ChannelGroup,
@@ -98,28 +142,28 @@ def search_group(
         return Skipped(
             group.id, producers, f"{group.channels} channels: already at the grid minimum"
         )
+    probed: dict[int, tuple[dict[str, float], onnx.ModelProto]] = {}
 
-    def estimate(units: int) -> tuple[dict[str, float], onnx.ModelProto]:
+    def probe(index: int) -> float:
         pruned = prune(
-            analysis, {group.id: units}, allow_approximate=allow_approximate, check=False
+            analysis, {group.id: counts[index]}, allow_approximate=allow_approximate, check=False
         ).model
-        return resources.estimate(pruned, pruned_signatures(signatures, pruned)), pruned
+        value = resources.estimate(pruned, pruned_signatures(signatures, pruned))
+        probed[index] = (value, pruned)
+        return excess(value, targets)
 
-    lowest, lowest_model = estimate(counts[-1])
-    if not meets(lowest, targets):
+    current = excess(resources.values(), targets)
+    found = largest_meeting(counts, group.units, current, probe)
+    if found is None:
+        lowest = probed[len(counts) - 1][0]
         worst = ", ".join(
             f"{r} {lowest[r]:.4g} > {t:.4g}" for r, t in targets.items() if lowest[r] > t
         )
         width = counts[-1] * group.class_width
         return Skipped(group.id, producers, f"even at {width} channels: {worst}")
-    for units in counts[:-1]:
-        value, model = estimate(units)
-        if meets(value, targets):
-            return Candidate(
-                group.id, producers, group.units, units, group.class_width, value, model
-            )
+    value, model = probed[found]
     return Candidate(
-        group.id, producers, group.units, counts[-1], group.class_width, lowest, lowest_model
+        group.id, producers, group.units, counts[found], group.class_width, value, model
     )
 
 

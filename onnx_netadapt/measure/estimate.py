@@ -234,7 +234,6 @@ class Estimator:
         """
         loaded = model if isinstance(model, LoadedModel) else load_model(model)
         signatures = model_signatures(loaded)
-        layer_ms = self.entries(signatures)
         profile = None
         if self.mode in ("auto", "profile") and self.runner.unit == "ms":
             profile = self._profile_rounds(loaded.model)
@@ -244,22 +243,44 @@ class Estimator:
             measured = self.runner.measure(loaded.model).median_ms
         else:
             measured = float(measured_ms)
+        cal = None
+        if profile is not None and self.use_kernels:
+            # in-context kernel entries only: no micro-model entry is measured
+            kernel_ms = self.kernel_entries(signatures)
+            placed = self._calibrate_profile(loaded, kernel_ms, profile, measured, 0.0)
+            if placed is not None:
+                cal = Calibration(measured, sum(kernel_ms.values()), "profile", profile=placed)
+        if cal is None:
+            cal = self._calibrate_tables(loaded, signatures, measured, profile)
+        if cal.mode == "split" and self.mode == "profile":
+            raise NetAdaptError(
+                f"runner {self.runner.name!r} gives no in-network profile with ONNX node "
+                "names: use mode 'split' (or 'auto')"
+            )
+        logger.info("estimator calibrated (%s): measured %.4g ms", cal.mode, measured)
+        self.calibration = cal
+        return cal
+
+    def _calibrate_tables(
+        self,
+        loaded: LoadedModel,
+        signatures: Mapping[str, LayerSignature],
+        measured: float,
+        profile: tuple[dict[str, float], float] | None,
+    ) -> Calibration:
+        """A calibration on the micro-model entries (with the profile when not on kernels)."""
+        layer_ms = self.entries(signatures)
         cal = Calibration(measured, sum(layer_ms.values()), mode=self.mode)
         if self.mode in ("auto", "profile", "split"):
             cal.session_ms = self.session_ms()
             cal.net_layers_ms = sum(net_ms(t, cal.session_ms) for t in layer_ms.values())
             cal.weight = float(sum(output_elements(s) for s in signatures.values()))
-        if profile is not None:
-            cal.profile = self._calibrate_profile(loaded, signatures, layer_ms, profile, cal)
+        if profile is not None and not self.use_kernels:
+            cal.profile = self._calibrate_profile(
+                loaded, layer_ms, profile, measured, cal.session_ms
+            )
         if self.mode in ("auto", "profile"):
             cal.mode = "profile" if cal.profile is not None else "split"
-            if cal.profile is None and self.mode == "profile":
-                raise NetAdaptError(
-                    f"runner {self.runner.name!r} gives no in-network profile with ONNX node "
-                    "names: use mode 'split' (or 'auto')"
-                )
-        logger.info("estimator calibrated (%s): measured %.4g ms", cal.mode, measured)
-        self.calibration = cal
         return cal
 
     def _profile_rounds(self, model: onnx.ModelProto) -> tuple[dict[str, float], float] | None:
@@ -279,24 +300,19 @@ class Estimator:
     def _calibrate_profile(
         self,
         loaded: LoadedModel,
-        signatures: Mapping[str, LayerSignature],
-        layer_ms: Mapping[str, float],
+        entries: Mapping[str, float],
         profile: tuple[dict[str, float], float],
-        cal: Calibration,
+        measured: float,
+        session: float,
     ) -> ProfileCalibration | None:
-        """The in-network calibration, or None when the profile names too few filter layers."""
+        """The in-network calibration on ``entries`` (kernel entries, or micro-model entries
+        net of ``session``), or None when the profile names too few filter layers."""
         times, profiled_measured = profile
-        if not any(name in layer_ms for name in times):
+        if not any(name in entries for name in times):
             return None  # the runtime's own names (TFLite): nothing maps to ONNX nodes
-        scale = cal.measured_ms / profiled_measured if profiled_measured > 0 else 1.0
+        scale = measured / profiled_measured if profiled_measured > 0 else 1.0
         times = {name: ms * scale for name, ms in times.items()}
-        if self.use_kernels:
-            entries, session = self.kernel_entries(signatures), 0.0
-        else:
-            entries, session = dict(layer_ms), cal.session_ms
-        prof = calibrate_profiled(
-            loaded.model, loaded.shapes, entries, times, cal.measured_ms, session
-        )
+        prof = calibrate_profiled(loaded.model, loaded.shapes, entries, times, measured, session)
         placed = len(entries) - len(prof.unplaced)
         if placed < MIN_PLACED_SHARE * len(entries):
             logger.info(
