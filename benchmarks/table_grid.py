@@ -26,6 +26,7 @@ from pathlib import Path
 from onnx_netadapt import analyse, load_model
 from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.measure.estimate import model_signatures
+from onnx_netadapt.measure.kernels import kernel_table
 from onnx_netadapt.measure.profile import make_runner
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.table import LatencyTable
@@ -58,12 +59,17 @@ def full_grid(loaded: LoadedModel, step: int = 8) -> set[LayerSignature]:
     return grid
 
 
-def fill_seconds(grid: set[LayerSignature], target: str = "ort") -> float:
-    """Seconds to measure every signature of ``grid`` into a fresh table on ``target``."""
+def fill_seconds(grid: set[LayerSignature], kernels: bool, target: str = "ort") -> float:
+    """Seconds to measure every signature of ``grid`` into a fresh table on ``target``: as
+    in-context kernel entries (what the "profile" estimator uses) or single-layer models."""
     with make_runner(target, 1) as runner, tempfile.TemporaryDirectory() as tmp:
-        table = LatencyTable(runner.fingerprint(), Path(tmp) / "grid.json")
+        path = Path(tmp) / "grid.json"
+        if kernels:
+            table, measurer = kernel_table(runner, path)
+        else:
+            table, measurer = LatencyTable(runner.fingerprint(), path), runner
         start = time.perf_counter()
-        table.lookup(sorted(grid, key=lambda s: s.key()), runner)
+        table.lookup(sorted(grid, key=lambda s: s.key()), measurer)  # type: ignore[arg-type]
         return time.perf_counter() - start
 
 
@@ -85,8 +91,10 @@ def adaptation_vs_grid(
     grid = len(signatures)
     seconds = data.get("summary", {}).get("table_seconds")
     timing = {"adaptation_fill_seconds": seconds} if seconds is not None else {}
-    if fill:
-        timing["full_grid_fill_seconds"] = fill_seconds(signatures)
+    if fill:  # the kind of entries the adaptation measured
+        kernels = data.get("config", {}).get("estimator", "constant") in ("auto", "profile")
+        timing["full_grid_entry_kind"] = "kernel-in-context" if kernels else "single-layer"
+        timing["full_grid_fill_seconds"] = fill_seconds(signatures, kernels)
     return {
         "model": str(model),
         "history": str(history.relative_to(REPO) if history.is_relative_to(REPO) else history),

@@ -139,6 +139,12 @@ def test_refine_fits_a_second_network():
         assert estimator.estimate(half) == pytest.approx(runner.measure(half).median_ms)
         assert estimator.estimate(model) == pytest.approx(runner.measure(model).median_ms)
         assert 0 < estimator.estimate(quarter) < estimator.estimate(half)
+        estimator.refine(load_model(quarter))  # a second anchor: the curve goes through both
+        for network in (model, half, quarter):
+            measured = runner.measure(network).median_ms
+            assert estimator.estimate(network) == pytest.approx(measured)
+        assert estimator.refine(load_model(quarter)) == estimator.calibration.slope  # not twice
+        assert len(estimator.calibration.anchors) == 2
         with pytest.raises(NetAdaptError, match="calibrate"):
             Estimator(runner, LatencyTable(runner.fingerprint())).refine(model)
 

@@ -14,14 +14,16 @@ Calibration measures a whole network N (the original, or in the loop the current
 - ``constant``: table entries plus a constant residual (the first version).
 - ``auto``: ``profile`` where the runner profiles with ONNX node names, else ``split``.
 
-``Estimator.refine`` fits, on a second measured network (e.g. N with every group at half its
-channels), the slope of ``estimate - measured``: it corrects changes that the entries predict
-consistently too large or too small. The loop calls ``Estimator.estimate_pruned`` (or
-``estimate_from``), which only looks entries up.
+``Estimator.refine`` adds a measured pruning of N (e.g. N with every group at half its
+channels) as an anchor of a calibration curve: estimates pass through the piecewise-linear map
+from the estimate to the measurement over N and the anchors, which corrects changes that the
+entries predict consistently too large or too small (several anchors follow a curve). The loop
+calls ``Estimator.estimate_pruned`` (or ``estimate_from``), which only looks entries up.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
@@ -95,8 +97,8 @@ class Calibration:
         net_layers_ms: sum of the entries net of ``session_ms``.
         weight: sum of the filter layers' output elements ("split").
         profile: the in-network calibration ("profile").
-        slope: from ``Estimator.refine``: estimates are ``measured_ms + slope * (estimate -
-            measured_ms)`` (1: no second network measured).
+        slope: the slope of the curve from the measured network to the last anchor (1: none).
+        anchors: (estimate before the curve, measurement) of the networks ``refine`` added.
     """
 
     measured_ms: float
@@ -107,6 +109,7 @@ class Calibration:
     weight: float = 0.0
     profile: ProfileCalibration | None = None
     slope: float = 1.0
+    anchors: tuple[tuple[float, float], ...] = ()
 
     @property
     def residual_ms(self) -> float:
@@ -132,7 +135,20 @@ def estimate_from(
             fold=False).shapes``); needed by the "profile" mode only.
     """
     base = _estimate_base(calibration, signatures, layer_ms, model, shapes)
-    return calibration.measured_ms + calibration.slope * (base - calibration.measured_ms)
+    return through_curve(calibration, base)
+
+
+def through_curve(calibration: Calibration, base: float) -> float:
+    """``base`` (an estimate) through the calibration curve: piecewise linear through the
+    measured network and the anchors; beyond them, the nearest segment goes on (segment slopes
+    kept within [1 / MAX_SLOPE, MAX_SLOPE])."""
+    points = sorted({(calibration.measured_ms, calibration.measured_ms), *calibration.anchors})
+    if len(points) < 2:
+        return base
+    index = min(max(bisect.bisect_left([x for x, _ in points], base), 1), len(points) - 1)
+    (x0, y0), (x1, y1) = points[index - 1], points[index]
+    slope = (y1 - y0) / (x1 - x0) if x1 > x0 else 1.0
+    return y0 + min(MAX_SLOPE, max(1 / MAX_SLOPE, slope)) * (base - x0)
 
 
 def _estimate_base(
@@ -194,6 +210,7 @@ class Estimator:
         self.rounds = max(1, int(rounds))
         self.calibration: Calibration | None = None
         self._kernels: tuple[LatencyTable, KernelRunner] | None = None
+        self._no_profile = False
 
     def layers_ms(self, signatures: Mapping[str, LayerSignature]) -> float:
         """Sum of the table entries (medians) of ``signatures`` (measuring missing ones)."""
@@ -285,6 +302,8 @@ class Estimator:
 
     def _profile_rounds(self, model: onnx.ModelProto) -> tuple[dict[str, float], float] | None:
         """Per-node median profile and median whole-network time over ``rounds`` (or None)."""
+        if self._no_profile:
+            return None
         profiles, measured = [], []
         try:
             for _ in range(self.rounds):
@@ -292,6 +311,7 @@ class Estimator:
                 profiles.append(self.runner.profile_layers(model))
         except NetAdaptError as exc:
             logger.info("no in-network profile (%s): residual split over the layers", exc)
+            self._no_profile = True  # the runner cannot: do not ask at every calibration
             return None
         names = set().union(*profiles)
         median = {n: float(np.median([p.get(n, 0.0) for p in profiles])) for n in names}
@@ -327,26 +347,34 @@ class Estimator:
     def refine(
         self, model: onnx.ModelProto | LoadedModel, measured_ms: float | None = None
     ) -> float:
-        """Fit the slope of the estimates on a second measured network; returns the slope.
+        """Add a measured network as an anchor of the calibration curve; returns the slope from
+        the calibrated network to it.
 
-        ``model`` is a pruning of the calibrated network well apart from it (e.g. every group
-        at half its channels). After this, an estimate E becomes ``measured + slope * (E -
-        measured)``: changes that the table and profile predict consistently too large or too
-        small (a smaller network running faster per operation) are scaled to the measurement.
+        ``model`` is a pruning of the calibrated network well apart from it and from earlier
+        anchors (e.g. every group at half, then a quarter of its channels). Afterwards an
+        estimate passes through the piecewise-linear curve over the calibrated network and the
+        anchors: changes that the table and profile predict consistently too large or too
+        small (a smaller network running faster per operation) are scaled to the measurements.
         """
         cal = self.calibration
         if cal is None:
             raise NetAdaptError("calibrate the estimator before refining it")
         loaded = model if isinstance(model, LoadedModel) else load_model(model)
-        cal.slope = 1.0
-        base = self.estimate(loaded)
+        anchors, slope = cal.anchors, cal.slope
+        cal.anchors, cal.slope = (), 1.0
+        try:
+            base = self.estimate(loaded)
+        finally:
+            cal.anchors, cal.slope = anchors, slope
         if measured_ms is None:
             measured_ms = self.runner.measure(loaded.model).median_ms
-        change = base - cal.measured_ms
-        if abs(change) < MIN_REFINE_CHANGE * cal.measured_ms:
-            logger.info("refine: the second network is too close to the first; slope kept at 1")
+        apart = MIN_REFINE_CHANGE * cal.measured_ms
+        if any(abs(base - x) < apart for x in (cal.measured_ms, *(a for a, _ in anchors))):
+            logger.info("refine: the network is too close to one already measured; not added")
             return cal.slope
-        cal.slope = min(MAX_SLOPE, max(1 / MAX_SLOPE, (measured_ms - cal.measured_ms) / change))
+        change = (measured_ms - cal.measured_ms) / (base - cal.measured_ms)
+        cal.slope = min(MAX_SLOPE, max(1 / MAX_SLOPE, change))
+        cal.anchors = (*anchors, (base, float(measured_ms)))
         return cal.slope
 
     def estimate(self, model: onnx.ModelProto | LoadedModel) -> float:
