@@ -313,8 +313,11 @@ Estimators (`onnx_netadapt/measure/estimate.py`, `calibration.py`, `kernels.py`)
   entries net of the micro-model overhead (the entry of a 1-channel 1x1 conv), plus the residual
   scaled with the filter layers' output elements.
 - **+2pt**: `Estimator.refine` on a second measured network (every group at half its channels):
-  estimates become `measured + slope * (estimate - measured)`. **New** = `profile+2pt` where the
-  runner profiles, else `split+2pt`.
+  estimates become `measured + slope * (estimate - measured)`. **+curve**: refined on three
+  (every group at 3/4, 1/2 and 1/4 of its channels): estimates pass through the piecewise-linear
+  curve over the four measured networks. **New** = `profile+curve` where the runner profiles,
+  else `split+curve` (the first runs, *independent* prunings, had `+2pt` as new; their files
+  hold no `+curve` estimates).
 - **constant** (old): micro-model entries plus a constant residual.
 - ablation: *proportional* (residual scaled with the sum of entries), *profile_table* (profile
   with micro-model entries net of the overhead instead of kernel entries), *split_gross* (split

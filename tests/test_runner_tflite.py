@@ -24,6 +24,7 @@ from runners.tflite import (
     samples_from_timings,
     tflite_layer_model,
 )
+from runners.tflite import convert as tflite_convert
 from runners.tflite.benchmark_output import parse_op_profile, parse_timings
 
 pytest.importorskip("ai_edge_litert.interpreter")
@@ -352,6 +353,23 @@ def test_missing_onnx2tf_says_how_to_install_it(tmp_path):
     runner = TfliteRunner(settings=TINY, onnx2tf=str(tmp_path / "venv" / "bin" / "onnx2tf"))
     with runner, pytest.raises(RunnerUnavailable, match=r"own virtual environment.*--onnx2tf"):
         runner.measure(onnx_layer_model(CONV))
+
+
+def test_rgb_network_converts_offline(fake_adb, monkeypatch, tmp_path):
+    """onnx2tf downloads sample images for 3-channel image inputs; the runner gives it a
+    stand-in so that conversion works without internet (the fake fails like onnx2tf without)."""
+    rgb = conv(cin=3)
+    tflite = tmp_path / "rgb.tflite"
+    tflite.write_bytes(tflite_layer_model(rgb))
+    monkeypatch.setenv("FAKE_ONNX2TF_TFLITE", str(tflite))
+    monkeypatch.delenv("FAKE_ONNX2TF_FAIL", raising=False)
+    monkeypatch.chdir(tmp_path)  # no sample file in the caller's folder
+    with TfliteRunner(settings=TINY, onnx2tf="onnx2tf") as runner:
+        assert runner.measure(onnx_layer_model(rgb)).median_ms > 0
+    monkeypatch.setattr(tflite_convert, "write_sample_images", lambda path: None)
+    with pytest.raises(RunnerError, match=r"github\.com"):
+        tflite_convert.onnx_to_tflite(onnx_layer_model(rgb), "onnx2tf")
+    assert not list(tmp_path.glob("*.npy"))
 
 
 def test_whole_model_goes_through_onnx2tf(fake_adb, monkeypatch, tmp_path):
