@@ -28,6 +28,8 @@ MIN_CONTEXT_CHANNELS = 8
 # A kernel the profiler times at 0 (below its 1 us resolution) counts as this much (ms).
 MIN_KERNEL_MS = 0.0005
 LAYER_NODES = ("layer", "act")
+# Profiles per entry, taken in rounds over the layers measured together.
+ROUNDS = 3
 
 
 def context_layer_model(sig: LayerSignature, seed: int = 0) -> onnx.ModelProto:
@@ -69,9 +71,9 @@ class KernelRunner:
     ``measure_layers``).
     """
 
-    def __init__(self, runner: Runner, runs: int = 20) -> None:
+    def __init__(self, runner: Runner, rounds: int = ROUNDS) -> None:
         self.runner = runner
-        self.runs = runs
+        self.rounds = max(1, int(rounds))
 
     def fingerprint(self) -> dict[str, str]:
         """The runner's fingerprint, marked as kernel entries."""
@@ -80,13 +82,19 @@ class KernelRunner:
     def measure_layers(
         self, signatures: Sequence[LayerSignature]
     ) -> dict[LayerSignature, LatencyStats]:
-        """The profiled kernel time (ms) of each distinct layer in its context."""
-        out = {}
-        for sig in dict.fromkeys(signatures):
-            profile = self.runner.profile_layers(context_layer_model(sig))
-            ms = sum(profile.get(name, 0.0) for name in LAYER_NODES)
-            out[sig] = LatencyStats.from_samples([max(ms, MIN_KERNEL_MS)])
-        return out
+        """The profiled kernel time (ms) of each distinct layer in its context: the median of
+        ``rounds`` profiles, taken in rounds over all the layers (one profile is a few
+        milliseconds, so a moment of contention can inflate it; it rarely hits one layer in
+        every round)."""
+        unique = list(dict.fromkeys(signatures))
+        models = {sig: context_layer_model(sig) for sig in unique}
+        samples: dict[LayerSignature, list[float]] = {sig: [] for sig in unique}
+        for _ in range(self.rounds):
+            for sig in unique:
+                profile = self.runner.profile_layers(models[sig])
+                ms = sum(profile.get(name, 0.0) for name in LAYER_NODES)
+                samples[sig].append(max(ms, MIN_KERNEL_MS))
+        return {sig: LatencyStats.from_samples(values) for sig, values in samples.items()}
 
 
 def kernel_table(runner: Runner, path: object = None) -> tuple[LatencyTable, KernelRunner]:
