@@ -94,14 +94,25 @@ def steps_per_epoch(examples: int) -> int:
 
 
 # -- measuring ------------------------------------------------------------------------------
-def ort_ms(models: dict[str, onnx.ModelProto], rounds: int = ROUNDS) -> dict[str, float]:
-    """Median ORT latency (1 thread) of each model, measured interleaved over ``rounds``."""
+def runner_ms(
+    target: str,
+    models: dict[str, onnx.ModelProto],
+    options: dict | None = None,
+    rounds: int = ROUNDS,
+) -> dict[str, float]:
+    """Median latency (1 thread) of each model on ``target``, measured interleaved over
+    ``rounds``."""
     samples: dict[str, list[float]] = {k: [] for k in models}
-    with make_runner("ort", 1) as runner:
+    with make_runner(target, 1, **(options or {})) as runner:
         for _ in range(rounds):
             for key, model in models.items():
                 samples[key].append(runner.measure(model).median_ms)
     return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def ort_ms(models: dict[str, onnx.ModelProto], rounds: int = ROUNDS) -> dict[str, float]:
+    """Median ORT latency (1 thread) of each model, measured interleaved over ``rounds``."""
+    return runner_ms("ort", models, rounds=rounds)
 
 
 def static(model: onnx.ModelProto | Path) -> onnx.ModelProto:
@@ -257,16 +268,6 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 # -- the latency-guided run on tflite (host), both networks on both runners ------------------
-def runner_ms(target: str, models: dict[str, onnx.ModelProto], options: dict) -> dict:
-    """Median latency of each model on ``target``, measured interleaved over ROUNDS."""
-    samples: dict[str, list[float]] = {k: [] for k in models}
-    with make_runner(target, 1, **options) as runner:
-        for _ in range(ROUNDS):
-            for key, model in models.items():
-                samples[key].append(runner.measure(model).median_ms)
-    return {k: statistics.median(v) for k, v in samples.items()}
-
-
 def cmd_tflite(args: argparse.Namespace) -> None:
     """NetAdapt on tflite (host) for each architecture at one budget; measure both adapted
     networks on both runners (a network adapted for one target need not be best on the other)."""

@@ -21,6 +21,7 @@ import onnx
 from onnx_netadapt.adapt.budget import LATENCY, Budget, check_unit
 from onnx_netadapt.graph.load import LoadedModel, load_model
 from onnx_netadapt.graph.ops import attr
+from onnx_netadapt.graph.shapes import infer_shapes
 from onnx_netadapt.measure.estimate import Estimator, model_signatures
 from onnx_netadapt.measure.profile import make_runner
 from onnx_netadapt.measure.runner import Runner
@@ -71,7 +72,11 @@ class Tracked:
         if self.estimator is None:
             return self.runner.measure(model).median_ms
         cal = self.estimator.calibration
-        shapes = load_model(model, fold=False).shapes if cal and cal.mode == "profile" else {}
+        shapes = {}
+        if cal and cal.mode == "profile":  # scales other nodes by their activation sizes
+            copy = onnx.ModelProto()
+            copy.CopyFrom(model)  # infer_shapes writes value_info; the proposal stays as it is
+            shapes = infer_shapes(copy)  # a pruning of a loaded model: no checker, no normalising
         return self.estimator.estimate_pruned(model, shapes, signatures)
 
 

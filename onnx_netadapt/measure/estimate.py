@@ -97,7 +97,6 @@ class Calibration:
         net_layers_ms: sum of the entries net of ``session_ms``.
         weight: sum of the filter layers' output elements ("split").
         profile: the in-network calibration ("profile").
-        slope: the slope of the curve from the measured network to the last anchor (1: none).
         anchors: (estimate before the curve, measurement) of the networks ``refine`` added.
     """
 
@@ -108,8 +107,16 @@ class Calibration:
     net_layers_ms: float = 0.0
     weight: float = 0.0
     profile: ProfileCalibration | None = None
-    slope: float = 1.0
     anchors: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def slope(self) -> float:
+        """Slope of the curve from the measured network to the last anchor (1: no anchor)."""
+        if not self.anchors:
+            return 1.0
+        base, measured = self.anchors[-1]
+        change = (measured - self.measured_ms) / (base - self.measured_ms)
+        return min(MAX_SLOPE, max(1 / MAX_SLOPE, change))
 
     @property
     def residual_ms(self) -> float:
@@ -272,7 +279,7 @@ class Estimator:
         if cal.mode == "split" and self.mode == "profile":
             raise NetAdaptError(
                 f"runner {self.runner.name!r} gives no in-network profile with ONNX node "
-                "names: use mode 'split' (or 'auto')"
+                "names: use mode 'split' or 'auto' (onnx-netadapt: --estimator split|auto)"
             )
         logger.info("estimator calibrated (%s): measured %.4g ms", cal.mode, measured)
         self.calibration = cal
@@ -360,20 +367,17 @@ class Estimator:
         if cal is None:
             raise NetAdaptError("calibrate the estimator before refining it")
         loaded = model if isinstance(model, LoadedModel) else load_model(model)
-        anchors, slope = cal.anchors, cal.slope
-        cal.anchors, cal.slope = (), 1.0
+        anchors, cal.anchors = cal.anchors, ()
         try:
-            base = self.estimate(loaded)
+            base = self.estimate(loaded)  # before the curve
         finally:
-            cal.anchors, cal.slope = anchors, slope
+            cal.anchors = anchors
         if measured_ms is None:
             measured_ms = self.runner.measure(loaded.model).median_ms
         apart = MIN_REFINE_CHANGE * cal.measured_ms
         if any(abs(base - x) < apart for x in (cal.measured_ms, *(a for a, _ in anchors))):
             logger.info("refine: the network is too close to one already measured; not added")
             return cal.slope
-        change = (measured_ms - cal.measured_ms) / (base - cal.measured_ms)
-        cal.slope = min(MAX_SLOPE, max(1 / MAX_SLOPE, change))
         cal.anchors = (*anchors, (base, float(measured_ms)))
         return cal.slope
 
