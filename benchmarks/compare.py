@@ -18,6 +18,10 @@ budgets of 0.75, 0.5 and 0.35 of it four methods produce a network:
 4. ``uniform``: every prunable group cut by the same ratio (L2), the largest ratio on a 0.05 grid
    that meets the budget, then fine-tuned.
 
+Below the budgets, the multiplier curve goes on (``multiplier-curve``: widths CURVE_WIDTHS, with
+the training steps of the smallest budget), so that the latency at which the multiplier reaches
+NetAdapt's accuracy is found by interpolation instead of bounded by the fastest budget's point.
+
 Same total training budget and recipe (optimizer steps of batch 64 on the network that is
 delivered): the base recipe (examples/adapt_demo/build.py: SGD 0.1, random shifts) for the base
 network's steps, then EXTRA steps of the fine-tune recipe (onnx_netadapt.finetune: SGD 0.01, no
@@ -61,12 +65,15 @@ from onnx_netadapt.graph.save import save_json, save_model, save_text  # noqa: E
 from onnx_netadapt.measure.host import cpu_model_name  # noqa: E402
 from onnx_netadapt.measure.profile import make_runner  # noqa: E402
 from onnx_netadapt.prune.apply import prune  # noqa: E402
+from runners.resources import model_macs  # noqa: E402
 
 logger = logging.getLogger("compare")
 
 RESULTS = REPO / "benchmarks" / "results" / "compare"
 BUDGETS = (0.75, 0.5, 0.35)
 METHODS = ("netadapt-ort", "netadapt-macs", "multiplier", "uniform")
+CURVE = "multiplier-curve"  # multiplier networks narrower than any budget's
+CURVE_WIDTHS = (0.25, 0.125)
 SHAPE = {"image": [1, 1, 28, 28]}
 BATCH = 64
 BASE_EPOCHS = 6
@@ -226,6 +233,12 @@ def run_one(arch: str, seed: int, work: Path) -> list[dict]:
         finals[key] = long_finetune(pruned, extra, seed, data)
         meta[key] = {"ratio": ratio, "steps": base_steps + extra}
 
+    for width in CURVE_WIDTHS:  # ``extra`` is the smallest budget's
+        narrow = build_model(arch, width, folder / "multiplier", epochs=BASE_EPOCHS, seed=seed)
+        key = f"{CURVE}@{width}"
+        finals[key] = long_finetune(static(Path(narrow["path"])), extra, seed, data)
+        meta[key] = {"width": width, "steps": base_steps + extra}
+
     measured = ort_ms(finals, rounds=ROUNDS)
     points = []
     for key, model in finals.items():
@@ -236,11 +249,12 @@ def run_one(arch: str, seed: int, work: Path) -> list[dict]:
                 "arch": arch,
                 "seed": seed,
                 "method": method,
-                "budget": float(budget) if budget else 1.0,
+                "budget": None if method == CURVE else float(budget) if budget else 1.0,
                 "latency_ms": measured[key],
                 "latency_ratio": measured[key] / measured["base"],
                 "val_accuracy": accuracy(model, val),
                 "params": int(sum(np.prod(i.dims) for i in model.graph.initializer)),
+                "mmacs": model_macs(model) / 1e6,
                 **meta.get(key, {"steps": base_steps}),
             }
         )
@@ -357,8 +371,24 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
+def _curve_groups(points: list[dict], arch: str) -> list[tuple[float, list[dict]]]:
+    """(width, points) of ``arch``'s multiplier-curve networks, widest first."""
+    widths = sorted({p["width"] for p in points if p["method"] == CURVE}, reverse=True)
+    groups = [
+        (w, [p for p in points if p["arch"] == arch and p["method"] == CURVE and p["width"] == w])
+        for w in widths
+    ]
+    return [(w, sel) for w, sel in groups if sel]
+
+
 def speedup_at_equal_accuracy(points: list[dict], arch: str, method: str) -> list[dict]:
     """Latency of the multiplier at ``method``'s accuracy (interpolated) / ``method``'s latency."""
+
+    def mean_point(sel: list[dict]) -> tuple[float, float]:
+        return (
+            float(np.mean([p["latency_ratio"] for p in sel])),
+            float(np.mean([p["val_accuracy"] for p in sel])),
+        )
 
     def curve(m: str) -> list[tuple[float, float]]:
         rows = []
@@ -371,12 +401,9 @@ def speedup_at_equal_accuracy(points: list[dict], arch: str, method: str) -> lis
                 and p["budget"] == b
             ]
             if sel:
-                rows.append(
-                    (
-                        float(np.mean([p["latency_ratio"] for p in sel])),
-                        float(np.mean([p["val_accuracy"] for p in sel])),
-                    )
-                )
+                rows.append(mean_point(sel))
+        if m == "multiplier":
+            rows += [mean_point(sel) for _, sel in _curve_groups(points, arch)]
         return sorted(rows)
 
     mult = curve("multiplier")  # (latency ratio, accuracy), ascending latency, incl. the base
@@ -412,9 +439,40 @@ def _latency_reaching(curve: list[tuple[float, float]], acc: float) -> tuple[flo
     return curve[-1][0], ">="
 
 
+def backfill_macs(points: list[dict], work: Path) -> bool:
+    """Add ``mmacs`` to points recorded without it, from the networks saved under ``work``
+    (``<arch>_s<seed>/final/<method>@<budget>.onnx``); True if any was added."""
+    added = False
+    for p in points:
+        if "mmacs" in p:
+            continue
+        if p["method"] == "base":
+            key = "base"
+        else:
+            key = f"{p['method']}@{p['width'] if p['method'] == CURVE else p['budget']}"
+        path = work / f"{p['arch']}_s{p['seed']}" / "final" / f"{key}.onnx"
+        if path.exists():
+            p["mmacs"] = model_macs(onnx.load(path)) / 1e6
+            added = True
+    return added
+
+
+def _table_row(budget: str, method: str, sel: list[dict], detail: str) -> str:
+    """One row of the report's table: means (and the accuracy's sd) over ``sel``'s seeds."""
+    a, s = _mean_sd([p["val_accuracy"] for p in sel])
+    macs = [p["mmacs"] for p in sel if "mmacs" in p]
+    return (
+        f"| {budget} | {method} | {np.mean([p['latency_ratio'] for p in sel]):.3f} | "
+        f"{100 * a:.2f} ± {100 * s:.2f} | {f'{np.mean(macs):.2f}' if macs else '?'} | "
+        f"{int(np.mean([p['steps'] for p in sel]))} | {detail} |"
+    )
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     data = json.loads((RESULTS / "points.json").read_text())
     points = data["points"]
+    if backfill_macs(points, args.work):
+        save_json(data, RESULTS / "points.json")
     archs = sorted({p["arch"] for p in points})
     seeds = sorted({p["seed"] for p in points})
     lines = [
@@ -436,8 +494,9 @@ def cmd_report(args: argparse.Namespace) -> None:
             f"Base network: {100 * acc:.2f} ± {100 * sd:.2f}% at "
             f"{np.mean([p['latency_ms'] for p in base]):.4f} ms.",
             "",
-            "| budget | method | latency ratio | val accuracy (%) | training steps | detail |",
-            "|---|---|---|---|---|---|",
+            "| budget | method | latency ratio | val accuracy (%) | MMACs | training steps "
+            "| detail |",
+            "|---|---|---|---|---|---|---|",
         ]
         for budget in BUDGETS:
             for method in METHODS:
@@ -446,19 +505,15 @@ def cmd_report(args: argparse.Namespace) -> None:
                     for p in points
                     if p["arch"] == arch and p["method"] == method and p["budget"] == budget
                 ]
-                if not sel:
-                    continue
-                a, s = _mean_sd([p["val_accuracy"] for p in sel])
-                detail = ", ".join(
-                    f"{k} {sorted({p[k] for p in sel})}"
-                    for k in ("iteration", "width", "ratio")
-                    if k in sel[0]
-                )
-                lines.append(
-                    f"| {budget} | {method} | {np.mean([p['latency_ratio'] for p in sel]):.3f} | "
-                    f"{100 * a:.2f} ± {100 * s:.2f} | "
-                    f"{int(np.mean([p['steps'] for p in sel]))} | {detail} |"
-                )
+                if sel:
+                    detail = ", ".join(
+                        f"{k} {sorted({p[k] for p in sel})}"
+                        for k in ("iteration", "width", "ratio")
+                        if k in sel[0]
+                    )
+                    lines.append(_table_row(str(budget), method, sel, detail))
+        for width, sel in _curve_groups(points, arch):
+            lines.append(_table_row("below", CURVE, sel, f"width {width}"))
         speed = speedup_at_equal_accuracy(points, arch, "netadapt-ort")
         summary["speedup_vs_multiplier"][arch] = speed
         lines += ["", "Latency speed-up of netadapt-ort over the multiplier at equal accuracy:", ""]
@@ -498,6 +553,13 @@ def _plot(points: list[dict], archs: list[str]) -> None:
                     a, s = _mean_sd([100 * p["val_accuracy"] for p in sel])
                     ys.append(a)
                     es.append(s)
+            for _, sel in _curve_groups(points, arch) if method == "multiplier" else []:
+                xs.append(np.mean([p["latency_ratio"] for p in sel]))
+                a, s = _mean_sd([100 * p["val_accuracy"] for p in sel])
+                ys.append(a)
+                es.append(s)
+            order = np.argsort(xs)
+            xs, ys, es = (list(np.asarray(v)[order]) for v in (xs, ys, es))
             ax.errorbar(xs, ys, yerr=es, marker=marker, label=method, capsize=3)
         base = [
             100 * p["val_accuracy"] for p in points if p["arch"] == arch and p["method"] == "base"
@@ -520,7 +582,8 @@ def main() -> None:
     run.add_argument("--archs", nargs="+", default=["mobilenet_v1", "resnet"])
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     run.add_argument("--work", type=Path, default=Path("/tmp/compare"))
-    sub.add_parser("report")
+    report = sub.add_parser("report")
+    report.add_argument("--work", type=Path, default=Path("/tmp/compare"))
     tfl = sub.add_parser("tflite")
     tfl.add_argument("--archs", nargs="+", default=["mobilenet_v1", "resnet"])
     tfl.add_argument("--seed", type=int, default=0)

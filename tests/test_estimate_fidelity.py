@@ -12,7 +12,7 @@ from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.measure.calibration import node_elements
 from onnx_netadapt.measure.estimate import Estimator, estimate_from, model_signatures
 from onnx_netadapt.measure.registry import get_runner
-from onnx_netadapt.measure.runner import Runner, RunnerError
+from onnx_netadapt.measure.runner import ProfileUnsupported, Runner, RunnerError
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.stats import MeasureSettings
 from onnx_netadapt.measure.table import LatencyTable
@@ -33,6 +33,7 @@ class FakeRunner(Runner):
     def __init__(self, profiles: bool = True) -> None:
         super().__init__()
         self.profiles = profiles
+        self.device_lost = False
 
     def _fingerprint_impl(self) -> dict[str, object]:
         return {"fake": 1}
@@ -44,8 +45,10 @@ class FakeRunner(Runner):
         return [OVERHEAD + sum(self._node_ms(model).values())]
 
     def profile_layers(self, model: onnx.ModelProto) -> dict[str, float]:
+        if self.device_lost:
+            raise RunnerError("device disconnected")
         if not self.profiles:
-            raise RunnerError("no profile")
+            raise ProfileUnsupported("no profile")
         return self._node_ms(model)
 
     def _node_ms(self, model: onnx.ModelProto) -> dict[str, float]:
@@ -127,6 +130,20 @@ def test_without_profile_auto_splits_the_residual():
         assert estimates[0] > estimates[1] > estimates[2] > 0
         with pytest.raises(NetAdaptError, match="no in-network profile"):
             _calibrated(runner, model, mode="profile")
+
+
+def test_a_failure_while_profiling_stops_the_calibration():
+    """Only 'cannot profile' falls back to the split estimate; a device lost while profiling
+    is a measurement error like any other, and the next calibration profiles again."""
+    model = CASES["residual_chain"].build()
+    with FakeRunner() as runner:
+        estimator = Estimator(runner, LatencyTable(runner.fingerprint()))
+        runner.device_lost = True
+        with pytest.raises(RunnerError, match="disconnected"):
+            estimator.calibrate(load_model(model))
+        runner.device_lost = False
+        estimator.calibrate(load_model(model))
+        assert estimator.calibration.mode == "profile"
 
 
 def test_refine_fits_a_second_network():

@@ -14,7 +14,7 @@ import pytest
 from onnx import numpy_helper
 
 from onnx_netadapt.measure.micromodel import onnx_layer_model
-from onnx_netadapt.measure.runner import RunnerError, RunnerUnavailable
+from onnx_netadapt.measure.runner import ProfileUnsupported, RunnerError, RunnerUnavailable
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.stats import LatencyStats, MeasureSettings
 from runners.tflite import (
@@ -370,6 +370,27 @@ def test_rgb_network_converts_offline(fake_adb, monkeypatch, tmp_path):
     with pytest.raises(RunnerError, match=r"github\.com"):
         tflite_convert.onnx_to_tflite(onnx_layer_model(rgb), "onnx2tf")
     assert not list(tmp_path.glob("*.npy"))
+
+
+def test_host_without_benchmark_model_estimates_by_split(fake_adb, monkeypatch, tmp_path):
+    """The host's LiteRT interpreter times whole networks only: profiling is unsupported, and
+    the estimator falls back to splitting the measured residual over the layers."""
+    from onnx_netadapt.graph.load import load_model
+    from onnx_netadapt.measure.estimate import Estimator
+    from onnx_netadapt.measure.table import LatencyTable
+
+    tflite = tmp_path / "conv.tflite"
+    tflite.write_bytes(tflite_layer_model(CONV))
+    monkeypatch.setenv("FAKE_ONNX2TF_TFLITE", str(tflite))
+    monkeypatch.delenv("FAKE_ONNX2TF_FAIL", raising=False)
+    model = onnx_layer_model(CONV)
+    runner = TfliteRunner(settings=TINY, onnx2tf="onnx2tf", benchmark_model=str(tmp_path / "no"))
+    with runner:
+        with pytest.raises(ProfileUnsupported, match="host benchmark_model"):
+            runner.profile_layers(model)
+        estimator = Estimator(runner, LatencyTable(runner.fingerprint()))
+        estimator.calibrate(load_model(model))
+        assert estimator.calibration.mode == "split"
 
 
 def test_whole_model_goes_through_onnx2tf(fake_adb, monkeypatch, tmp_path):

@@ -94,17 +94,20 @@ def largest_meeting(
 ) -> int | None:
     """Index into ``counts`` (descending) of the largest count whose ``probe`` (excess) is <= 0.
 
-    Assumes the excess grows with the count. Every probe of a new count measures table
-    entries, so probes are few: the lowest count first (if it fails, none meets), then the
-    bracket between a failing count (at first ``top_units``, the current count, whose excess
-    is ``top_excess``) and a meeting one narrows where the excess, interpolated linearly in
-    the count, crosses zero; after two probes in a row that each left more than half the
-    bracket, one halves it. Returns None when even the lowest count fails.
+    Every probe of a new count measures table entries, so probes are few: the lowest count
+    first, then the bracket between a failing count (at first ``top_units``, the current
+    count, whose excess is ``top_excess``) and a meeting one narrows where the excess,
+    interpolated linearly in the count, crosses zero; after two probes in a row that each
+    left more than half the bracket, one halves it. This assumes the excess grows with the
+    count, which latency does not always do: near the floor a layer can be slower at the
+    lowest count than at the next ones (the runtime picks another kernel). So when the
+    lowest count fails, the others are scanned from the largest down before giving up.
+    Returns None when no count meets.
     """
     good = len(counts) - 1
     good_excess = probe(good)
     if good_excess > 0:
-        return None
+        return next((i for i in range(good) if probe(i) <= 0), None)
     bad, bad_units, bad_excess = -1, top_units, top_excess
     slow = 0  # probes in a row that left more than half the bracket
     while good - bad > 1:

@@ -41,7 +41,7 @@ from onnx_netadapt.measure.calibration import (
     net_ms,
 )
 from onnx_netadapt.measure.kernels import KernelRunner, kernel_table
-from onnx_netadapt.measure.runner import Runner
+from onnx_netadapt.measure.runner import ProfileUnsupported, Runner
 from onnx_netadapt.measure.signature import LayerSignature, layer_signature
 from onnx_netadapt.measure.table import LatencyTable
 
@@ -316,7 +316,7 @@ class Estimator:
             for _ in range(self.rounds):
                 measured.append(self.runner.measure(model).median_ms)
                 profiles.append(self.runner.profile_layers(model))
-        except NetAdaptError as exc:
+        except ProfileUnsupported as exc:
             logger.info("no in-network profile (%s): residual split over the layers", exc)
             self._no_profile = True  # the runner cannot: do not ask at every calibration
             return None

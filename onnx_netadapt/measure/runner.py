@@ -40,6 +40,12 @@ class RunnerError(NetAdaptError):
     exit_code = 6
 
 
+class ProfileUnsupported(RunnerError):
+    """The runner (or its runtime on this device) cannot time layers inside a network: the
+    estimators fall back to measured tables alone. Any other error while profiling is a real
+    failure (device gone, tool crashed) and stops the run like any measurement error."""
+
+
 class RunnerUnavailable(NetAdaptError):
     """A runner cannot run on this machine (missing SDK, tool or device)."""
 
@@ -123,9 +129,10 @@ class Runner(ABC):
         """Per-layer time (ms) inside the whole network, by the runtime's layer name.
 
         Optional: runners whose runtime can profile inside a network override it (ORT maps
-        names back to ONNX nodes; SNPE and TFLite keep their runtime's names).
+        names back to ONNX nodes; SNPE and TFLite keep their runtime's names). Raises
+        ProfileUnsupported where the runtime cannot.
         """
-        raise RunnerError(f"runner {self.name!r} cannot profile layers inside a network")
+        raise ProfileUnsupported(f"runner {self.name!r} cannot profile layers inside a network")
 
     # -- to implement ---------------------------------------------------------------------
     @abstractmethod

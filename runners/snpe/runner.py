@@ -22,7 +22,13 @@ from typing import Any
 
 import onnx
 
-from onnx_netadapt.measure.runner import Availability, Runner, RunnerError, RunnerUnavailable
+from onnx_netadapt.measure.runner import (
+    Availability,
+    ProfileUnsupported,
+    Runner,
+    RunnerError,
+    RunnerUnavailable,
+)
 from onnx_netadapt.measure.stats import MeasureSettings
 from runners.snpe import device, proc
 from runners.snpe.adb import Adb, ShellResult, find_adb, select_device
@@ -234,7 +240,7 @@ class SnpeRunner(Runner):
         no names give ``layer_000``, ``layer_001``...
 
         Raises:
-            RunnerError: the runtime reports cycle counts only (DSP/HTP) or no layers at all.
+            ProfileUnsupported: the runtime reports cycle counts only (DSP/HTP) or no layers.
         """
         self._require_active()
         adb = self._active_adb()
@@ -247,7 +253,7 @@ class SnpeRunner(Runner):
         if not times:
             units = sorted({layer.unit for layer in report.layers})
             detail = f"per-layer values are in {', '.join(units)}" if units else "no layers"
-            raise RunnerError(
+            raise ProfileUnsupported(
                 f"snpe-diagview gave no per-layer times for runtime {self.runtime!r} ({detail}); "
                 "the DSP/HTP reports cycle counts, not times: profile layers on the gpu or cpu "
                 "runtime, or measure single-layer models (measure_layers) on the DSP"

@@ -31,7 +31,13 @@ import onnx
 
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.measure.host import cpu_model_name
-from onnx_netadapt.measure.runner import Availability, Runner, RunnerError, RunnerUnavailable
+from onnx_netadapt.measure.runner import (
+    Availability,
+    ProfileUnsupported,
+    Runner,
+    RunnerError,
+    RunnerUnavailable,
+)
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.stats import MeasureSettings, sample_until_stable, time_ms
 from runners.tflite.adb import Adb
@@ -168,8 +174,16 @@ class TfliteRunner(Runner):
         return self._converted[key]
 
     def profile_layers(self, model: onnx.ModelProto) -> dict[str, float]:
-        """Per-op average ms inside the converted network (TFLite op names)."""
-        return {name: op.avg_ms for name, op in self.profile_ops(model).items()}
+        """Per-op average ms inside the converted network (TFLite op names).
+
+        Raises ProfileUnsupported where no benchmark_model can profile (the host without a
+        benchmark_model build): the LiteRT Python interpreter times whole networks only.
+        """
+        try:
+            ops = self.profile_ops(model)
+        except RunnerUnavailable as exc:
+            raise ProfileUnsupported(str(exc)) from exc
+        return {name: op.avg_ms for name, op in ops.items()}
 
     def profile_ops(self, target: LayerSignature | onnx.ModelProto | bytes) -> dict[str, OpTiming]:
         """Per-op times (``benchmark_model --enable_op_profiling=true``'s ``Run Order`` table).
