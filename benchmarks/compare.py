@@ -64,7 +64,7 @@ from onnx_netadapt.graph.load import load_model  # noqa: E402
 from onnx_netadapt.graph.save import save_json, save_model, save_text  # noqa: E402
 from onnx_netadapt.measure.host import cpu_model_name  # noqa: E402
 from onnx_netadapt.measure.profile import make_runner  # noqa: E402
-from onnx_netadapt.prune.apply import prune  # noqa: E402
+from onnx_netadapt.prune.apply import parameter_count, prune  # noqa: E402
 from runners.resources import model_macs  # noqa: E402
 
 logger = logging.getLogger("compare")
@@ -253,7 +253,7 @@ def run_one(arch: str, seed: int, work: Path) -> list[dict]:
                 "latency_ms": measured[key],
                 "latency_ratio": measured[key] / measured["base"],
                 "val_accuracy": accuracy(model, val),
-                "params": int(sum(np.prod(i.dims) for i in model.graph.initializer)),
+                "params": parameter_count(model),
                 "mmacs": model_macs(model) / 1e6,
                 **meta.get(key, {"steps": base_steps}),
             }
@@ -352,7 +352,7 @@ def tflite_cross(arch: str, seed: int, budget: float, folder: Path, options: dic
             "ort_ms": ort[key],
             "tflite_ms": tfl[key],
             "val_accuracy": accuracy(model, val),
-            "params": int(sum(np.prod(i.dims) for i in model.graph.initializer)),
+            "params": parameter_count(model),
         }
         for key, model in models.items()
     }

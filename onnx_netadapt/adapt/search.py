@@ -79,11 +79,6 @@ def candidate_counts(group: ChannelGroup, round_to: int) -> list[int]:
     return list(range(top, 0, -step))
 
 
-def meets(estimate: Mapping[str, float], targets: Mapping[str, float]) -> bool:
-    """Whether every targeted resource is within its target."""
-    return all(estimate[r] <= limit for r, limit in targets.items())
-
-
 def excess(estimate: Mapping[str, float], targets: Mapping[str, float]) -> float:
     """The largest relative overshoot of ``estimate`` over ``targets`` (<= 0 when it meets)."""
     return max((estimate[r] - t) / t if t > 0 else estimate[r] - t for r, t in targets.items())
