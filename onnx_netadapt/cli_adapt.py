@@ -55,7 +55,7 @@ class _Progress:
     def iteration(self, result: IterationResult, state: dict) -> None:
         if self.quiet:
             return
-        limits, original = state["limits"], state["original"]
+        limits, original = state["goals"], state["original"]
         units = state["units"]
         shares = [
             (original[r] - result.measured[r]) / (original[r] - lim)
@@ -106,6 +106,12 @@ class _Progress:
 @click.option("--short-steps", default=50, show_default=True, help="Fine-tune steps per proposal.")
 @click.option("--long-epochs", default=5.0, show_default=True, help="Final fine-tune epochs.")
 @click.option("--select", type=click.Choice(SELECT_MODES), default="accuracy", show_default=True)
+@click.option(
+    "--margin",
+    default=0.0,
+    show_default=True,
+    help="A latency budget counts as met only at budget x (1 - margin) (room for noise).",
+)
 @click.option(
     "--estimator",
     type=click.Choice(ESTIMATE_MODES),
@@ -177,10 +183,14 @@ def adapt_cmd(
         )
         for result in run.run():
             progress.iteration(result, run.state)
+    except KeyboardInterrupt:
+        _interrupted(out_dir, as_json)
     except NetAdaptError as exc:
         summary = _read_summary(out_dir)
         if as_json:
-            click.echo(json.dumps({"error": str(exc), "exit_code": exc.exit_code, **summary}))
+            click.echo(json.dumps({**summary, "error": str(exc), "exit_code": exc.exit_code}))
+        elif summary and not quiet:
+            _print_summary(summary, out_dir)
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     summary = _read_summary(out_dir)
@@ -188,6 +198,34 @@ def adapt_cmd(
         click.echo(json.dumps(summary, indent=1))
     elif not quiet:
         _print_summary(summary, out_dir)
+
+
+# Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED_EXIT = 130
+
+
+def _interrupted(out_dir: Path | None, as_json: bool) -> None:
+    """Ctrl-C: say where the run stands and how to continue it, then exit 130."""
+    iteration = None
+    if out_dir is not None:
+        try:
+            iteration = json.loads((Path(out_dir) / "state.json").read_text())["iteration"]
+        except (OSError, ValueError, KeyError):
+            iteration = None
+    if iteration is None:
+        message = (
+            "interrupted before the first iteration was saved; start again "
+            f"(remove {out_dir} or use another -o)"
+        )
+    else:
+        message = (
+            f"interrupted: the run is saved up to iteration {iteration}; continue it with "
+            f"onnx-netadapt --resume {out_dir}"
+        )
+    if as_json:
+        click.echo(json.dumps({"error": message, "exit_code": INTERRUPTED_EXIT}))
+    click.echo(message, err=True)
+    sys.exit(INTERRUPTED_EXIT)
 
 
 def _read_summary(out_dir: Path | None) -> dict:
@@ -202,13 +240,23 @@ def _read_summary(out_dir: Path | None) -> dict:
 
 def _print_summary(summary: dict, out_dir: Path) -> None:
     units = summary["units"]
+    click.echo(f"status: {summary['status']}: {summary['meaning']}")
     for resource, original in summary["original"].items():
         final = summary["final"][resource]
         limit = summary["limits"].get(resource)
-        budget = f" (budget {limit:.4g})" if limit is not None else ""
+        budget = ""
+        if limit is not None:
+            goal = summary["goals"][resource]
+            held = "met" if final <= goal else "NOT met"
+            budget = f" (budget {limit:.4g}" + (f", goal {goal:.4g}" if goal != limit else "")
+            budget += f": {held})"
+        spread = summary["final_spread"][resource]
+        noise = ""
+        if spread["rounds"] > 1:
+            noise = f" [p10-p90 {spread['p10']:.4g}-{spread['p90']:.4g}, {spread['rounds']} rounds]"
         click.echo(
             f"{resource}: {original:.4g} -> {final:.4g} {units[resource]}{budget}, "
-            f"x{final / original:.3f}"
+            f"x{final / original:.3f}{noise}"
         )
     va = summary["val_accuracy"]
     click.echo(

@@ -24,14 +24,24 @@ from onnx_netadapt.adapt.proposals import (
     TrainPlan,
     proposal_seed,
 )
-from onnx_netadapt.adapt.resources import ResourceSet
+from onnx_netadapt.adapt.resources import Measurement, ResourceSet
 from onnx_netadapt.adapt.rundir import RunDir, RunDirError, file_digest
 from onnx_netadapt.adapt.search import Candidate, Skipped, minimal_network, search_all
 from onnx_netadapt.adapt.select import choose
+from onnx_netadapt.adapt.status import (
+    EXIT_CODES,
+    MAX_ITERATIONS,
+    MEANING,
+    MET,
+    RUNNING,
+    UNREACHABLE,
+    outcome_error,
+)
 from onnx_netadapt.channels.analysis import ChannelAnalysis, analyse
 from onnx_netadapt.data.dataset import DataSplits
 from onnx_netadapt.errors import BudgetError, DataError, NetAdaptError
 from onnx_netadapt.evaluate import accuracy, output_classes, predict
+from onnx_netadapt.graph.deliverable import with_original_interface
 from onnx_netadapt.graph.load import LoadedModel, load_model
 from onnx_netadapt.graph.save import save_model
 from onnx_netadapt.measure.estimate import model_signatures
@@ -49,8 +59,9 @@ class IterationResult:
     """One finished iteration (iteration 0 is the original network).
 
     Attributes:
-        status: ``running``, then at the end ``met`` (every budget holds), ``unreachable``
-            (no group can shrink further) or ``max_iterations``.
+        status: ``running``, then at the end ``met`` (every budget holds, confirmed by a
+            longer measurement), ``unreachable`` (no group can shrink further) or
+            ``max_iterations`` (see ``onnx_netadapt.adapt.status``).
         record: the iteration's entry of history.json.
     """
 
@@ -58,7 +69,7 @@ class IterationResult:
     network: Path
     measured: dict[str, float]
     holdout_accuracy: float
-    status: str = "running"
+    status: str = RUNNING
     record: dict = field(default_factory=dict)
 
 
@@ -80,6 +91,7 @@ class Adaptation:
         self.runner_options = runner_options or {}
         if resume:
             self.state = self.rundir.load_state()
+            self.state.setdefault("goals", dict(self.state.get("limits", {})))  # before --margin
             self.config = AdaptConfig.from_dict(self.state["config"])
             self.model_path = Path(self.state["model"]["path"])
             if model is not None and Path(model).resolve() != self.model_path.resolve():
@@ -101,6 +113,8 @@ class Adaptation:
         self.config.validate()
         self.resume = resume
         self._data = data
+        # table entries measured by earlier processes of this run (counts go on across resumes)
+        self._measured_before = int(self.state.get("table_measurements", 0)) if resume else 0
 
     # -- setup ---------------------------------------------------------------------------
     def _load_original(self) -> LoadedModel:
@@ -168,12 +182,13 @@ class Adaptation:
                 resources.set_reference(reference, self.state["original"])
                 if self.state.get("status") == "finished":
                     logger.info("the run in %s has already finished", self.rundir.path)
+                    self._raise_outcome()
                     return
             else:
                 yield self._start(original, data, ctx, resources)
             status = self.state["status"]
             try:
-                while status == "running":
+                while status == RUNNING:
                     result = self._iteration(resources, evaluator, ctx)
                     status = result.status
                     if result.record:
@@ -200,7 +215,11 @@ class Adaptation:
         measured = resources.calibrate(original)
         resources.set_reference(original.model, measured)
         limits = {t.resource: t.budget.limit(measured[t.resource]) for t in resources.budgeted}
-        floor = self._check_reachable(analysis, resources, limits)
+        goals = {
+            t.resource: limits[t.resource] * (1.0 - self.config.margin if t.unit == "ms" else 1.0)
+            for t in resources.budgeted
+        }
+        floor = self._check_reachable(analysis, resources, goals)
         holdout = accuracy(original.model, data.holdout, reference=ctx.holdout_reference)
         record = {
             "iteration": 0,
@@ -222,21 +241,24 @@ class Adaptation:
             "calibration": resources.calibration(),
             "original": measured,
             "limits": limits,
+            "goals": goals,
             "floor": floor,
             "units": {t.resource: t.unit for t in resources},
             "holdout_accuracy": holdout,
             "history": [record],
-            "status": "running",
+            "status": RUNNING,
+            "table_measurements": record["table_measurements"],
         }
         self._checkpoint()
-        return IterationResult(0, net0, measured, holdout, "running", record)
+        return IterationResult(0, net0, measured, holdout, RUNNING, record)
 
     def _check_reachable(
         self, analysis: ChannelAnalysis, resources: ResourceSet, limits: dict[str, float]
     ) -> dict[str, float]:
         """Measure the smallest network pruning can reach; refuse a budget below it.
 
-        Returns the smallest network's value per budgeted resource (the floor)."""
+        ``limits`` are the goals (the budgets less ``--margin``). Returns the smallest
+        network's value per budgeted resource (the floor)."""
         smallest = minimal_network(analysis, self.config.round_to, self.config.allow_approximate)
         problems = []
         floors = {}
@@ -244,7 +266,8 @@ class Adaptation:
             floor = floors[item.resource] = resources.measure(item, smallest)
             if floor > limits[item.resource]:
                 problems.append(
-                    f"{item.resource}: budget {limits[item.resource]:.4g} {item.unit}, but even "
+                    f"{item.resource}: goal {limits[item.resource]:.4g} {item.unit} (the budget "
+                    f"less --margin {self.config.margin:g}), but even "
                     f"with every prunable group cut to {self.config.round_to} channels the "
                     f"network measures {floor:.4g} {item.unit} (original "
                     f"{item.measured:.4g} {item.unit}; the rest is in layers pruning cannot "
@@ -258,7 +281,7 @@ class Adaptation:
         """This iteration's resource targets (only for budgets not yet met)."""
         step = self.config.step * self.config.decay ** (iteration - 1) * fraction
         targets = {}
-        for resource, limit in self.state["limits"].items():
+        for resource, limit in self.state["goals"].items():
             if values[resource] <= limit:
                 targets[resource] = limit
             else:
@@ -271,13 +294,18 @@ class Adaptation:
     ) -> IterationResult:
         cfg = self.config
         i = self.state["iteration"] + 1
-        values = resources.values()
-        if all(values[r] <= limit for r, limit in self.state["limits"].items()):
-            return self._ended("met")
-        if i > cfg.max_iterations:
-            return self._ended("max_iterations")
         start = time.perf_counter()
         current = load_model(self.rundir.path / self.state["current"], fold=False)
+        values = resources.values()
+        if self._meets(values):
+            # the first 3-round measurement that meets the goals is biased low (that is why it
+            # stopped): a longer one decides, and the loop goes on if it misses
+            confirmed = self._confirm(resources, current)
+            if self._meets({r: m.value for r, m in confirmed.items()}):
+                return self._ended(MET)
+            values = resources.values()
+        if i > cfg.max_iterations:
+            return self._ended(MAX_ITERATIONS, resources, current)
         analysis = analyse(current)
         signatures = model_signatures(current)
         candidates: list[Candidate] = []
@@ -292,7 +320,7 @@ class Adaptation:
         searched = time.perf_counter()
         if not candidates:
             self.state["unreachable"] = [s.describe() for s in skipped]
-            return self._ended("unreachable")
+            return self._ended(UNREACHABLE, resources, current)
         jobs = self._write_proposals(i, candidates)
         scores = evaluator.evaluate(jobs, lambda d, n: self.progress("proposals", d, n))
         evaluated = time.perf_counter()
@@ -340,17 +368,18 @@ class Adaptation:
                 "measure": time.perf_counter() - evaluated,
                 "total": time.perf_counter() - start,
             },
-            "table_measurements": resources.measurements(),
+            "table_measurements": self._table_measurements(resources),
         }
         self.state.update(
             iteration=i,
             current=record["network"],
             calibration=resources.calibration(),
             holdout_accuracy=score.holdout_accuracy,
+            table_measurements=record["table_measurements"],
         )
         self.state["history"].append(record)
         self._checkpoint()
-        return IterationResult(i, network, measured, score.holdout_accuracy, "running", record)
+        return IterationResult(i, network, measured, score.holdout_accuracy, RUNNING, record)
 
     def _write_proposals(self, iteration: int, candidates: list[Candidate]) -> list[ProposalJob]:
         folder = self.rundir.proposal_dir()
@@ -363,7 +392,47 @@ class Adaptation:
             cand.model = None  # type: ignore[assignment]  # free memory: it is on disk now
         return jobs
 
-    def _ended(self, status: str) -> IterationResult:
+    def _meets(self, values: dict[str, float]) -> bool:
+        """Whether ``values`` meet every goal (the budgets less ``--margin``)."""
+        return all(values[r] <= goal for r, goal in self.state["goals"].items())
+
+    def _table_measurements(self, resources: ResourceSet) -> int:
+        """Table entries measured by this run so far, across resumes."""
+        return self._measured_before + resources.measurements()
+
+    def _confirm(self, resources: ResourceSet, current: LoadedModel) -> dict[str, Measurement]:
+        """The longer measurement of the current network; recorded and checkpointed."""
+        confirmed = resources.confirm(current)
+        entry = {
+            "iteration": self.state["iteration"],
+            "measured": {r: m.to_dict() for r, m in confirmed.items()},
+            "meets": self._meets({r: m.value for r, m in confirmed.items()}),
+        }
+        if not entry["meets"]:
+            logger.info(
+                "iteration %d met the budget in 3 rounds but not in %d: going on",
+                self.state["iteration"],
+                next(iter(confirmed.values())).rounds,
+            )
+        self.state.setdefault("confirmations", []).append(entry)
+        self.state["calibration"] = resources.calibration()
+        self._checkpoint()
+        return confirmed
+
+    def _confirmed(self) -> dict | None:
+        """The confirmation of the current network, if it was measured."""
+        last = (self.state.get("confirmations") or [None])[-1]
+        return last if last and last["iteration"] == self.state["iteration"] else None
+
+    def _ended(
+        self,
+        status: str,
+        resources: ResourceSet | None = None,
+        current: LoadedModel | None = None,
+    ) -> IterationResult:
+        """End the loop with ``status``; the final network gets its confirmation measurement."""
+        if self._confirmed() is None and resources is not None and current is not None:
+            self._confirm(resources, current)
         self.state["status"] = status
         self._checkpoint()
         current = self.rundir.path / self.state["current"]
@@ -383,70 +452,102 @@ class Adaptation:
         resources: ResourceSet,
         status: str,
     ) -> None:
-        """Long-term fine-tune, final measurements, validation accuracy, report."""
+        """Long-term fine-tune, final figures, validation accuracy, report; then the outcome."""
         from onnx_netadapt.adapt.report import write_report
 
-        cfg = self.config
         start = time.perf_counter()
-        final = onnx.load(self.rundir.path / self.state["current"])
-        if cfg.long_epochs > 0 and self.state["iteration"] > 0:
-            from onnx_netadapt.finetune import TrainSettings, fine_tune
-
-            settings = TrainSettings(
-                epochs=cfg.long_epochs,
-                batch_size=cfg.batch_size,
-                optimizer=cfg.optimizer,
-                lr=cfg.long_lr or cfg.lr,
-                distill=cfg.distill if ctx.teacher is not None else 0.0,
-                seed=cfg.seed,
-            )
-            final = fine_tune(final, data.train, settings, teacher=ctx.teacher).model
-        save_model(final, self.rundir.adapted_path)
-        loaded = load_model(final, fold=False)
-        measured = resources.calibrate(loaded)
+        chosen = onnx.load(self.rundir.path / self.state["current"])
+        final = self._long_finetune(chosen, data, ctx)
+        deliverable = with_original_interface(final, self.model_path)
+        save_model(deliverable.model, self.rundir.adapted_path)
+        final_values, noise = self._final_figures(resources, chosen, final)
         val_reference = None if data.val.has_targets else predict(original.model, data.val)
         summary = {
             "status": status,
+            "meaning": MEANING[status],
+            "exit_code": EXIT_CODES[status],
+            "budgets_met": status == MET,
             "iterations": self.state["iteration"],
             "original": self.state["original"],
-            "final": measured,
+            "final": final_values,
+            "final_spread": noise,
             "limits": self.state["limits"],
+            "goals": self.state["goals"],
+            "margin": self.config.margin,
             "units": self.state["units"],
-            "budgets_met": all(measured[r] <= lim for r, lim in self.state["limits"].items()),
             "val_accuracy": {
                 "original": accuracy(original.model, data.val, reference=val_reference),
-                "before_long_finetune": accuracy(
-                    onnx.load(self.rundir.path / self.state["current"]),
-                    data.val,
-                    reference=val_reference,
-                ),
+                "before_long_finetune": accuracy(chosen, data.val, reference=val_reference),
                 "adapted": accuracy(final, data.val, reference=val_reference),
             },
             "long_finetune_seconds": time.perf_counter() - start,
             "seconds_total": sum(_seconds(r) for r in self.state["history"])
             + (time.perf_counter() - start),
-            "table_measurements": resources.measurements(),
+            "table_measurements": self._table_measurements(resources),
             "table_seconds": resources.measure_seconds(),
             "network_measurements": resources.network_measurements,
             "table_entries": {t.resource: len(t.table) for t in resources},
             "adapted": str(self.rundir.adapted_path),
+            "adapted_interface": deliverable.note,
         }
-        if status == "unreachable":
+        if status == UNREACHABLE:
             summary["unreachable"] = self.state.get("unreachable", [])
         self.state["summary"] = summary
         self.state["status"] = "finished"
         write_report(self.rundir, self.state, original.model, final)
         self._checkpoint()
-        if status == "unreachable":
-            reasons = "; ".join(
-                f"group {s['group']} ({', '.join(s['producers'][:2])}): {s['reason']}"
-                for s in summary["unreachable"][:5]
+        self._raise_outcome()
+
+    def _long_finetune(
+        self, chosen: onnx.ModelProto, data: DataSplits, ctx: EvalContext
+    ) -> onnx.ModelProto:
+        """The long-term fine-tune of the chosen network (none for the original itself)."""
+        cfg = self.config
+        if cfg.long_epochs <= 0 or self.state["iteration"] == 0:
+            return chosen
+        from onnx_netadapt.finetune import TrainSettings, fine_tune
+
+        settings = TrainSettings(
+            epochs=cfg.long_epochs,
+            batch_size=cfg.batch_size,
+            optimizer=cfg.optimizer,
+            lr=cfg.long_lr or cfg.lr,
+            distill=cfg.distill if ctx.teacher is not None else 0.0,
+            seed=cfg.seed,
+        )
+        return fine_tune(chosen, data.train, settings, teacher=ctx.teacher).model
+
+    def _final_figures(
+        self, resources: ResourceSet, chosen: onnx.ModelProto, final: onnx.ModelProto
+    ) -> tuple[dict[str, float], dict[str, dict]]:
+        """The adapted network's values and the spread of their measurement.
+
+        Latency comes from the confirmation measurement of the chosen network: the long
+        fine-tune changes weights only (checked here), and the status was decided on that same
+        measurement. Exact resources are measured on the final network itself.
+        """
+        if _weight_shapes(chosen) != _weight_shapes(final):
+            raise NetAdaptError(
+                "internal error: the long fine-tune changed the network's weight shapes; "
+                "please report this model"
             )
-            raise BudgetError(
-                f"the budget could not be met: after {self.state['iteration']} iterations no "
-                f"channel group can shrink enough ({reasons}). The best network reached is "
-                f"{self.rundir.adapted_path}"
-            )
+        confirmed = self._confirmed()
+        if confirmed is None:  # a run ended before any confirmation (older run directory)
+            confirmed = self._confirm(resources, load_model(chosen, fold=False))
+        values, spread = {}, {}
+        for name, item in resources.tracked.items():
+            if item.unit == "ms":
+                spread[name] = confirmed["measured"][name]
+            else:
+                spread[name] = resources.measure_rounds(item, final, 1).to_dict()
+            values[name] = spread[name]["value"]
+        return values, spread
+
+    def _raise_outcome(self) -> None:
+        """Raise the error of a finished run whose budget was missed (its exit code)."""
+        error = outcome_error(self.state["summary"], str(self.rundir.path))
+        if error is not None:
+            raise error
 
     def _checkpoint(self) -> None:
         self.rundir.save_history(
@@ -458,15 +559,22 @@ class Adaptation:
                     "data",
                     "original",
                     "limits",
+                    "goals",
                     "floor",
                     "units",
                     "history",
+                    "confirmations",
                     "status",
                     "summary",
                 )
             }
         )
         self.rundir.save_state(self.state)
+
+
+def _weight_shapes(model: onnx.ModelProto) -> list[tuple[str, tuple[int, ...]]]:
+    """Name and shape of every initializer: the architecture, for a before/after check."""
+    return sorted((i.name, tuple(i.dims)) for i in model.graph.initializer)
 
 
 def _seconds(record: dict) -> float:

@@ -107,20 +107,28 @@ def render_markdown(state: dict, before: dict, after: dict, plots: list[str]) ->
         f"Model: `{state['model']['path']}`; target `{cfg['target']}`; "
         f"data `{cfg['data']}` ({state['data']['train']} train / {state['data']['holdout']} "
         f"holdout / {state['data']['val']} validation).",
-        f"Status: **{s['status']}** after {s['iterations']} iterations; budgets met: "
-        f"**{'yes' if s['budgets_met'] else 'no'}**.",
+        f"Status: **{s['status']}**: {s['meaning']}; {s['iterations']} iterations, exit code "
+        f"{s['exit_code']}.",
+        f"Adapted model interface: {s['adapted_interface']}.",
         "",
-        "| resource | original | budget | adapted | ratio |",
-        "|---|---|---|---|---|",
+        "| resource | original | budget | adapted | p10-p90 (rounds) | ratio |",
+        "|---|---|---|---|---|---|",
     ]
     for resource, original in s["original"].items():
         limit = s["limits"].get(resource)
         final = s["final"][resource]
+        spread = s["final_spread"][resource]
         lines.append(
             f"| {resource} ({units[resource]}) | {_fmt(original)} | "
             f"{_fmt(limit) if limit is not None else '-'} | {_fmt(final)} | "
+            f"{_fmt(spread['p10'])}-{_fmt(spread['p90'])} ({spread['rounds']}) | "
             f"{final / original:.3f} |"
         )
+    if s.get("margin"):
+        lines += [
+            "",
+            f"Latency budgets count as met at budget x (1 - {s['margin']:g}) (--margin).",
+        ]
     floor = state.get("floor") or {}
     if floor:
         lines += [
@@ -142,7 +150,9 @@ def render_markdown(state: dict, before: dict, after: dict, plots: list[str]) ->
         f"fine-tune and final measurement); measurements: {s['table_measurements']} layer "
         f"entries for the tables (in {s.get('table_seconds', 0.0):.1f} s), "
         f"{s['network_measurements']} whole networks (each "
-        "timed against the original in 3 interleaved rounds).",
+        "timed against the original in 3 interleaved rounds; a network that meets the budget "
+        "again in 11 rounds before the run declares it met, and these 11 give the adapted "
+        "network's figures).",
         "",
         "## Iterations",
         "",
