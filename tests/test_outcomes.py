@@ -127,7 +127,7 @@ def test_margin_tightens_measured_budgets_only(
     config = _config(budgets=[parse_budget("0.7"), parse_budget("params=0.8")], margin=0.1)
     run = Adaptation(tiny, config, tmp_path / "run")
     next(run.run())  # iteration 0: measured, limits and goals set
-    limits, goals = run.state["limits"], run.state["goals"]
+    limits, goals = run.state.limits, run.state.goals
     assert goals["latency"] == pytest.approx(0.9 * limits["latency"])
     assert goals["params"] == limits["params"]  # exact resources need no room for noise
     with pytest.raises(BudgetError, match="--margin"):
@@ -141,7 +141,7 @@ def test_table_measurements_count_across_resume(
     runs = adapt(tiny, _config(), out)
     first = [next(runs), next(runs)]  # stop after iteration 1 (as a kill would)
     runs.close()
-    counted = first[-1].record["table_measurements"]
+    counted = first[-1].record.table_measurements
     assert counted > 0
     summary = adapt_model(None, None, out, resume=True)
     records = _history(out)["history"]

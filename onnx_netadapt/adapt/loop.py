@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -28,8 +28,10 @@ from onnx_netadapt.adapt.resources import Measurement, ResourceSet
 from onnx_netadapt.adapt.rundir import RunDir, RunDirError, file_digest
 from onnx_netadapt.adapt.search import Candidate, Skipped, minimal_network, search_all
 from onnx_netadapt.adapt.select import choose
+from onnx_netadapt.adapt.state import Confirmation, IterationRecord, RunState, RunSummary
 from onnx_netadapt.adapt.status import (
     EXIT_CODES,
+    FINISHED,
     MAX_ITERATIONS,
     MEANING,
     MET,
@@ -62,7 +64,7 @@ class IterationResult:
         status: ``running``, then at the end ``met`` (every budget holds, confirmed by a
             longer measurement), ``unreachable`` (no group can shrink further) or
             ``max_iterations`` (see ``onnx_netadapt.adapt.status``).
-        record: the iteration's entry of history.json.
+        record: the iteration's entry of history.json (``None`` for the end of the loop).
     """
 
     iteration: int
@@ -70,7 +72,7 @@ class IterationResult:
     measured: dict[str, float]
     holdout_accuracy: float
     status: str = RUNNING
-    record: dict = field(default_factory=dict)
+    record: IterationRecord | None = None
 
 
 class Adaptation:
@@ -89,17 +91,17 @@ class Adaptation:
         self.rundir = RunDir(out_dir)
         self.progress = progress or (lambda stage, done, total: None)
         self.runner_options = runner_options or {}
+        self.state: RunState
         if resume:
             self.state = self.rundir.load_state()
-            self.state.setdefault("goals", dict(self.state.get("limits", {})))  # before --margin
-            self.config = AdaptConfig.from_dict(self.state["config"])
-            self.model_path = Path(self.state["model"]["path"])
+            self.config = AdaptConfig.from_dict(self.state.config)
+            self.model_path = Path(self.state.model["path"])
             if model is not None and Path(model).resolve() != self.model_path.resolve():
                 raise RunDirError(
                     f"--resume {out_dir} adapts {self.model_path}, not {model}: "
                     "drop the model argument or use another output directory"
                 )
-            if file_digest(self.model_path) != self.state["model"]["sha256"]:
+            if file_digest(self.model_path) != self.state.model["sha256"]:
                 raise RunDirError(
                     f"{self.model_path} changed since the run in {out_dir} started: "
                     "resuming would mix two models; start a new run"
@@ -109,12 +111,11 @@ class Adaptation:
                 raise RunDirError("a new run needs a model and settings")
             self.config = config
             self.model_path = Path(model)
-            self.state = {}
         self.config.validate()
         self.resume = resume
         self._data = data
         # table entries measured by earlier processes of this run (counts go on across resumes)
-        self._measured_before = int(self.state.get("table_measurements", 0)) if resume else 0
+        self._measured_before = self.state.table_measurements if resume else 0
 
     # -- setup ---------------------------------------------------------------------------
     def _load_original(self) -> LoadedModel:
@@ -176,17 +177,17 @@ class Adaptation:
         )
         with resources, ProposalEvaluator(ctx, cfg.workers) as evaluator:
             if self.resume:
-                current = load_model(self.rundir.path / self.state["current"], fold=False)
-                resources.restore(self.state["calibration"], current)
+                current = load_model(self.rundir.path / self.state.current, fold=False)
+                resources.restore(self.state.calibration, current)
                 reference = onnx.load(self.rundir.network_path(0))
-                resources.set_reference(reference, self.state["original"])
-                if self.state.get("status") == "finished":
+                resources.set_reference(reference, self.state.original)
+                if self.state.status == FINISHED:
                     logger.info("the run in %s has already finished", self.rundir.path)
                     self._raise_outcome()
                     return
             else:
                 yield self._start(original, data, ctx, resources)
-            status = self.state["status"]
+            status = self.state.status
             try:
                 while status == RUNNING:
                     result = self._iteration(resources, evaluator, ctx)
@@ -195,7 +196,7 @@ class Adaptation:
                         yield result
             except NetAdaptError as exc:
                 exc.args = (
-                    f"{exc} -- the run is saved up to iteration {self.state['iteration']}: "
+                    f"{exc} -- the run is saved up to iteration {self.state.iteration}: "
                     f"continue it with --resume {self.rundir.path}",
                 )
                 raise
@@ -221,34 +222,29 @@ class Adaptation:
         }
         floor = self._check_reachable(analysis, resources, goals)
         holdout = accuracy(original.model, data.holdout, reference=ctx.holdout_reference)
-        record = {
-            "iteration": 0,
-            "network": str(net0.relative_to(self.rundir.path)),
-            "measured": measured,
-            "holdout_accuracy": holdout,
-            "seconds": time.perf_counter() - start,
-            "table_measurements": resources.measurements(),
-        }
-        self.state = {
-            "model": {
-                "path": str(self.model_path.resolve()),
-                "sha256": file_digest(self.model_path),
-            },
-            "config": self.config.to_dict(),
-            "data": data.summary(),
-            "iteration": 0,
-            "current": record["network"],
-            "calibration": resources.calibration(),
-            "original": measured,
-            "limits": limits,
-            "goals": goals,
-            "floor": floor,
-            "units": {t.resource: t.unit for t in resources},
-            "holdout_accuracy": holdout,
-            "history": [record],
-            "status": RUNNING,
-            "table_measurements": record["table_measurements"],
-        }
+        record = IterationRecord(
+            iteration=0,
+            network=str(net0.relative_to(self.rundir.path)),
+            measured=measured,
+            holdout_accuracy=holdout,
+            seconds={"total": time.perf_counter() - start},
+            table_measurements=resources.measurements(),
+        )
+        self.state = RunState(
+            model={"path": str(self.model_path.resolve()), "sha256": file_digest(self.model_path)},
+            config=self.config.to_dict(),
+            data=data.summary(),
+            original=measured,
+            limits=limits,
+            goals=goals,
+            floor=floor,
+            units={t.resource: t.unit for t in resources},
+            calibration=resources.calibration(),
+            current=record.network,
+            holdout_accuracy=holdout,
+            history=[record],
+            table_measurements=record.table_measurements,
+        )
         self._checkpoint()
         return IterationResult(0, net0, measured, holdout, RUNNING, record)
 
@@ -281,11 +277,11 @@ class Adaptation:
         """This iteration's resource targets (only for budgets not yet met)."""
         step = self.config.step * self.config.decay ** (iteration - 1) * fraction
         targets = {}
-        for resource, limit in self.state["goals"].items():
+        for resource, limit in self.state.goals.items():
             if values[resource] <= limit:
                 targets[resource] = limit
             else:
-                reduced = values[resource] - step * self.state["original"][resource]
+                reduced = values[resource] - step * self.state.original[resource]
                 targets[resource] = max(limit, reduced)
         return targets
 
@@ -293,9 +289,9 @@ class Adaptation:
         self, resources: ResourceSet, evaluator: ProposalEvaluator, ctx: EvalContext
     ) -> IterationResult:
         cfg = self.config
-        i = self.state["iteration"] + 1
+        i = self.state.iteration + 1
         start = time.perf_counter()
-        current = load_model(self.rundir.path / self.state["current"], fold=False)
+        current = load_model(self.rundir.path / self.state.current, fold=False)
         values = resources.values()
         if self._meets(values):
             # the first 3-round measurement that meets the goals is biased low (that is why it
@@ -319,7 +315,7 @@ class Adaptation:
                 break
         searched = time.perf_counter()
         if not candidates:
-            self.state["unreachable"] = [s.describe() for s in skipped]
+            self.state.unreachable = [s.describe() for s in skipped]
             return self._ended(UNREACHABLE, resources, current)
         jobs = self._write_proposals(i, candidates)
         scores = evaluator.evaluate(jobs, lambda d, n: self.progress("proposals", d, n))
@@ -331,7 +327,7 @@ class Adaptation:
             cfg.select,
             primary,
             values[primary],
-            self.state["holdout_accuracy"],
+            self.state.holdout_accuracy,
         )
         if pick is None:
             errors = "; ".join(f"group {s.group_id}: {s.error}" for s in scores if s.error)
@@ -343,15 +339,15 @@ class Adaptation:
         shutil.rmtree(self.rundir.proposal_dir(), ignore_errors=True)
         loaded = load_model(network, fold=False)
         measured = resources.calibrate(loaded)
-        record = {
-            "iteration": i,
-            "network": str(network.relative_to(self.rundir.path)),
-            "targets": targets,
-            "group": chosen.describe(),
-            "estimate": chosen.estimate,
-            "measured": measured,
-            "holdout_accuracy": score.holdout_accuracy,
-            "proposals": [
+        record = IterationRecord(
+            iteration=i,
+            network=str(network.relative_to(self.rundir.path)),
+            targets=targets,
+            group=chosen.describe(),
+            estimate=chosen.estimate,
+            measured=measured,
+            holdout_accuracy=score.holdout_accuracy,
+            proposals=[
                 {
                     **c.describe(),
                     "holdout_accuracy": s.holdout_accuracy,
@@ -361,23 +357,21 @@ class Adaptation:
                 }
                 for c, s in zip(candidates, scores, strict=True)
             ],
-            "skipped": [s.describe() for s in skipped],
-            "seconds": {
+            skipped=[s.describe() for s in skipped],
+            seconds={
                 "search": searched - start,
                 "proposals": evaluated - searched,
                 "measure": time.perf_counter() - evaluated,
                 "total": time.perf_counter() - start,
             },
-            "table_measurements": self._table_measurements(resources),
-        }
-        self.state.update(
-            iteration=i,
-            current=record["network"],
-            calibration=resources.calibration(),
-            holdout_accuracy=score.holdout_accuracy,
-            table_measurements=record["table_measurements"],
+            table_measurements=self._table_measurements(resources),
         )
-        self.state["history"].append(record)
+        state = self.state
+        state.iteration, state.current = i, record.network
+        state.calibration = resources.calibration()
+        state.holdout_accuracy = score.holdout_accuracy
+        state.table_measurements = record.table_measurements
+        state.history.append(record)
         self._checkpoint()
         return IterationResult(i, network, measured, score.holdout_accuracy, RUNNING, record)
 
@@ -394,7 +388,7 @@ class Adaptation:
 
     def _meets(self, values: dict[str, float]) -> bool:
         """Whether ``values`` meet every goal (the budgets less ``--margin``)."""
-        return all(values[r] <= goal for r, goal in self.state["goals"].items())
+        return all(values[r] <= goal for r, goal in self.state.goals.items())
 
     def _table_measurements(self, resources: ResourceSet) -> int:
         """Table entries measured by this run so far, across resumes."""
@@ -403,26 +397,21 @@ class Adaptation:
     def _confirm(self, resources: ResourceSet, current: LoadedModel) -> dict[str, Measurement]:
         """The longer measurement of the current network; recorded and checkpointed."""
         confirmed = resources.confirm(current)
-        entry = {
-            "iteration": self.state["iteration"],
-            "measured": {r: m.to_dict() for r, m in confirmed.items()},
-            "meets": self._meets({r: m.value for r, m in confirmed.items()}),
-        }
-        if not entry["meets"]:
+        entry = Confirmation(
+            iteration=self.state.iteration,
+            measured={r: m.to_dict() for r, m in confirmed.items()},
+            meets=self._meets({r: m.value for r, m in confirmed.items()}),
+        )
+        if not entry.meets:
             logger.info(
                 "iteration %d met the budget in 3 rounds but not in %d: going on",
-                self.state["iteration"],
+                entry.iteration,
                 next(iter(confirmed.values())).rounds,
             )
-        self.state.setdefault("confirmations", []).append(entry)
-        self.state["calibration"] = resources.calibration()
+        self.state.confirmations.append(entry)
+        self.state.calibration = resources.calibration()
         self._checkpoint()
         return confirmed
-
-    def _confirmed(self) -> dict | None:
-        """The confirmation of the current network, if it was measured."""
-        last = (self.state.get("confirmations") or [None])[-1]
-        return last if last and last["iteration"] == self.state["iteration"] else None
 
     def _ended(
         self,
@@ -431,16 +420,15 @@ class Adaptation:
         current: LoadedModel | None = None,
     ) -> IterationResult:
         """End the loop with ``status``; the final network gets its confirmation measurement."""
-        if self._confirmed() is None and resources is not None and current is not None:
+        if self.state.confirmed() is None and resources is not None and current is not None:
             self._confirm(resources, current)
-        self.state["status"] = status
+        self.state.status = status
         self._checkpoint()
-        current = self.rundir.path / self.state["current"]
         return IterationResult(
-            self.state["iteration"],
-            current,
-            self.state["history"][-1]["measured"],
-            self.state["holdout_accuracy"],
+            self.state.iteration,
+            self.rundir.path / self.state.current,
+            self.state.latest.measured,
+            self.state.holdout_accuracy,
             status,
         )
 
@@ -456,45 +444,44 @@ class Adaptation:
         from onnx_netadapt.adapt.report import write_report
 
         start = time.perf_counter()
-        chosen = onnx.load(self.rundir.path / self.state["current"])
+        chosen = onnx.load(self.rundir.path / self.state.current)
         final = self._long_finetune(chosen, data, ctx)
         deliverable = with_original_interface(final, self.model_path)
         save_model(deliverable.model, self.rundir.adapted_path)
         final_values, noise = self._final_figures(resources, chosen, final)
         val_reference = None if data.val.has_targets else predict(original.model, data.val)
-        summary = {
-            "status": status,
-            "meaning": MEANING[status],
-            "exit_code": EXIT_CODES[status],
-            "budgets_met": status == MET,
-            "iterations": self.state["iteration"],
-            "original": self.state["original"],
-            "final": final_values,
-            "final_spread": noise,
-            "limits": self.state["limits"],
-            "goals": self.state["goals"],
-            "margin": self.config.margin,
-            "units": self.state["units"],
-            "val_accuracy": {
+        state = self.state
+        state.summary = RunSummary(
+            status=status,
+            meaning=MEANING[status],
+            exit_code=EXIT_CODES[status],
+            budgets_met=status == MET,
+            iterations=state.iteration,
+            original=state.original,
+            final=final_values,
+            final_spread=noise,
+            limits=state.limits,
+            goals=state.goals,
+            margin=self.config.margin,
+            units=state.units,
+            val_accuracy={
                 "original": accuracy(original.model, data.val, reference=val_reference),
                 "before_long_finetune": accuracy(chosen, data.val, reference=val_reference),
                 "adapted": accuracy(final, data.val, reference=val_reference),
             },
-            "long_finetune_seconds": time.perf_counter() - start,
-            "seconds_total": sum(_seconds(r) for r in self.state["history"])
+            long_finetune_seconds=time.perf_counter() - start,
+            seconds_total=sum(r.total_seconds for r in state.history)
             + (time.perf_counter() - start),
-            "table_measurements": self._table_measurements(resources),
-            "table_seconds": resources.measure_seconds(),
-            "network_measurements": resources.network_measurements,
-            "table_entries": {t.resource: len(t.table) for t in resources},
-            "adapted": str(self.rundir.adapted_path),
-            "adapted_interface": deliverable.note,
-        }
-        if status == UNREACHABLE:
-            summary["unreachable"] = self.state.get("unreachable", [])
-        self.state["summary"] = summary
-        self.state["status"] = "finished"
-        write_report(self.rundir, self.state, original.model, final)
+            table_measurements=self._table_measurements(resources),
+            table_seconds=resources.measure_seconds(),
+            network_measurements=resources.network_measurements,
+            table_entries={t.resource: len(t.table) for t in resources},
+            adapted=str(self.rundir.adapted_path),
+            adapted_interface=deliverable.note,
+            unreachable=state.unreachable if status == UNREACHABLE else [],
+        )
+        state.status = FINISHED
+        write_report(self.rundir, state, original.model, final)
         self._checkpoint()
         self._raise_outcome()
 
@@ -503,7 +490,7 @@ class Adaptation:
     ) -> onnx.ModelProto:
         """The long-term fine-tune of the chosen network (none for the original itself)."""
         cfg = self.config
-        if cfg.long_epochs <= 0 or self.state["iteration"] == 0:
+        if cfg.long_epochs <= 0 or self.state.iteration == 0:
             return chosen
         from onnx_netadapt.finetune import TrainSettings, fine_tune
 
@@ -531,13 +518,14 @@ class Adaptation:
                 "internal error: the long fine-tune changed the network's weight shapes; "
                 "please report this model"
             )
-        confirmed = self._confirmed()
-        if confirmed is None:  # a run ended before any confirmation (older run directory)
-            confirmed = self._confirm(resources, load_model(chosen, fold=False))
+        if self.state.confirmed() is None:  # ended before any confirmation (schema 1 run)
+            self._confirm(resources, load_model(chosen, fold=False))
+        confirmed = self.state.confirmed()
+        assert confirmed is not None
         values, spread = {}, {}
         for name, item in resources.tracked.items():
             if item.unit == "ms":
-                spread[name] = confirmed["measured"][name]
+                spread[name] = confirmed.measured[name]
             else:
                 spread[name] = resources.measure_rounds(item, final, 1).to_dict()
             values[name] = spread[name]["value"]
@@ -545,41 +533,19 @@ class Adaptation:
 
     def _raise_outcome(self) -> None:
         """Raise the error of a finished run whose budget was missed (its exit code)."""
-        error = outcome_error(self.state["summary"], str(self.rundir.path))
+        assert self.state.summary is not None
+        error = outcome_error(self.state.summary)
         if error is not None:
             raise error
 
     def _checkpoint(self) -> None:
-        self.rundir.save_history(
-            {
-                k: self.state.get(k)
-                for k in (
-                    "model",
-                    "config",
-                    "data",
-                    "original",
-                    "limits",
-                    "goals",
-                    "floor",
-                    "units",
-                    "history",
-                    "confirmations",
-                    "status",
-                    "summary",
-                )
-            }
-        )
-        self.rundir.save_state(self.state)
+        """Write history.json, then state.json (the checkpoint a resume starts from)."""
+        self.rundir.save(self.state)
 
 
 def _weight_shapes(model: onnx.ModelProto) -> list[tuple[str, tuple[int, ...]]]:
     """Name and shape of every initializer: the architecture, for a before/after check."""
     return sorted((i.name, tuple(i.dims)) for i in model.graph.initializer)
-
-
-def _seconds(record: dict) -> float:
-    value = record.get("seconds", 0.0)
-    return float(value["total"] if isinstance(value, dict) else value)
 
 
 def adapt(
@@ -612,4 +578,4 @@ def adapt_model(
     run = Adaptation(model, config, out_dir, **kwargs)  # type: ignore[arg-type]
     for _ in run.run():
         pass
-    return run.state.get("summary", {})
+    return run.state.summary.to_dict() if run.state.summary else {}

@@ -6,9 +6,15 @@ from here, so a pipeline can never see a missed budget reported as success.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from onnx_netadapt.errors import BudgetError, NetAdaptError
 
+if TYPE_CHECKING:
+    from onnx_netadapt.adapt.state import RunSummary
+
 RUNNING = "running"
+FINISHED = "finished"  # the loop ended and the adapted network and report are written
 MET = "met"
 UNREACHABLE = "unreachable"
 MAX_ITERATIONS = "max_iterations"
@@ -35,28 +41,27 @@ EXIT_CODES = {
 }
 
 
-def outcome_error(summary: dict, run_dir: str) -> NetAdaptError | None:
+def outcome_error(summary: RunSummary) -> NetAdaptError | None:
     """The error a finished run with ``summary`` ends in, or ``None`` when every budget holds."""
-    status = summary["status"]
-    if status == MET:
+    if summary.status == MET:
         return None
     missed = ", ".join(
-        f"{r} {summary['final'][r]:.4g} > {lim:.4g} {summary['units'][r]}"
-        for r, lim in summary["limits"].items()
-        if summary["final"][r] > lim
+        f"{r} {summary.final[r]:.4g} > {goal:.4g} {summary.units[r]}"
+        for r, goal in summary.goals.items()
+        if summary.final[r] > goal
     )
-    best = f"The best network reached is {summary['adapted']}"
-    if status == MAX_ITERATIONS:
+    best = f"The best network reached is {summary.adapted}"
+    if summary.status == MAX_ITERATIONS:
         return IterationLimitError(
-            f"the budget was not met within --max-iterations {summary['iterations']} "
+            f"the budget was not met within --max-iterations {summary.iterations} "
             f"({missed}). {best}; raise --max-iterations and start a new run, or adapt "
             f"from it"
         )
     reasons = "; ".join(
         f"group {s['group']} ({', '.join(s['producers'][:2])}): {s['reason']}"
-        for s in summary.get("unreachable", [])[:5]
+        for s in summary.unreachable[:5]
     )
     return BudgetError(
-        f"the budget could not be met: after {summary['iterations']} iterations no channel "
+        f"the budget could not be met: after {summary.iterations} iterations no channel "
         f"group can shrink enough ({missed}; {reasons}). {best}"
     )

@@ -78,9 +78,11 @@ def with_original_interface(
         if problem is None:
             return Deliverable(candidate, f"dynamic as the original ({label})")
         failures.append(f"{label}: {problem}")
-    note = "static working shapes kept: restoring dynamic dimensions failed (" + "; ".join(
-        failures
-    ) + ")"
+    note = (
+        "static working shapes kept: restoring dynamic dimensions failed ("
+        + "; ".join(failures)
+        + ")"
+    )
     logger.warning("%s", note)
     return Deliverable(model, note)
 
