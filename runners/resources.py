@@ -7,13 +7,12 @@ paper's MAC-guided ablation can be run). Their "statistics" are exact: one sampl
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 
 import numpy as np
 import onnx
 
 from onnx_netadapt.graph.load import load_model
-from onnx_netadapt.graph.ops import numpy_dtype
+from onnx_netadapt.graph.ops import consumers_of, numpy_dtype
 from onnx_netadapt.measure.runner import Runner
 from onnx_netadapt.measure.signature import LayerSignature, layer_signature
 
@@ -30,10 +29,7 @@ class _DeviceFree(Runner):
 def model_macs(model: onnx.ModelProto) -> int:
     """Multiply-accumulates of every Conv/ConvTranspose/Gemm/MatMul-with-constant layer."""
     loaded = load_model(model, fold=False)
-    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for node in loaded.model.graph.node:
-        for name in node.input:
-            consumers[name].append(node)
+    consumers = consumers_of(loaded.model.graph)
     constants = loaded.initializers
     total = 0
     for node in loaded.model.graph.node:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -34,6 +33,7 @@ import onnx
 
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.graph.load import LoadedModel, load_model
+from onnx_netadapt.graph.ops import consumers_of
 from onnx_netadapt.measure.calibration import (
     ProfileCalibration,
     calibrate_profiled,
@@ -62,10 +62,7 @@ MAX_SLOPE = 2.0
 
 def model_signatures(loaded: LoadedModel) -> dict[str, LayerSignature]:
     """Signature of every filter layer of ``loaded``, by node name."""
-    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for node in loaded.model.graph.node:
-        for name in node.input:
-            consumers[name].append(node)
+    consumers = consumers_of(loaded.model.graph)
     constants = loaded.initializers
     out = {}
     for node in loaded.model.graph.node:
