@@ -12,9 +12,9 @@ import numpy as np
 import onnx
 
 from onnx_netadapt.graph.load import load_model
-from onnx_netadapt.graph.ops import consumers_of, numpy_dtype
+from onnx_netadapt.graph.ops import numpy_dtype
 from onnx_netadapt.measure.runner import Runner
-from onnx_netadapt.measure.signature import LayerSignature, layer_signature
+from onnx_netadapt.measure.signature import LayerSignature, model_signatures
 
 logger = logging.getLogger(__name__)
 
@@ -28,15 +28,7 @@ class _DeviceFree(Runner):
 
 def model_macs(model: onnx.ModelProto) -> int:
     """Multiply-accumulates of every Conv/ConvTranspose/Gemm/MatMul-with-constant layer."""
-    loaded = load_model(model, fold=False)
-    consumers = consumers_of(loaded.model.graph)
-    constants = loaded.initializers
-    total = 0
-    for node in loaded.model.graph.node:
-        sig = layer_signature(node, loaded.shapes, consumers, constants)
-        if sig is not None:
-            total += sig.macs()
-    return total
+    return sum(sig.macs() for sig in model_signatures(load_model(model, fold=False)).values())
 
 
 class MacsRunner(_DeviceFree):

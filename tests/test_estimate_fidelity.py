@@ -10,10 +10,10 @@ from models import CASES, GraphBuilder
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.measure.calibration import node_elements
-from onnx_netadapt.measure.estimate import Estimator, estimate_from, model_signatures
+from onnx_netadapt.measure.estimate import Estimator, estimate_from
 from onnx_netadapt.measure.registry import get_runner
 from onnx_netadapt.measure.runner import ProfileUnsupported, Runner, RunnerError
-from onnx_netadapt.measure.signature import LayerSignature
+from onnx_netadapt.measure.signature import LayerSignature, model_signatures
 from onnx_netadapt.measure.stats import MeasureSettings
 from onnx_netadapt.measure.table import LatencyTable
 

@@ -34,7 +34,7 @@ from onnx_netadapt.errors import BudgetError, DataError, NetAdaptError
 from onnx_netadapt.evaluate import accuracy, output_classes, predict
 from onnx_netadapt.graph.load import LoadedModel, load_model
 from onnx_netadapt.graph.save import save_model
-from onnx_netadapt.measure.estimate import model_signatures
+from onnx_netadapt.measure.signature import model_signatures
 
 logger = logging.getLogger(__name__)
 

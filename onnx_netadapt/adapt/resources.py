@@ -13,16 +13,15 @@ from __future__ import annotations
 import logging
 import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 
 from onnx_netadapt.adapt.budget import LATENCY, Budget, check_unit
-from onnx_netadapt.graph.load import LoadedModel, load_model
-from onnx_netadapt.graph.ops import attr
+from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.graph.shapes import infer_shapes
-from onnx_netadapt.measure.estimate import Estimator, model_signatures
+from onnx_netadapt.measure.estimate import Estimator
 from onnx_netadapt.measure.profile import make_runner
 from onnx_netadapt.measure.runner import Runner
 from onnx_netadapt.measure.signature import LayerSignature
@@ -215,35 +214,3 @@ def measure_robust(
     return float(
         statistics.median([first] + [runner.measure(model).median_ms for _ in range(rounds - 1)])
     )
-
-
-def pruned_signatures(
-    signatures: Mapping[str, LayerSignature], pruned: onnx.ModelProto
-) -> dict[str, LayerSignature]:
-    """Signatures of ``pruned``'s filter layers, read off its weight shapes.
-
-    Pruning changes only channel counts (and conv groups), so each layer's signature is the
-    original one with the counts of its pruned weight. Falls back to shape inference when a
-    weight is not an initializer.
-    """
-    shapes = {i.name: tuple(int(d) for d in i.dims) for i in pruned.graph.initializer}
-    nodes = {n.name: n for n in pruned.graph.node}
-    out = {}
-    for name, sig in signatures.items():
-        node = nodes[name]
-        w = shapes.get(node.input[1]) if len(node.input) > 1 else None
-        if w is None:
-            return model_signatures(load_model(pruned, fold=False))
-        group = int(attr(node, "group", 1))
-        if node.op_type == "Conv":
-            cin, cout = w[1] * group, w[0]
-        elif node.op_type == "ConvTranspose":
-            cin, cout = w[0], w[1] * group
-        elif node.op_type == "Gemm" and int(attr(node, "transB", 0)):
-            cin, cout = w[1], w[0]
-        else:  # Gemm without transB, MatMul with a constant
-            cin, cout = w[0], w[1]
-        if sig.op == "Gemm":
-            group = 1
-        out[name] = replace(sig, in_channels=cin, out_channels=cout, groups=group)
-    return out

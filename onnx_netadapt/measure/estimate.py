@@ -33,7 +33,6 @@ import onnx
 
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.graph.load import LoadedModel, load_model
-from onnx_netadapt.graph.ops import consumers_of
 from onnx_netadapt.measure.calibration import (
     ProfileCalibration,
     calibrate_profiled,
@@ -42,7 +41,7 @@ from onnx_netadapt.measure.calibration import (
 )
 from onnx_netadapt.measure.kernels import KernelRunner, kernel_table
 from onnx_netadapt.measure.runner import ProfileUnsupported, Runner
-from onnx_netadapt.measure.signature import LayerSignature, layer_signature
+from onnx_netadapt.measure.signature import LayerSignature, model_signatures
 from onnx_netadapt.measure.table import LatencyTable
 
 logger = logging.getLogger(__name__)
@@ -58,18 +57,6 @@ PROFILE_ROUNDS = 3
 # slope within [1 / MAX_SLOPE, MAX_SLOPE].
 MIN_REFINE_CHANGE = 0.1
 MAX_SLOPE = 2.0
-
-
-def model_signatures(loaded: LoadedModel) -> dict[str, LayerSignature]:
-    """Signature of every filter layer of ``loaded``, by node name."""
-    consumers = consumers_of(loaded.model.graph)
-    constants = loaded.initializers
-    out = {}
-    for node in loaded.model.graph.node:
-        sig = layer_signature(node, loaded.shapes, consumers, constants)
-        if sig is not None:
-            out[node.name] = sig
-    return out
 
 
 def output_elements(sig: LayerSignature) -> int:

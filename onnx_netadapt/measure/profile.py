@@ -7,9 +7,9 @@ import logging
 from pathlib import Path
 
 from onnx_netadapt.graph.load import LoadedModel
-from onnx_netadapt.measure.estimate import model_signatures
 from onnx_netadapt.measure.registry import get_runner
 from onnx_netadapt.measure.runner import Runner
+from onnx_netadapt.measure.signature import model_signatures
 from onnx_netadapt.measure.table import LatencyTable
 
 logger = logging.getLogger(__name__)
