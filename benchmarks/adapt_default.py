@@ -26,7 +26,7 @@ from pathlib import Path
 from onnx_netadapt.graph.load import load_model
 from onnx_netadapt.graph.save import save_json, save_text
 from onnx_netadapt.measure.host import cpu_model_name
-from onnx_netadapt.measure.profile import make_runner
+from onnx_netadapt.measure.registry import make_runner
 
 RESULTS = Path(__file__).parent / "results" / "adapt_default"
 REPO = Path(__file__).resolve().parents[1]

@@ -33,7 +33,7 @@ from benchmarks.table_grid import adaptation_vs_grid, full_grid
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.measure.estimate import Estimator
-from onnx_netadapt.measure.profile import make_runner
+from onnx_netadapt.measure.registry import make_runner
 from onnx_netadapt.measure.stats import MeasureSettings
 from onnx_netadapt.measure.table import LatencyTable
 

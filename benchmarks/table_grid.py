@@ -26,7 +26,7 @@ from pathlib import Path
 from onnx_netadapt import analyse, load_model
 from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.measure.kernels import kernel_table
-from onnx_netadapt.measure.profile import make_runner
+from onnx_netadapt.measure.registry import make_runner
 from onnx_netadapt.measure.signature import LayerSignature, model_signatures
 from onnx_netadapt.measure.table import LatencyTable
 

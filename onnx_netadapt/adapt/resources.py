@@ -22,7 +22,7 @@ from onnx_netadapt.adapt.budget import LATENCY, Budget, check_unit
 from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.graph.shapes import infer_shapes
 from onnx_netadapt.measure.estimate import Estimator
-from onnx_netadapt.measure.profile import make_runner
+from onnx_netadapt.measure.registry import make_runner
 from onnx_netadapt.measure.runner import Runner
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.table import LatencyTable
