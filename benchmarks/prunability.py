@@ -74,7 +74,7 @@ def evaluate(path: str) -> dict[str, Any]:
     """Analyse, prune and check one exported model (runs inside the per-model subprocess)."""
     from onnx_netadapt import analyse, load_model, prune
     from onnx_netadapt.graph.save import save_model
-    from onnx_netadapt.prune.apply import parameter_count
+    from onnx_netadapt.measure.metrics import parameter_count
     from onnx_netadapt.verify import check_against_masked
 
     row: dict[str, Any] = {}

@@ -13,8 +13,9 @@ import onnx
 
 from onnx_netadapt.graph.load import load_model
 from onnx_netadapt.graph.ops import numpy_dtype
+from onnx_netadapt.measure.metrics import model_macs, parameter_count
 from onnx_netadapt.measure.runner import Runner
-from onnx_netadapt.measure.signature import LayerSignature, model_signatures
+from onnx_netadapt.measure.signature import LayerSignature
 
 logger = logging.getLogger(__name__)
 
@@ -24,11 +25,6 @@ class _DeviceFree(Runner):
 
     def _fingerprint_impl(self) -> dict[str, object]:
         return {"device": "none", "resource": self.name, "unit": self.unit}
-
-
-def model_macs(model: onnx.ModelProto) -> int:
-    """Multiply-accumulates of every Conv/ConvTranspose/Gemm/MatMul-with-constant layer."""
-    return sum(sig.macs() for sig in model_signatures(load_model(model, fold=False)).values())
 
 
 class MacsRunner(_DeviceFree):
@@ -53,8 +49,6 @@ class ParamsRunner(_DeviceFree):
     unit = "Mparam"
 
     def _measure_impl(self, model: onnx.ModelProto) -> list[float]:
-        from onnx_netadapt.prune.apply import parameter_count
-
         return [parameter_count(model) / 1e6]
 
     def _measure_layer_impl(self, signature: LayerSignature) -> list[float]:

@@ -13,8 +13,9 @@ from onnx_netadapt.adapt import resources as resources_module
 from onnx_netadapt.adapt.resources import ResourceSet
 from onnx_netadapt.channels.analysis import analyse
 from onnx_netadapt.graph.load import load_model
+from onnx_netadapt.measure.metrics import parameter_count
 from onnx_netadapt.measure.signature import model_signatures, pruned_signatures
-from onnx_netadapt.prune.apply import parameter_count, prune
+from onnx_netadapt.prune.apply import prune
 from runners.resources import MacsRunner
 
 
