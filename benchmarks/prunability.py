@@ -41,7 +41,7 @@ def _latency_side_by_side(paths: list[str], budget_s: float = 8.0) -> list[float
     import numpy as np
     import onnxruntime as ort
 
-    from onnx_netadapt.verify import random_inputs
+    from onnx_netadapt.graph.probe import random_inputs
 
     sessions, feeds = [], None
     for path in paths:
