@@ -152,15 +152,16 @@ def calibrate_all(runner, table: LatencyTable, loaded, measured: float) -> dict[
 def describe(estimator: Estimator) -> dict:
     """What the calibration kept (JSON-ready)."""
     cal = estimator.calibration
+    prof = getattr(cal.base, "profile", None)
+    session = prof.session_ms if prof is not None else getattr(cal.base, "session_ms", 0.0)
     data = {
         "mode": cal.mode,
         "layers_ms": cal.layers_ms,
-        "session_ms": cal.session_ms,
+        "session_ms": session,
         "residual_ms": cal.residual_ms,
         "anchors": [list(a) for a in cal.anchors],
     }
-    if cal.profile is not None:
-        prof = cal.profile
+    if prof is not None:
         data.update(
             overhead_ms=prof.overhead_ms,
             internal_ms=prof.internal_ms,

@@ -124,7 +124,7 @@ def test_without_profile_auto_splits_the_residual():
     with FakeRunner(profiles=False) as runner:
         estimator = _calibrated(runner, model)
         assert estimator.calibration.mode == "split"
-        assert estimator.calibration.session_ms == pytest.approx(SESSION + MS_PER_MAC)
+        assert estimator.calibration.base.session_ms == pytest.approx(SESSION + MS_PER_MAC)
         assert estimator.estimate(model) == pytest.approx(runner.measure(model).median_ms)
         estimates = [estimator.estimate(p) for p in _prunings(model)]
         assert estimates[0] > estimates[1] > estimates[2] > 0

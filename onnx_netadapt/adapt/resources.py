@@ -4,8 +4,9 @@
 current network, measured every iteration (``onnx_netadapt.measure.estimate``; the mode is
 ``AdaptConfig.estimator``: by default "auto", the in-network profile where the runner has one).
 The layers of a pruned network are read off its weight shapes, so no shape inference runs per
-candidate (except for the "profile" mode, which scales the other nodes by their activation
-sizes). Non-additive resources (peak memory) are measured directly.
+candidate (except where the estimator's calibration needs shapes: the "profile" strategy scales
+the other nodes by their activation sizes). Non-additive resources (peak memory) are measured
+directly.
 """
 
 from __future__ import annotations
@@ -70,9 +71,8 @@ class Tracked:
         """Estimated value of ``model``, a pruning of the calibrated network."""
         if self.estimator is None:
             return self.runner.measure(model).median_ms
-        cal = self.estimator.calibration
         shapes = {}
-        if cal and cal.mode == "profile":  # scales other nodes by their activation sizes
+        if self.estimator.needs_shapes:  # e.g. scales other nodes by their activation sizes
             copy = onnx.ModelProto()
             copy.CopyFrom(model)  # infer_shapes writes value_info; the proposal stays as it is
             shapes = infer_shapes(copy)  # a pruning of a loaded model: no checker, no normalising
