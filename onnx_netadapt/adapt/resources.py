@@ -23,6 +23,7 @@ from onnx_netadapt.adapt.budget import LATENCY, Budget, check_unit
 from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.graph.shapes import infer_shapes
 from onnx_netadapt.measure.estimate import Estimator
+from onnx_netadapt.measure.interleave import ratio_to_reference
 from onnx_netadapt.measure.registry import make_runner
 from onnx_netadapt.measure.runner import Runner
 from onnx_netadapt.measure.signature import LayerSignature
@@ -169,11 +170,8 @@ class ResourceSet:
         self.network_measurements += 1
         if item.unit != "ms" or self._reference is None:
             return measure_robust(item.runner, model)
-        ratios = []
-        for _ in range(WHOLE_NETWORK_ROUNDS):
-            reference = item.runner.measure(self._reference).median_ms
-            ratios.append(item.runner.measure(model).median_ms / reference)
-        return self._reference_values[item.resource] * statistics.median(ratios)
+        ratio, _ = ratio_to_reference(item.runner, model, self._reference, WHOLE_NETWORK_ROUNDS)
+        return self._reference_values[item.resource] * ratio
 
     def restore(self, calibration: Mapping[str, Mapping[str, float]], current: LoadedModel) -> None:
         """Calibrate on ``current`` at the values a previous run measured (for --resume)."""
