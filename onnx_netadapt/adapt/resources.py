@@ -195,11 +195,6 @@ class ResourceSet:
         """Estimated value of ``model`` (whose filter layers are ``signatures``) per resource."""
         return {name: item.estimate(model, signatures) for name, item in self.tracked.items()}
 
-    def save_tables(self) -> None:
-        """Persist every table that has a path."""
-        for item in self.tracked.values():
-            item.table.save()
-
 
 def measure_robust(
     runner: Runner, model: onnx.ModelProto, rounds: int = WHOLE_NETWORK_ROUNDS

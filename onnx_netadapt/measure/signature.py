@@ -15,9 +15,6 @@ import onnx
 from onnx_netadapt.graph.load import LoadedModel, load_model
 from onnx_netadapt.graph.ops import attr, consumers_of
 
-# Activations that runtimes fuse into the preceding conv/fully-connected layer.
-FUSABLE_ACTIVATIONS = ("Relu", "Relu6", "HardSwish", "Sigmoid", "Tanh", "LeakyRelu")
-
 
 @dataclass(frozen=True)
 class LayerSignature:
@@ -65,14 +62,6 @@ class LayerSignature:
     def key(self) -> str:
         """Stable text key (JSON of the fields)."""
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def from_key(cls, key: str) -> LayerSignature:
-        """Inverse of ``key``."""
-        data = json.loads(key)
-        for name in ("input_hw", "kernel", "stride", "pads", "dilation"):
-            data[name] = tuple(data[name])
-        return cls(**data)
 
     def macs(self) -> int:
         """Multiply-accumulates of the layer (a device-free proxy)."""

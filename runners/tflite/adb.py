@@ -138,10 +138,5 @@ class Adb:
         )
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "nothing"
-
-
 def _tail(text: str, n: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-n:]) or "(no output)"
