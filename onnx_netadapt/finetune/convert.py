@@ -84,11 +84,13 @@ def check_supported(model: onnx.ModelProto) -> None:
 
 
 def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A private copy ready for conversion: complete ranks, batch-free Reshape shapes."""
+    """A private copy ready for conversion: complete ranks, batch-free Reshape shapes, the
+    nodes our replacement converters take in their own domain."""
     prepared = onnx.ModelProto()
     prepared.CopyFrom(model)
     shapes = _complete_value_info(prepared)
     _free_batch(prepared, shapes)
+    converters.reroute(prepared)  # nodes our converters take instead of onnx2torch's
     return prepared
 
 
