@@ -30,8 +30,9 @@ from onnx_netadapt.measure.runner import (
     RunnerUnavailable,
 )
 from onnx_netadapt.measure.stats import MeasureSettings
-from runners.snpe import device, proc
-from runners.snpe.adb import Adb, ShellResult, find_adb, select_device
+from runners import proc
+from runners.android import Adb, ShellResult, find_adb, select_device
+from runners.snpe import device
 from runners.snpe.diagview import TOTAL_INFERENCE, DiagviewReport, parse_diagview
 from runners.snpe.inputs import InputSpec, input_list_text, input_specs, write_raw_inputs
 from runners.snpe.sdk import CONVERTER, DIAGVIEW, NET_RUN, SDK_FIX, SnpeSdk, parse_version

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from onnx_netadapt.measure.runner import RunnerError, RunnerUnavailable
-from runners.snpe import proc
+from runners import proc
 
 logger = logging.getLogger(__name__)
 
