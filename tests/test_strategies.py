@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import onnx
 import pytest
 from models import CASES
@@ -12,11 +10,12 @@ from test_estimate_fidelity import FakeRunner, _prunings
 from onnx_netadapt.adapt.resources import Tracked
 from onnx_netadapt.graph.load import LoadedModel, load_model
 from onnx_netadapt.measure.estimate import Estimator
-from onnx_netadapt.measure.signature import LayerSignature, model_signatures
+from onnx_netadapt.measure.signature import model_signatures
 from onnx_netadapt.measure.strategies import (
     MODES,
     Calibration,
     Entries,
+    Pruning,
     Strategy,
     make_strategy,
 )
@@ -64,15 +63,9 @@ class ShapeCalibration(Calibration):
     mode = "shape-test"
     needs_shapes = True
 
-    def estimate(
-        self,
-        signatures: Mapping[str, LayerSignature],
-        layer_ms: Mapping[str, float],
-        model: onnx.ModelProto | None = None,
-        shapes: Mapping[str, tuple[int, ...]] | None = None,
-    ) -> float:
-        assert model is not None and shapes, "the strategy said it needs shapes"
-        return sum(layer_ms[n] for n in signatures) + 0.01 * len(shapes)
+    def estimate(self, pruning: Pruning) -> float:
+        assert pruning.model is not None and pruning.shapes, "the strategy said it needs shapes"
+        return pruning.layers_ms() + 0.01 * len(pruning.shapes)
 
 
 class ShapeStrategy(Strategy):

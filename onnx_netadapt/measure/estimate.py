@@ -31,6 +31,7 @@ from onnx_netadapt.measure.strategies import (
     PROFILE_ROUNDS,
     Calibration,
     Entries,
+    Pruning,
     Shapes,
     Strategy,
     make_strategy,
@@ -110,15 +111,9 @@ class CalibrationCurve:
         slope = (y1 - y0) / (x1 - x0) if x1 > x0 else 1.0
         return y0 + min(MAX_SLOPE, max(1 / MAX_SLOPE, slope)) * (base - x0)
 
-    def estimate(
-        self,
-        signatures: Mapping[str, LayerSignature],
-        layer_ms: Mapping[str, float],
-        model: onnx.ModelProto | None = None,
-        shapes: Shapes | None = None,
-    ) -> float:
+    def estimate(self, pruning: Pruning) -> float:
         """The strategy's estimate (``Calibration.estimate``) through the curve."""
-        return self.through(self.base.estimate(signatures, layer_ms, model, shapes))
+        return self.through(self.base.estimate(pruning))
 
 
 def estimate_from(
@@ -138,7 +133,7 @@ def estimate_from(
         model, shapes: the pruned network and its static shapes (``load_model(model,
             fold=False).shapes``); needed when ``calibration.needs_shapes``.
     """
-    return calibration.estimate(signatures, layer_ms, model, shapes)
+    return calibration.estimate(Pruning(signatures, layer_ms, model, shapes))
 
 
 class Estimator:
@@ -291,4 +286,6 @@ class Estimator:
         if signatures is None:
             signatures = model_signatures(loaded)
         read = self.kernel_entries if calibration.kernels else self.entries
-        return calibration.estimate(signatures, read(signatures), loaded.model, loaded.shapes)
+        return calibration.estimate(
+            Pruning(signatures, read(signatures), loaded.model, loaded.shapes)
+        )

@@ -107,6 +107,27 @@ class Entries:
         return self.runner.measure(model).median_ms
 
 
+@dataclass(frozen=True)
+class Pruning:
+    """What an estimate reads of a pruned network.
+
+    Attributes:
+        signatures: its filter layers, by node name.
+        layer_ms: their entries (ms), by node name (kernel entries when the calibration reads
+            ``kernels``, else table entries).
+        model, shapes: the network and its static shapes (read when ``needs_shapes``).
+    """
+
+    signatures: Mapping[str, LayerSignature]
+    layer_ms: Mapping[str, float]
+    model: onnx.ModelProto | None = None
+    shapes: Shapes | None = None
+
+    def layers_ms(self) -> float:
+        """Sum of the filter layers' entries."""
+        return sum(self.layer_ms[name] for name in self.signatures)
+
+
 @dataclass
 class Calibration(ABC):
     """One measured network and what a strategy keeps of it.
@@ -133,20 +154,8 @@ class Calibration(ABC):
         return self.measured_ms - self.layers_ms
 
     @abstractmethod
-    def estimate(
-        self,
-        signatures: Mapping[str, LayerSignature],
-        layer_ms: Mapping[str, float],
-        model: onnx.ModelProto | None = None,
-        shapes: Shapes | None = None,
-    ) -> float:
-        """Estimated latency (ms) of a pruning of the calibrated network.
-
-        Args:
-            signatures: the pruned network's filter layers, by node name.
-            layer_ms: their entries (ms), by node name (kernel entries when ``kernels``).
-            model, shapes: the pruned network and its static shapes, when ``needs_shapes``.
-        """
+    def estimate(self, pruning: Pruning) -> float:
+        """Estimated latency (ms) of ``pruning``, a pruning of the calibrated network."""
 
 
 @dataclass
@@ -155,14 +164,8 @@ class ConstantCalibration(Calibration):
 
     mode: ClassVar[str] = "constant"
 
-    def estimate(
-        self,
-        signatures: Mapping[str, LayerSignature],
-        layer_ms: Mapping[str, float],
-        model: onnx.ModelProto | None = None,
-        shapes: Shapes | None = None,
-    ) -> float:
-        return sum(layer_ms[name] for name in signatures) + self.residual_ms
+    def estimate(self, pruning: Pruning) -> float:
+        return pruning.layers_ms() + self.residual_ms
 
 
 @dataclass
@@ -171,14 +174,8 @@ class ProportionalCalibration(Calibration):
 
     mode: ClassVar[str] = "proportional"
 
-    def estimate(
-        self,
-        signatures: Mapping[str, LayerSignature],
-        layer_ms: Mapping[str, float],
-        model: onnx.ModelProto | None = None,
-        shapes: Shapes | None = None,
-    ) -> float:
-        layers = sum(layer_ms[name] for name in signatures)
+    def estimate(self, pruning: Pruning) -> float:
+        layers = pruning.layers_ms()
         scale = layers / self.layers_ms if self.layers_ms > 0 else 1.0
         return layers + self.residual_ms * scale
 
@@ -199,15 +196,9 @@ class SplitCalibration(Calibration):
     net_layers_ms: float = 0.0
     weight: float = 0.0
 
-    def estimate(
-        self,
-        signatures: Mapping[str, LayerSignature],
-        layer_ms: Mapping[str, float],
-        model: onnx.ModelProto | None = None,
-        shapes: Shapes | None = None,
-    ) -> float:
-        net = sum(net_ms(layer_ms[n], self.session_ms) for n in signatures)
-        weight = sum(output_elements(s) for s in signatures.values())
+    def estimate(self, pruning: Pruning) -> float:
+        net = sum(net_ms(pruning.layer_ms[n], self.session_ms) for n in pruning.signatures)
+        weight = sum(output_elements(s) for s in pruning.signatures.values())
         scale = weight / self.weight if self.weight > 0 else 1.0
         return net + (self.measured_ms - self.net_layers_ms) * scale
 
@@ -225,16 +216,10 @@ class InNetworkCalibration(Calibration):
     def kernels(self) -> bool:
         return self.profile is not None and self.profile.kernels
 
-    def estimate(
-        self,
-        signatures: Mapping[str, LayerSignature],
-        layer_ms: Mapping[str, float],
-        model: onnx.ModelProto | None = None,
-        shapes: Shapes | None = None,
-    ) -> float:
-        if self.profile is None or model is None or shapes is None:
+    def estimate(self, pruning: Pruning) -> float:
+        if self.profile is None or pruning.model is None or pruning.shapes is None:
             raise NetAdaptError("a 'profile' estimate needs the calibration profile, model, shapes")
-        return estimate_profiled(self.profile, model, shapes, layer_ms)
+        return estimate_profiled(self.profile, pruning.model, pruning.shapes, pruning.layer_ms)
 
 
 class Strategy(ABC):
