@@ -1,4 +1,5 @@
-"""Helpers the converters share: constant operands read at conversion time, axes, mappings."""
+"""What the converters share: onnx2torch's types (imported safely once), constant operands
+read at conversion time, axes, mappings."""
 
 from __future__ import annotations
 
@@ -12,7 +13,22 @@ import_onnx2torch()
 
 from onnx2torch.onnx_graph import OnnxGraph
 from onnx2torch.onnx_node import OnnxNode
-from onnx2torch.utils.common import OnnxMapping
+from onnx2torch.utils.common import (
+    OnnxMapping,
+    OnnxToTorchModule,
+    OperationConverterResult,
+    onnx_mapping_from_node,
+)
+
+# what the op-family modules take from onnx2torch, imported here after import_onnx2torch()
+__all__ = [
+    "OnnxGraph",
+    "OnnxMapping",
+    "OnnxNode",
+    "OnnxToTorchModule",
+    "OperationConverterResult",
+    "onnx_mapping_from_node",
+]
 
 
 def _const_ints(node: OnnxNode, graph: OnnxGraph, index: int) -> list[int] | None:

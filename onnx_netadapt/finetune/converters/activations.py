@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from torch import nn
 
-from onnx_netadapt.finetune._imports import import_onnx2torch
-
-import_onnx2torch()
-
-from onnx2torch.onnx_graph import OnnxGraph
-from onnx2torch.onnx_node import OnnxNode
-from onnx2torch.utils.common import OperationConverterResult, onnx_mapping_from_node
-
+from onnx_netadapt.finetune.converters._common import (
+    OnnxGraph,
+    OnnxNode,
+    OperationConverterResult,
+    onnx_mapping_from_node,
+)
 from onnx_netadapt.finetune.converters._registry import converts
 
 

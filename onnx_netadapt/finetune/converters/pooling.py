@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from onnx_netadapt.finetune._imports import import_onnx2torch
-
-import_onnx2torch()
-
-from onnx2torch.onnx_graph import OnnxGraph
-from onnx2torch.onnx_node import OnnxNode
-from onnx2torch.utils.common import OperationConverterResult
-
+from onnx_netadapt.finetune.converters._common import OnnxGraph, OnnxNode, OperationConverterResult
 from onnx_netadapt.finetune.converters._registry import Converter, add, delegate
 
 

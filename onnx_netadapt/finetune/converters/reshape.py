@@ -11,18 +11,13 @@ import onnx
 import torch
 from torch import nn
 
-from onnx_netadapt.finetune._imports import import_onnx2torch
-
-import_onnx2torch()
-
-from onnx2torch.onnx_graph import OnnxGraph
-from onnx2torch.onnx_node import OnnxNode
-from onnx2torch.utils.common import (
+from onnx_netadapt.finetune.converters._common import (
+    OnnxGraph,
+    OnnxNode,
     OnnxToTorchModule,
     OperationConverterResult,
     onnx_mapping_from_node,
 )
-
 from onnx_netadapt.finetune.converters._registry import Converter, add, delegate, replaces
 from onnx_netadapt.graph.ops import attr
 

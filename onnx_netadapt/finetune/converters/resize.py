@@ -10,25 +10,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from onnx_netadapt.finetune._imports import import_onnx2torch
-
-import_onnx2torch()
-
-from onnx2torch.onnx_graph import OnnxGraph
-from onnx2torch.onnx_node import OnnxNode
-from onnx2torch.utils.common import (
+from onnx_netadapt.finetune.converters._common import (
+    OnnxGraph,
+    OnnxNode,
     OnnxToTorchModule,
     OperationConverterResult,
-    onnx_mapping_from_node,
-)
-
-from onnx_netadapt.finetune.converters._common import (
     _all_static,
     _const_floats,
     _const_ints,
     _data_only,
     _normal,
     _tensor_ints,
+    onnx_mapping_from_node,
 )
 from onnx_netadapt.finetune.converters._registry import converts, replaces
 
