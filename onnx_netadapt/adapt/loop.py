@@ -42,7 +42,7 @@ from onnx_netadapt.evaluate import accuracy, output_classes, predict
 from onnx_netadapt.graph.deliverable import with_original_interface
 from onnx_netadapt.graph.load import LoadedModel, load_model
 from onnx_netadapt.graph.save import save_model
-from onnx_netadapt.measure.estimate import model_signatures
+from onnx_netadapt.measure.signature import model_signatures
 
 if TYPE_CHECKING:
     from onnx_netadapt.engines.base import Engine

@@ -21,7 +21,7 @@ from onnx_netadapt.channels.context import AnalysisState, ProducerSpace, RuleCon
 from onnx_netadapt.channels.edits import NodeEdit, SliceSpec
 from onnx_netadapt.channels.layout import Layout
 from onnx_netadapt.graph.load import LoadedModel
-from onnx_netadapt.graph.ops import QUANTIZED_OPS
+from onnx_netadapt.graph.ops import QUANTIZED_OPS, consumers_of
 
 logger = logging.getLogger(__name__)
 
@@ -214,11 +214,9 @@ def analyse(loaded: LoadedModel) -> ChannelAnalysis:
     """
     model = loaded.model
     constants = {i.name: i for i in model.graph.initializer}
-    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    consumers = consumers_of(model.graph)
     producer_of: dict[str, onnx.NodeProto] = {}
     for node in model.graph.node:
-        for name in node.input:
-            consumers[name].append(node)
         for name in node.output:
             producer_of[name] = node
     state = AnalysisState(model, loaded.shapes, constants, consumers, producer_of)
