@@ -115,6 +115,7 @@ class Adaptation:
         self._data = data
         # table entries measured by earlier processes of this run (counts go on across resumes)
         self._measured_before = self.state.table_measurements if resume else 0
+        self._engine_started = False
 
     # -- setup ---------------------------------------------------------------------------
     def _load_original(self) -> LoadedModel:
@@ -178,7 +179,6 @@ class Adaptation:
         plan = plan_devices(cfg.device, cfg.workers, cfg.train_threads, cfg.deterministic)
         engine = make_engine(cfg.engine, plan, cfg.ray_address)
         with resources, engine:
-            engine.start(ctx)
             if self.resume:
                 current = load_model(self.rundir.path / self.state.current, fold=False)
                 resources.restore(self.state.calibration, current)
@@ -193,7 +193,7 @@ class Adaptation:
             status = self.state.status
             try:
                 while status == RUNNING:
-                    result = self._iteration(resources, engine)
+                    result = self._iteration(resources, engine, ctx)
                     status = result.status
                     if result.record:
                         yield result
@@ -288,7 +288,9 @@ class Adaptation:
                 targets[resource] = max(limit, reduced)
         return targets
 
-    def _iteration(self, resources: ResourceSet, engine: Engine) -> IterationResult:
+    def _iteration(
+        self, resources: ResourceSet, engine: Engine, ctx: EvalContext
+    ) -> IterationResult:
         cfg = self.config
         i = self.state.iteration + 1
         start = time.perf_counter()
@@ -319,6 +321,9 @@ class Adaptation:
             self.state.unreachable = [s.describe() for s in skipped]
             return self._ended(UNREACHABLE, resources, current)
         jobs = self._write_proposals(i, candidates)
+        if not self._engine_started:  # started late: its workers' start-up never overlaps
+            engine.start(ctx)  # the measurements of the original and the floor
+            self._engine_started = True
         current_file = (self.rundir.path / self.state.current).read_bytes()
         scores = engine.evaluate(jobs, current_file, lambda d, n: self.progress("proposals", d, n))
         evaluated = time.perf_counter()
@@ -355,6 +360,7 @@ class Adaptation:
                     "holdout_accuracy": s.holdout_accuracy,
                     "holdout_loss": s.holdout_loss,
                     "seconds": s.seconds,
+                    "stages": s.stages,
                     "error": s.error,
                 }
                 for c, s in zip(candidates, scores, strict=True)

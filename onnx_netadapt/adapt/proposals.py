@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -62,6 +62,7 @@ class ProposalScore:
     train_loss: float | None = None
     error: str | None = None
     holdout_loss: float = float("nan")
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage (convert, ...)
 
 
 def proposal_seed(seed: int, iteration: int, producers: list[str]) -> int:
@@ -103,6 +104,7 @@ def fine_tune_and_score(
     """
     start = time.perf_counter()
     loss = None
+    stages: dict[str, float] = {}
     try:
         if ctx.plan.steps > 0:
             from onnx_netadapt.finetune import TrainSettings, fine_tune
@@ -119,20 +121,31 @@ def fine_tune_and_score(
                 deterministic=ctx.plan.deterministic,
             )
             result = fine_tune(model, ctx.data.train, settings, teacher=ctx.teacher)
-            model, loss = result.model, result.stats.final_loss
+            model, loss, stages = result.model, result.stats.final_loss, dict(result.seconds)
+        scoring = time.perf_counter()
         acc, holdout_loss = score_holdout(model, ctx.data.holdout, ctx.holdout_reference)
+        stages["score"] = time.perf_counter() - scoring
     except NetAdaptError as exc:
         failed = ProposalScore(
             job.group_id, float("nan"), time.perf_counter() - start, error=str(exc)
         )
         return failed, model
     seconds = time.perf_counter() - start
-    return ProposalScore(job.group_id, acc, seconds, loss, holdout_loss=holdout_loss), model
+    score = ProposalScore(
+        job.group_id, acc, seconds, loss, holdout_loss=holdout_loss, stages=stages
+    )
+    return score, model
 
 
 def evaluate_proposal(job: ProposalJob, ctx: EvalContext, device: str = "cpu") -> ProposalScore:
     """Fine-tune the proposal at ``job.path`` in place (steps of ``ctx.plan``) and score it."""
-    score, model = fine_tune_and_score(onnx.load(job.path), job, ctx, device)
+    start = time.perf_counter()
+    model = onnx.load(job.path)
+    loaded = time.perf_counter() - start
+    score, model = fine_tune_and_score(model, job, ctx, device)
+    start = time.perf_counter()
     if score.error is None and ctx.plan.steps > 0:
         save_model(model, job.path)
+    score.stages["file_io"] = loaded + time.perf_counter() - start
+    score.seconds += score.stages["file_io"]
     return score

@@ -243,5 +243,3 @@ class ResourceSet:
     ) -> dict[str, float]:
         """Estimated value of ``model`` (whose filter layers are ``signatures``) per resource."""
         return {name: item.estimate(model, signatures) for name, item in self.tracked.items()}
-
-
