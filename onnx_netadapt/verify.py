@@ -19,6 +19,7 @@ from onnx import numpy_helper
 from onnx_netadapt.channels.analysis import ChannelAnalysis
 from onnx_netadapt.graph.large import ort_session
 from onnx_netadapt.graph.ops import numpy_dtype
+from onnx_netadapt.graph.shapes import is_static_dim
 from onnx_netadapt.prune.apply import PruneResult
 
 logger = logging.getLogger(__name__)
@@ -70,11 +71,11 @@ def masked_original(analysis: ChannelAnalysis, result: PruneResult) -> onnx.Mode
 
 
 def random_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random feeds for every graph input (static shapes required)."""
+    """Random feeds for every graph input (a dynamic dim, declared or -1/0, is fed as 1)."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for vi in model.graph.input:
-        shape = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        shape = [d.dim_value if is_static_dim(d) else 1 for d in vi.type.tensor_type.shape.dim]
         dtype = numpy_dtype(vi.type.tensor_type.elem_type)
         if np.issubdtype(dtype, np.floating):
             feeds[vi.name] = rng.standard_normal(shape).astype(dtype)

@@ -951,3 +951,28 @@ def quantized() -> onnx.ModelProto:
     y2, s2, z2 = qconv(y1, s1, z1, 16, 8, 0.1)
     b.output(b.op("DequantizeLinear", [y2, s2, z2]), [1, 8, 8, 8])
     return b.build()
+
+
+# ---------------------------------------------------------------------------------------------
+# Declared shapes and weights computed at run time (issue 12)
+# ---------------------------------------------------------------------------------------------
+
+
+def paddle_declared_dims(batch: int = 1) -> onnx.ModelProto:
+    """Paddle-style declarations: IR 7, opset 11, output batch ``dim_value: -1``, a value_info
+    with ``dim_value: 0``; the input batch is ``batch`` (-1 for the CLI test)."""
+    b = GraphBuilder("paddle_declared_dims", 11)
+    x = b.relu(b.conv(b.input("x", [batch, 3, 12, 24]), 3, 16, stride=2))
+    hidden = b.relu(b.conv(x, 16, 16))
+    b.output(b.op("Identity", [b.head(hidden, 16, 2)]), [-1, 2])
+    model = b.build()
+    model.graph.value_info.append(helper.make_tensor_value_info(hidden, FLOAT, [0, 16, 6, 12]))
+    model.ir_version = 7
+    return model
+
+
+register(
+    "paddle_declared_dims",
+    expect_prunable=2,
+    note="IR 7 / opset 11, output declared with dim_value -1, a value_info with 0 (Paddle)",
+)(paddle_declared_dims)

@@ -171,6 +171,8 @@ def load_model(
     notes: list[str] = []
     if n := normalize.drop_initializer_inputs(model):
         notes.append(f"{n} graph inputs that were initializers treated as constants")
+    if n := normalize.unfix_nonpositive_dims(model):
+        notes.append(f"{n} declared dims of -1 or 0 treated as dynamic")
     _apply_input_shapes(model, input_shapes or {})
     if n := normalize.constants_to_initializers(model):
         notes.append(f"{n} Constant nodes turned into initializers")
