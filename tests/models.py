@@ -979,11 +979,11 @@ register(
 
 
 def _run_time_weight_net(
-    name: str, make_weight: Callable[[GraphBuilder], str], seed: int = 0
+    name: str, make_weight: Callable[[GraphBuilder], str], opset: int = DEFAULT_OPSET
 ) -> onnx.ModelProto:
     """conv0 (3->8) -> Conv 'wconv_0' (8->8, weight computed by ``make_weight``) -> conv2
     (8->16) -> classifier. Groups: conv0 (read by wconv), wconv, conv2; the Gemm is an output."""
-    b = GraphBuilder(name, seed=seed)
+    b = GraphBuilder(name, opset)
     h = b.relu(b.conv(b.input("input", [1, 3, 8, 8]), 3, 8))
     w = make_weight(b)
     bias = b.param([8], "wconv_b", 0.1)
@@ -1005,12 +1005,19 @@ def _standardised(b: GraphBuilder, v: str, axes: Sequence[int]) -> str:
 
 
 @register(
+    "ws_scaled_std_conv_bn_opset13",
+    expect_prunable=2,
+    note="ws_scaled_std_conv_bn as exported at opset 11-13: inference-mode BatchNormalization "
+    "whose mean/var come from the exporter's transposed copy of the weight",
+    opset=13,
+)
+@register(
     "ws_scaled_std_conv_bn",
     expect_prunable=2,
     note="timm ScaledStdConv2d, legacy export: BatchNormalization(training_mode=1) over the "
     "weight reshaped to [1,O,I*k*k], times a gain: conv0 (its input channels) approximate",
 )
-def ws_scaled_std_conv_bn() -> onnx.ModelProto:
+def ws_scaled_std_conv_bn(opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     def weight(b: GraphBuilder) -> str:
         v = b.rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
         flat = b.const(v.reshape(1, 8, 72), name="ws_v")  # the exporter folds the first reshape
@@ -1020,17 +1027,14 @@ def ws_scaled_std_conv_bn() -> onnx.ModelProto:
         var = b.reduce("ReduceMean", b.op("Mul", [centred, centred]), [0, 1], keepdims=False)
         gain = b.const((b.rng.uniform(0.5, 1.5, 8) / np.sqrt(72)).astype(np.float32), name="ws_g")
         zero = b.const(np.zeros(8, np.float32), name="ws_zero")
-        y = b.ops(
-            "BatchNormalization",
-            [flat, gain, zero, mean, var],
-            3,
-            epsilon=1e-6,
-            momentum=1.0,
-            training_mode=1,
-        )[0]
-        return b.op("Reshape", [y, b.ints([8, 8, 3, 3])])
+        inputs = [flat, gain, zero, mean, var]
+        if opset >= 14:  # batch statistics of the weight itself; mean/var only feed outputs 1, 2
+            y = b.ops("BatchNormalization", inputs, 3, epsilon=1e-6, momentum=1.0, training_mode=1)
+        else:
+            y = b.ops("BatchNormalization", inputs, 1, epsilon=1e-6, momentum=1.0)
+        return b.op("Reshape", [y[0], b.ints([8, 8, 3, 3])])
 
-    return _run_time_weight_net("ws_scaled_std_conv_bn", weight)
+    return _run_time_weight_net(f"ws_scaled_std_conv_bn_opset{opset}", weight, opset=opset)
 
 
 @register(

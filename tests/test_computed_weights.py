@@ -30,6 +30,14 @@ DECLARED: dict[str, tuple[str, dict[str, list[tuple[str, tuple | None, int]]], d
         },
         {IN: "approximate", OUT: "prunable"},
     ),
+    "ws_scaled_std_conv_bn_opset13": (
+        "wconv_0",
+        {
+            IN: [("ws_v", (1, 8, 8, 9), 2), ("ws_vt", (1, 8, 9, 8), 1)],
+            OUT: [("ws_v", None, 1), ("ws_vt", None, 2), ("ws_g", None, 0)],
+        },
+        {IN: "approximate", OUT: "prunable"},
+    ),
     "ws_reduce": (
         "wconv_0",
         {IN: [("ws_v", None, 1)], OUT: [("ws_v", None, 0)]},

@@ -208,22 +208,37 @@ class _Graph:
         return sorted(seen.values(), key=lambda n: -self.index[id(n)])
 
     def _walk(self, weight: str, axes: Mapping[str, int]) -> dict[str, str]:
-        """Roles of every tensor the weight depends on; returns role -> mixing op."""
+        """Follow the roles back from the weight over the inputs that reach it (the live ones).
+
+        Returns role -> the reduction that mixes those channels. A reduction mixes a role when
+        its input carries that role along a reduced axis; where the role's axis of that input is
+        not known (it reaches the weight only through reductions, e.g. the exporter's
+        transposed copy of a weight that the statistics are computed from), it is assumed to
+        mix whenever the reduced extent could hold the channels (a multiple of their count).
+        """
+        channels = {r: self._shape(weight)[a] for r, a in axes.items()}
         roles: dict[str, Roles] = {weight: {r: frozenset([a]) for r, a in axes.items()}}
+        live = {weight}
         reductions: list[tuple[str, frozenset[int], str]] = []
         for node in self._ancestors(weight):
-            out_roles = roles.get(node.output[0], {}) if node.output else {}
-            if any(o in roles for o in node.output[1:]):
+            if not any(o in live for o in node.output):
+                continue
+            if any(o in live for o in node.output[1:]):
                 raise _Unfollowable(f"a second output of {node.op_type} {node.name!r}")
-            for name, mapped in self._inputs(node, out_roles, reductions):
+            for name, mapped in self._inputs(node, roles.get(node.output[0], {}), reductions):
+                live.add(name)
                 merged = dict(roles.get(name, {}))
                 for role, axes_set in mapped.items():
                     merged[role] = merged.get(role, frozenset()) | axes_set
                 roles[name] = merged
         mixes: dict[str, str] = {}
         for tensor, reduced, label in reductions:
-            for role, axes_set in roles.get(tensor, {}).items():
-                if axes_set & reduced and role not in mixes:
+            shape = self._shape(tensor)
+            extent = int(np.prod([shape[a] for a in reduced])) if reduced else 1
+            for role, count in channels.items():
+                known = roles.get(tensor, {}).get(role)
+                mixed = bool(known & reduced) if known else extent % count == 0
+                if count > 1 and mixed and role not in mixes:
                     mixes[role] = label
         return mixes
 
@@ -243,7 +258,7 @@ class _Graph:
             if self._is_float(node.output[0]):
                 raise _Unfollowable(label)
             return []  # integer side computations (shapes, indices) carry no weights
-        out_shape = self._shape(node.output[0]) if out_roles or op in _NEEDS_SHAPE else ()
+        out_shape = self._shape(node.output[0])
         return handler(self, node, out_roles, out_shape, reductions, label)
 
     def _is_float(self, name: str) -> bool:
@@ -265,7 +280,6 @@ Handler = Callable[
     [_Graph, onnx.NodeProto, Roles, tuple[int, ...], list, str], list[tuple[str, Roles]]
 ]
 _HANDLERS: dict[str, Handler] = {}
-_NEEDS_SHAPE = frozenset(_REDUCE | {"BatchNormalization", "InstanceNormalization"})
 
 
 def _handles(*ops: str) -> Callable[[Handler], Handler]:
@@ -322,13 +336,11 @@ def _reshaped(roles: Roles, out_shape: tuple[int, ...], in_shape: tuple[int, ...
 @_handles(*_ELEMENTWISE)
 def _elementwise(g, node, out_roles, out_shape, reductions, label):
     data = node.input[:1] if node.op_type == "Expand" else node.input
-    return [(i, _broadcast(out_roles, out_shape, g._shape(i))) for i in data if i and out_roles]
+    return [(i, _broadcast(out_roles, out_shape, g._shape(i))) for i in data if i]
 
 
 @_handles(*_LAYOUT)
 def _layout(g, node, out_roles, out_shape, reductions, label):
-    if not out_roles:
-        return []
     return [(node.input[0], _reshaped(out_roles, out_shape, g._shape(node.input[0])))]
 
 
@@ -379,7 +391,7 @@ def _pad(g, node, out_roles, out_shape, reductions, label):
     padded = {a for a in range(rank) if pads[a] or pads[a + rank]}
     if any(axes & padded for axes in out_roles.values()):
         raise _Unfollowable(f"{label} padding a channel axis")
-    return [(node.input[0], dict(out_roles))] if out_roles else []
+    return [(node.input[0], dict(out_roles))]
 
 
 @_handles("Concat")
@@ -387,7 +399,7 @@ def _concat(g, node, out_roles, out_shape, reductions, label):
     axis = normalize_axis(int(attr(node, "axis")), len(out_shape))
     if any(axis in axes for axes in out_roles.values()):
         raise _Unfollowable(f"{label} joining along a channel axis")
-    return [(i, dict(out_roles)) for i in node.input if i and out_roles]
+    return [(i, dict(out_roles)) for i in node.input if i]
 
 
 def _reduced_input(out_roles: Roles, rank: int, reduced: set[int], keepdims: bool) -> Roles:
@@ -437,7 +449,7 @@ def _normalisation(
 def _per_channel(out_roles: Roles, params: list[str]) -> list[tuple[str, Roles]]:
     """Parameters of shape [C] that follow axis 1 of the output."""
     mapped = {r: frozenset([0]) for r, axes in out_roles.items() if 1 in axes}
-    return [(p, mapped) for p in params if p and mapped]
+    return [(p, mapped) for p in params if p]
 
 
 @_handles("BatchNormalization")
