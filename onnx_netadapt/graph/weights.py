@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from onnx_netadapt.graph.large import skeleton
+from onnx_netadapt.graph.large import ort_session
 from onnx_netadapt.graph.ops import attr, axes_of, normalize_axis
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,11 @@ def trace_computed_weights(model: onnx.ModelProto) -> dict[str, WeightComputatio
     ]
     if not candidates:
         return {}
-    shapes, dtypes = _shapes_and_types(model)
+    try:
+        shapes, dtypes = _shapes_and_types(model, [n.input[1] for n in candidates], constant)
+    except Exception as exc:  # an op ORT cannot run: nothing can be followed
+        logger.info("cannot evaluate the run-time weight computations: %s", exc)
+        shapes, dtypes = {}, {}
     graph = _Graph(model, inits, shapes, dtypes)
     found: dict[str, WeightComputation] = {}
     for node in candidates:
@@ -139,18 +143,50 @@ def _constant_tensors(model: onnx.ModelProto, inits: set[str]) -> set[str]:
     return constant
 
 
-def _shapes_and_types(model: onnx.ModelProto) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
-    inferred = onnx.shape_inference.infer_shapes(skeleton(model), data_prop=True)
+def _shapes_and_types(
+    model: onnx.ModelProto, weights: list[str], constant: set[str]
+) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
+    """Shapes and element types of every tensor the computed ``weights`` depend on.
+
+    The subgraph is constant: evaluating it once in ONNX Runtime gives them all (ONNX shape
+    inference leaves some unknown, e.g. a Reshape whose shape passes through an Identity).
+    """
+    import onnxruntime as ort
+
+    producer = {o: n for n in model.graph.node for o in n.output if o}
+    needed: set[str] = set()
+    stack = list(weights)
+    while stack:
+        name = stack.pop()
+        if name in needed or name not in constant:
+            continue
+        needed.add(name)
+        if name in producer:
+            stack.extend(i for i in producer[name].input if i)
+    nodes = [n for n in model.graph.node if any(o in needed for o in n.output)]
+    outputs = [o for n in nodes for o in n.output if o]
+    sub = onnx.helper.make_graph(
+        nodes,
+        "weights",
+        [],
+        [onnx.ValueInfoProto(name=o) for o in outputs],
+        [i for i in model.graph.initializer if i.name in needed],
+    )
+    probe = onnx.helper.make_model(sub, opset_imports=model.opset_import)
+    probe.ir_version = model.ir_version
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    values = ort_session(probe, options, ["CPUExecutionProvider"]).run(outputs, {})
     shapes: dict[str, tuple[int, ...]] = {}
     dtypes: dict[str, int] = {}
     for init in model.graph.initializer:
-        shapes[init.name] = tuple(int(d) for d in init.dims)
-        dtypes[init.name] = init.data_type
-    for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
-        tensor = vi.type.tensor_type
-        dtypes[vi.name] = tensor.elem_type
-        if tensor.HasField("shape") and all(d.HasField("dim_value") for d in tensor.shape.dim):
-            shapes[vi.name] = tuple(int(d.dim_value) for d in tensor.shape.dim)
+        if init.name in needed:
+            shapes[init.name] = tuple(int(d) for d in init.dims)
+            dtypes[init.name] = init.data_type
+    for name, value in zip(outputs, values, strict=True):
+        shapes[name] = tuple(int(d) for d in np.shape(value))
+        dtypes[name] = onnx.helper.np_dtype_to_tensor_dtype(np.asarray(value).dtype)
     return shapes, dtypes
 
 
