@@ -103,7 +103,7 @@ def trace_computed_weights(model: onnx.ModelProto) -> dict[str, WeightComputatio
     """Filter nodes whose weight is computed from stored tensors only, keyed by output name.
 
     Run before constant folding (after Constant nodes became initializers). Returns {} without
-    any shape inference when no filter weight is computed.
+    running anything when no filter weight is computed.
     """
     inits = {i.name: i for i in model.graph.initializer}
     constant = _constant_tensors(model, set(inits))
@@ -132,13 +132,12 @@ def trace_computed_weights(model: onnx.ModelProto) -> dict[str, WeightComputatio
 
 
 def _constant_tensors(model: onnx.ModelProto, inits: set[str]) -> set[str]:
-    """Tensors computed from initializers only (shape computations count as constant)."""
+    """Tensors computed from initializers only (by nodes without inputs or on constants)."""
     constant = set(inits)
     for node in model.graph.node:
         if node.op_type in _RANDOM:
             continue
-        inputs = [i for i in node.input if i]
-        if node.op_type in _SHAPE_ONLY or (inputs and all(i in constant for i in inputs)):
+        if all(i in constant for i in node.input if i):
             constant.update(o for o in node.output if o)
     return constant
 
@@ -211,6 +210,7 @@ class _Graph:
         )
 
     def trace(self, filter_node: onnx.NodeProto) -> WeightComputation:
+        """What removing channels of ``filter_node``'s computed weight changes."""
         weight = filter_node.input[1]
         try:
             rank = len(self._shape(weight))
