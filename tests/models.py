@@ -1154,3 +1154,22 @@ def condconv_runtime() -> onnx.ModelProto:
     y = b.relu(b.conv(b.relu(y), 8, 16))
     b.output(b.head(y, 16), [1, 10])
     return b.build()
+
+
+@register(
+    "weight_norm_linear",
+    expect_prunable=1,
+    note="weight norm on Gemm (transB=1, norm over axis 1) and MatMul ([I,O], norm over axis 0): "
+    "the conv and the Gemm's features approximate, the MatMul's features exact",
+)
+def weight_norm_linear() -> onnx.ModelProto:
+    b = GraphBuilder("weight_norm_linear")
+    x = b.relu(b.conv(b.input("input", [1, 3, 8, 8]), 3, 8))
+    x = b.op("Flatten", [b.op("GlobalAveragePool", [x])])
+    v = _stored(b, "wn_gemm_v", [16, 8])
+    w = b.op("Div", [v, b.reduce("ReduceL2", v, [1])])
+    x = b.relu(b.op("Gemm", [x, w, b.param([16], "wn_gemm_b", 0.1)], transB=1))
+    v = _stored(b, "wn_matmul_v", [16, 12])
+    x = b.relu(b.op("MatMul", [x, b.op("Div", [v, b.reduce("ReduceL2", v, [0])])]))
+    b.output(b.gemm(x, 12, 10), [1, 10])
+    return b.build()
