@@ -70,13 +70,16 @@ def masked_original(analysis: ChannelAnalysis, result: PruneResult) -> onnx.Mode
 
 
 def run_model(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Run ``model`` once in ONNX Runtime (CPU, all optimisations off, one thread)."""
+    """Run ``model`` once in ONNX Runtime (CPU, all optimisations and pre-packing off, one
+    thread)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.intra_op_num_threads = 1
     options.log_severity_level = 3
+    # a constant weight is pre-packed, a computed one is not: the sums then round differently
+    options.add_session_config_entry("session.disable_prepacking", "1")
     session = ort_session(model, options, ["CPUExecutionProvider"])
     return session.run(None, feeds)
 

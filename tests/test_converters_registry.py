@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from onnx import TensorProto, helper
+from onnx_compat import make_model
 
 from onnx_netadapt.finetune import converters
 from onnx_netadapt.finetune.converters import _registry
@@ -47,7 +48,7 @@ def _model(opset: int, allowzero: int):
             helper.make_tensor("shape", TensorProto.INT64, [2], [1, -1]),
         ],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
 @pytest.mark.parametrize(

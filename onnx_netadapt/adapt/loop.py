@@ -213,8 +213,17 @@ class Adaptation:
         net0 = save_model(original.model, self.rundir.network_path(0))
         analysis = analyse(original)
         if not any(g.prunable_with(self.config.allow_approximate) for g in analysis.groups):
+            approximate = sum(g.prunable_with(True) for g in analysis.groups)
+            hint = (
+                f"; {approximate} groups are approximate (pruning them changes other channels' "
+                "values, e.g. weights standardised at run time): allow them with "
+                "--allow-approximate"
+                if approximate
+                else ""
+            )
             raise BudgetError(
-                "no channel group of this model can be pruned (see `onnx-netadapt inspect`)"
+                "no channel group of this model can be pruned exactly (see `onnx-netadapt "
+                f"inspect`){hint}"
             )
         measured = resources.calibrate(original)
         resources.set_reference(original.model, measured)

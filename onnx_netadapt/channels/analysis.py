@@ -17,6 +17,7 @@ import onnx
 
 from onnx_netadapt.channels import rules
 from onnx_netadapt.channels.atoms import Resolved
+from onnx_netadapt.channels.computed import mark_computed_weights
 from onnx_netadapt.channels.context import AnalysisState, ProducerSpace, RuleContext
 from onnx_netadapt.channels.edits import NodeEdit, SliceSpec
 from onnx_netadapt.channels.layout import Layout
@@ -235,6 +236,7 @@ def analyse(loaded: LoadedModel) -> ChannelAnalysis:
             reason = f"{ctx.describe()}: shape of {exc} unknown"
             state.unsupported[node.name] = reason
             ctx.pin_inputs(reason)
+    mark_computed_weights(state, loaded.computed_weights)
     for name, owner in outer_refs.items():
         if (lay := state.layouts.get(name)) is not None:
             state.table.pin(lay.atoms, f"used inside the subgraph of {owner}")

@@ -14,15 +14,15 @@ import onnx
 
 from onnx_netadapt.graph.large import ort_session
 from onnx_netadapt.graph.ops import numpy_dtype
-from onnx_netadapt.graph.shapes import static_dims
+from onnx_netadapt.graph.shapes import is_static_dim, static_dims
 
 
 def random_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random feeds for every graph input (static shapes required)."""
+    """Random feeds for every graph input (a dynamic dim, declared or -1/0, is fed as 1)."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for vi in model.graph.input:
-        shape = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        shape = [d.dim_value if is_static_dim(d) else 1 for d in vi.type.tensor_type.shape.dim]
         dtype = numpy_dtype(vi.type.tensor_type.elem_type)
         if np.issubdtype(dtype, np.floating):
             feeds[vi.name] = rng.standard_normal(shape).astype(dtype)

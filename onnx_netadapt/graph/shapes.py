@@ -9,13 +9,19 @@ import onnx
 logger = logging.getLogger(__name__)
 
 
+def is_static_dim(dim: onnx.TensorShapeProto.Dimension) -> bool:
+    """True for a fixed size; a symbol, a missing value, or -1/0 (Paddle's and some other
+    exporters' way of writing a dynamic size) is dynamic."""
+    return dim.HasField("dim_value") and dim.dim_value > 0
+
+
 def static_dims(type_proto: onnx.TypeProto) -> tuple[int, ...] | None:
-    """Dims of a tensor type when all are known integers, else None."""
+    """Dims of a tensor type when all are known positive integers, else None."""
     if not type_proto.HasField("tensor_type") or not type_proto.tensor_type.HasField("shape"):
         return None
     dims = []
     for d in type_proto.tensor_type.shape.dim:
-        if not d.HasField("dim_value"):
+        if not is_static_dim(d):
             return None
         dims.append(int(d.dim_value))
     return tuple(dims)
