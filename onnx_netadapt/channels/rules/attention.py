@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from onnx_netadapt.channels.context import RuleContext
+from onnx_netadapt.channels.context import AnalysisState, RuleContext
 from onnx_netadapt.channels.layout import Layout, reduce_to_varying
 
 
@@ -102,3 +102,15 @@ def _contract(
         ctx.table.union(atoms[..., :1], atoms[..., 1:])
     reduced = atoms[..., 0]
     return reduced.reshape((1,) * (rank_out - rank) + reduced.shape)
+
+
+def attention_products(state: AnalysisState) -> set[str]:
+    """Outputs of MatMuls whose two operands both carry channels (``q @ k^T``, ``attn @ v``)."""
+    return {
+        node.output[0]
+        for node in state.model.graph.node
+        if node.op_type == "MatMul"
+        and node.input[1] not in state.constants
+        and all(name in state.layouts for name in node.input[:2])
+        and node.output[0] in state.layouts
+    }

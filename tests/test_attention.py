@@ -1,0 +1,144 @@
+"""Attention blocks prune by whole heads: q, k, v and the output projection's rows together."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from models import CASES
+from onnx import numpy_helper
+
+from onnx_netadapt import analyse, load_model, prune
+from onnx_netadapt.cli import main
+from onnx_netadapt.verify import check_against_masked
+
+
+def _head_group(analysis):
+    groups = [g for g in analysis.groups if g.attention_heads]
+    assert len(groups) == 1, [g.to_dict() for g in analysis.groups]
+    return groups[0]
+
+
+def _reshape_shapes(model: onnx.ModelProto) -> list[list[int]]:
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    return [
+        inits[n.input[1]].tolist()
+        for n in model.graph.node
+        if n.op_type == "Reshape" and n.input[1] in inits
+    ]
+
+
+def test_heads_form_one_group_and_the_head_count_is_rewritten():
+    analysis = analyse(load_model(CASES["attention_heads"].build()))
+    group = _head_group(analysis)
+    assert group.prunable and group.units == 2 and group.class_width == 8
+    assert len(group.producers) == 3  # q, k and v projections
+    result = prune(analysis, {group.id: [1]})
+    assert check_against_masked(analysis, result).ok
+    # D is longer than H, yet heads (not per-head dims across heads) are the units
+    assert [1, 6, 1, 8] in _reshape_shapes(result.model)
+    weights = {i.name: tuple(i.dims) for i in result.model.graph.initializer}
+    for producer in group.producers:
+        node = next(n for n in result.model.graph.node if n.name == producer.node)
+        assert weights[node.input[1]] == (16, 8)
+
+
+def test_per_head_score_bias_is_sliced_with_its_head():
+    analysis = analyse(load_model(CASES["attention_heads_bias"].build()))
+    group = _head_group(analysis)
+    result = prune(analysis, {group.id: [0, 3]})
+    assert check_against_masked(analysis, result).ok
+    dims = [tuple(i.dims) for i in result.model.graph.initializer]
+    assert (1, 2, 6, 6) in dims and (1, 4, 6, 6) not in dims
+
+
+@pytest.mark.parametrize("name", ["attention_fused_qkv_split", "attention_fused_qkv_gather"])
+def test_fused_qkv_projection_loses_whole_heads(name):
+    analysis = analyse(load_model(CASES[name].build()))
+    group = _head_group(analysis)
+    heads = group.units
+    assert group.prunable and group.channels == 3 * heads * 4
+    result = prune(analysis, {group.id: [0, heads - 1]})
+    assert check_against_masked(analysis, result).ok
+    assert [1, 6, 3, 2, 4] in _reshape_shapes(result.model)
+
+
+def test_single_head_attention_is_pinned_with_a_reason():
+    analysis = analyse(load_model(CASES["attention_single_head"].build()))
+    pinned = [g for g in analysis.groups if any("no head" in r for r in g.reasons)]
+    assert len(pinned) == 1 and len(pinned[0].producers) == 2  # q and k projections
+    assert pinned[0].status == "unprunable"
+
+
+def test_inspect_shows_head_groups(tmp_path):
+    path = tmp_path / "attention.onnx"
+    onnx.save(CASES["attention_fused_qkv_gather"].build(), path)
+    result = CliRunner().invoke(main, ["inspect", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "48(4 heads)" in result.output
+
+
+def _torch_attention(fused: bool, sdpa: bool):
+    torch = pytest.importorskip("torch")
+
+    class Attention(torch.nn.Module):
+        """A ViT-style block: timm's fused qkv + unbind, or separate q/k/v projections."""
+
+        def __init__(self, c: int = 32, heads: int = 4) -> None:
+            super().__init__()
+            self.heads, self.dim = heads, c // heads
+            self.embed = torch.nn.Linear(8, c)
+            self.qkv = torch.nn.Linear(c, 3 * c) if fused else None
+            self.q, self.k, self.v = (torch.nn.Linear(c, c) for _ in range(3))
+            self.proj = torch.nn.Linear(c, c)
+            self.fc = torch.nn.Linear(c, 10)
+
+        def forward(self, x):
+            x = self.embed(x)
+            b, n, c = x.shape
+            if fused:
+                qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.dim).permute(2, 0, 3, 1, 4)
+                q, k, v = qkv.unbind(0)
+            else:
+                q, k, v = (
+                    f(x).reshape(b, n, self.heads, self.dim).transpose(1, 2)
+                    for f in (self.q, self.k, self.v)
+                )
+            if sdpa:
+                o = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+            else:
+                o = ((q @ k.transpose(-2, -1)) * self.dim**-0.5).softmax(-1) @ v
+            o = o.transpose(1, 2).reshape(b, n, c)
+            return self.fc(x + self.proj(o)).mean(1)
+
+    return torch, Attention().eval()
+
+
+@pytest.mark.parametrize(
+    ("fused", "sdpa", "dynamo"),
+    [(False, False, False), (True, True, False), (True, False, True), (False, True, True)],
+)
+def test_exported_attention_prunes_by_heads(fused, sdpa, dynamo):
+    torch, net = _torch_attention(fused, sdpa)
+    x = torch.randn(1, 6, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            model = torch.onnx.export(net, (x,), dynamo=True, verbose=False).model_proto
+        else:
+            buffer = io.BytesIO()
+            torch.onnx.export(net, x, buffer, dynamo=False, opset_version=17)
+            model = onnx.load_from_string(buffer.getvalue())
+    analysis = analyse(load_model(model))
+    group = _head_group(analysis)
+    assert group.prunable and group.units == 4, group.to_dict()
+    assert len(group.producers) == (1 if fused else 3)
+    result = prune(analysis, {group.id: [1, 2]})
+    outcome = check_against_masked(analysis, result)
+    assert outcome.ok, outcome
+    assert any(2 in shape and 8 in shape for shape in _reshape_shapes(result.model))
+    assert np.isclose(analysis.summary()["prunable_share"], 1.0)
