@@ -82,7 +82,7 @@ def test_inspect_shows_head_groups(tmp_path):
     assert "48(4 heads)" in result.output
 
 
-def _torch_attention(fused: bool, sdpa: bool):
+def _torch_attention(fused: bool, sdpa: bool, linear: bool = False):
     torch = pytest.importorskip("torch")
 
     class Attention(torch.nn.Module):
@@ -108,7 +108,11 @@ def _torch_attention(fused: bool, sdpa: bool):
                     f(x).reshape(b, n, self.heads, self.dim).transpose(1, 2)
                     for f in (self.q, self.k, self.v)
                 )
-            if sdpa:
+            if linear:  # EfficientViT's ReLU linear attention: v padded with a column of ones
+                v = torch.nn.functional.pad(v, (0, 1), mode="constant", value=1.0)
+                o = q.relu() @ (k.relu().transpose(-2, -1) @ v)
+                o = o[..., :-1] / (o[..., -1:] + 1e-6)
+            elif sdpa:
                 o = torch.nn.functional.scaled_dot_product_attention(q, k, v)
             else:
                 o = ((q @ k.transpose(-2, -1)) * self.dim**-0.5).softmax(-1) @ v
@@ -119,11 +123,17 @@ def _torch_attention(fused: bool, sdpa: bool):
 
 
 @pytest.mark.parametrize(
-    ("fused", "sdpa", "dynamo"),
-    [(False, False, False), (True, True, False), (True, False, True), (False, True, True)],
+    ("fused", "sdpa", "dynamo", "linear"),
+    [
+        (False, False, False, False),
+        (True, True, False, False),
+        (True, False, True, False),
+        (False, True, True, False),
+        (True, False, False, True),
+    ],
 )
-def test_exported_attention_prunes_by_heads(fused, sdpa, dynamo):
-    torch, net = _torch_attention(fused, sdpa)
+def test_exported_attention_prunes_by_heads(fused, sdpa, dynamo, linear):
+    torch, net = _torch_attention(fused, sdpa, linear)
     x = torch.randn(1, 6, 8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -310,6 +310,14 @@ def pad(ctx: RuleContext) -> None:
             continue
         mode = attr(ctx.node, "mode", b"constant")
         mode = mode.decode() if isinstance(mode, bytes) else mode
+        if len(lay.axes) > 1 and mode == "constant" and before >= 0 and after >= 0:
+            # one axis of a block (EfficientViT pads each head's v with a column of ones): the
+            # axis is coupled so that it is never cut, and the padding goes with its line
+            couple_along(ctx, lay, [axis])
+            widths = [(0, 0)] * atoms.ndim
+            widths[lay.axes.index(axis)] = (before, after)
+            atoms = np.pad(atoms, widths, mode="edge")
+            continue
         if mode != "constant" or lay.axes != (axis,) or before < 0 or after < 0:
             ctx.table.pin(lay.atoms, f"{ctx.describe()} pads or crops the channel axis")
             return
