@@ -960,19 +960,21 @@ def _heads(b: GraphBuilder, x: str, n: int, heads: int, dim: int, perm: Sequence
 
 
 def _attention_core(
-    b: GraphBuilder, q: str, kt: str, v: str, n: int, heads: int, dim: int, bias: bool
+    b: GraphBuilder, q: str, kt: str, v: str, n: int, heads: int, dim: int, bias: bool, rel: bool
 ) -> str:
     """softmax(q k^T / sqrt(D) [+ per-head bias]) v, back to [1, N, H*D]."""
     scores = b.op("Mul", [b.op("MatMul", [q, kt]), b.scalar(dim**-0.5)])
     if bias:  # Swin's relative position bias: a constant [1, H, N, N]
         scores = b.add_param(scores, [1, heads, n, n])
+    if rel:  # BotNet's relative logits: q times one matrix shared by every head
+        scores = b.op("Add", [scores, b.op("MatMul", [q, b.param([dim, n], "rel_w")])])
     out = b.op("MatMul", [b.op("Softmax", [scores], axis=-1), v])
     out = b.op("Transpose", [out], perm=[0, 2, 1, 3])
     return b.op("Reshape", [out, b.ints([1, n, heads * dim])])
 
 
 def _attention_block(
-    name: str, heads: int, dim: int, fused: str | None = None, bias: bool = False
+    name: str, heads: int, dim: int, fused: str | None = None, bias: bool = False, rel: bool = False
 ) -> onnx.ModelProto:
     """Token embedding, one multi-head self-attention with a residual, token-mean classifier."""
     b = GraphBuilder(name)
@@ -993,7 +995,7 @@ def _attention_block(
         else:  # Gather with a scalar index (torchvision's Swin: qkv[0], qkv[1], qkv[2])
             q, k, v = (b.op("Gather", [qkv, b.const(np.asarray(i, np.int64))]) for i in range(3))
         kt = b.op("Transpose", [k], perm=[0, 1, 3, 2])
-    out = _attention_core(b, q, kt, v, n, heads, dim, bias)
+    out = _attention_core(b, q, kt, v, n, heads, dim, bias, rel)
     x = b.op("Add", [x, b.add_param(b.matmul(out, c, c), [c])])
     b.output(b.reduce("ReduceMean", b.matmul(x, c, 10), [1], keepdims=False), [1, 10])
     return b.build()
@@ -1015,6 +1017,15 @@ def attention_heads() -> onnx.ModelProto:
 )
 def attention_heads_bias() -> onnx.ModelProto:
     return _attention_block("attention_heads_bias", heads=4, dim=4, bias=True)
+
+
+@register(
+    "attention_relative_logits",
+    expect_prunable=2,
+    note="MHA, 4 heads of 4, scores + q @ W_rel (one constant matrix for every head, BotNet)",
+)
+def attention_relative_logits() -> onnx.ModelProto:
+    return _attention_block("attention_relative_logits", heads=4, dim=4, rel=True)
 
 
 @register(

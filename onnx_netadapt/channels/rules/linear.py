@@ -48,13 +48,13 @@ def matmul(ctx: RuleContext) -> None:
     if lay is not None and last not in lay.axes:
         ctx.set_output(lay)  # channels ride along an axis the product does not touch
         return
+    if lay is not None and lay.axes != (last,):
+        # per-head product with a shared matrix (BotNet's relative logits q @ W_rel): every
+        # output row depends on one head's channels, which the output carries instead
+        activation_product(ctx)
+        return
     if lay is not None:
-        if lay.axes != (last,):
-            ctx.table.pin(
-                lay.atoms, f"{ctx.describe()} contracts channels spread over several axes"
-            )
-        else:
-            ctx.slice(1, 0, lay.atoms, "consumer")
+        ctx.slice(1, 0, lay.atoms, "consumer")
     n = ctx.in_shape(1)[1]
     out = ctx.produce(n, weight_index=1, weight_axis=1)
     ctx.set_output(Layout((len(ctx.out_shape()) - 1,), out))
