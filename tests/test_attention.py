@@ -152,3 +152,53 @@ def test_exported_attention_prunes_by_heads(fused, sdpa, dynamo, linear):
     assert outcome.ok, outcome
     assert any(2 in shape and 8 in shape for shape in _reshape_shapes(result.model))
     assert np.isclose(analysis.summary()["prunable_share"], 1.0)
+
+
+def test_multi_scale_linear_attention_keeps_heads_through_a_grouped_conv():
+    """EfficientViT's LiteMLA: qkv 1x1 conv, a depthwise 5x5 + grouped 1x1 (one conv-group per
+    head and q/k/v) aggregation concatenated as extra heads, ReLU linear attention over v padded
+    with ones. The grouped conv has wide groups (8 channels, 6 groups): it must remove whole
+    conv-groups here (the heads couple each group's channels), not the same index of every group
+    (which, with the heads, would leave a single unit)."""
+    torch = pytest.importorskip("torch")
+    heads, dim = 2, 8
+    c = heads * dim
+
+    class LiteMLA(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = torch.nn.Conv2d(3, c, 3, padding=1)
+            self.qkv = torch.nn.Conv2d(c, 3 * c, 1, bias=False)
+            self.dw = torch.nn.Conv2d(3 * c, 3 * c, 5, padding=2, groups=3 * c, bias=False)
+            self.pw = torch.nn.Conv2d(3 * c, 3 * c, 1, groups=3 * heads, bias=False)
+            self.proj = torch.nn.Conv2d(2 * c, c, 1)
+            self.fc = torch.nn.Conv2d(c, 10, 1)
+
+        def forward(self, x):
+            x = self.stem(x)
+            qkv = self.qkv(x)
+            qkv = torch.cat([qkv, self.pw(self.dw(qkv))], dim=1)
+            b, _, h, w = qkv.shape
+            qkv = qkv.reshape(b, -1, 3 * dim, h * w).transpose(-1, -2)
+            q, k, v = qkv.chunk(3, dim=-1)
+            v = torch.nn.functional.pad(v, (0, 1), mode="constant", value=1.0)
+            out = q.relu() @ (k.relu().transpose(-1, -2) @ v)
+            out = out[..., :-1] / (out[..., -1:] + 1e-6)
+            out = self.proj(out.transpose(-1, -2).reshape(b, -1, h, w))
+            return self.fc(x + out).mean((2, 3))
+
+    net = LiteMLA().eval()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.randn(1, 3, 6, 6), buffer, dynamo=False, opset_version=17)
+    analysis = analyse(load_model(onnx.load_from_string(buffer.getvalue())))
+    group = _head_group(analysis)
+    assert group.prunable and group.units == heads, group.to_dict()
+    assert len(group.producers) == 2  # the qkv conv and the aggregation's grouped conv
+    result = prune(analysis, {group.id: [1]})
+    assert check_against_masked(analysis, result).ok
+    groups = [
+        a.i for n in result.model.graph.node for a in n.attribute if a.name == "group" and a.i > 1
+    ]
+    assert 3 in groups  # the grouped conv lost one head's three conv-groups (6 -> 3)
