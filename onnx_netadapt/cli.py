@@ -103,6 +103,8 @@ def _format_analysis(analysis: ChannelAnalysis, limit: int | None) -> str:
         units = (
             f"{g.channels}" if g.class_width == 1 else f"{g.channels}({g.units}x{g.class_width})"
         )
+        if g.attention_heads:
+            units = f"{g.channels}({g.units} heads)"
         detail = g.reasons[0] if g.reasons else f"-> {len(g.consumers)} consumers"
         lines.append(f"{g.id:>5}  {g.status:<11} {units:>8}  {producers}  {detail}")
     if limit is not None and len(analysis.groups) > limit:
