@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from onnx_netadapt.adapt import Adaptation, AdaptConfig, IterationResult, parse_budgets
 from onnx_netadapt.adapt.config import SELECT_MODES
-from onnx_netadapt.errors import NetAdaptError
+from onnx_netadapt.errors import NetAdaptError, UsageError
 from onnx_netadapt.graph.load import parse_input_shape
 from onnx_netadapt.measure.estimate import MODES as ESTIMATE_MODES
 
@@ -139,6 +140,12 @@ class _Progress:
     metavar="NAME:D1,D2,...",
     help="Static shape of a model input with dynamic dimensions (repeatable).",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Let -o be a folder that holds other files or an earlier run; only the files a run "
+    "writes are replaced (never the input model).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def adapt_cmd(
@@ -150,6 +157,7 @@ def adapt_cmd(
     input_shapes: tuple[str, ...],
     as_json: bool,
     quiet: bool,
+    overwrite: bool,
     **settings: object,
 ) -> None:
     """Adapt MODEL until every --budget holds (NetAdapt), writing the run to -o DIR."""
@@ -157,6 +165,11 @@ def adapt_cmd(
     out_dir = resume or output or (model.with_name(model.stem + "_netadapt") if model else None)
     try:
         config = None
+        if resume is not None and (ignored := _ignored_on_resume(click.get_current_context())):
+            raise UsageError(
+                f"--resume {resume} continues the run with the settings it started with; "
+                f"{', '.join(ignored)} would be ignored: drop them (or start a new run with -o)"
+            )
         if resume is None:
             if model is None:
                 raise click.UsageError("give a MODEL to adapt (or --resume DIR)")
@@ -174,6 +187,7 @@ def adapt_cmd(
             resume=resume is not None,
             runner_options=parse_runner_options(runner_options),
             progress=progress,
+            overwrite=overwrite,
         )
         for result in run.run():
             progress.iteration(result, run.state)
@@ -188,6 +202,26 @@ def adapt_cmd(
         click.echo(json.dumps(summary, indent=1))
     elif not quiet:
         _print_summary(summary, out_dir)
+
+
+# What --resume still takes: everything else is a setting the run keeps from its start.
+_RESUME_OPTIONS = {"resume", "runner_options", "as_json", "quiet"}
+
+
+def _ignored_on_resume(ctx: click.Context) -> list[str]:
+    """Options and arguments given explicitly that a resumed run would not use."""
+    given = []
+    for param in ctx.command.params:
+        if param.name in _RESUME_OPTIONS or param.name is None:
+            continue
+        source = ctx.get_parameter_source(param.name)
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            given.append(
+                param.human_readable_name
+                if param.param_type_name == "argument"
+                else min(param.opts, key=len)
+            )
+    return given
 
 
 def _read_summary(out_dir: Path | None) -> dict:
