@@ -261,8 +261,8 @@ def runners_cmd(as_json: bool) -> None:
     for row in rows:
         mark = "yes" if row["available"] else "no "
         click.echo(f"{row['name']:<10} {mark}  {row['summary']}")
-        if not row["available"]:
-            click.echo(f"{'':<15}why: {row['reason']}")
+        if row["reason"]:  # why not; or, for an available runner, what it cannot do here
+            click.echo(f"{'':<15}{'note' if row['available'] else 'why'}: {row['reason']}")
             if row["fix"]:
                 click.echo(f"{'':<15}fix: {row['fix']}")
 

@@ -65,9 +65,9 @@ def load_data(
     if "train" not in parts:
         raise DataError(f"{source} gives no training data: give a 'train' part")
     _check_targets_agree(parts, source)
-    check_classes(parts, num_classes)
     for name, data in parts.items():
         check_fits(data, input_shape, input_dtype, name, num_classes)
+    check_classes(parts, num_classes)
     train = parts["train"]
     if "val" not in parts:
         train, parts["val"] = carve_fraction(train, val_fraction, seed)
