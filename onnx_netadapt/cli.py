@@ -303,6 +303,8 @@ def profile(
 
     try:
         options = parse_runner_options(runner_options)
+        if table_path is not None:
+            check_output_file(table_path, "--table", [model])
         report = profile_model(_load(model, input_shapes), target, table_path, threads, options)
     except NetAdaptError as exc:
         _fail(exc)

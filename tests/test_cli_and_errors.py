@@ -311,6 +311,18 @@ def test_unknown_runner_option_is_refused_with_the_accepted_ones(model_file):
     assert "ort takes threads, providers, optimization" in result.output
 
 
+def test_profile_table_is_never_the_model(model_file, tmp_path):
+    """A table path that is the model used to move the model aside as a 'corrupt table'."""
+    before = model_file.read_bytes()
+    for table in (model_file, tmp_path):
+        result = CliRunner().invoke(
+            main, ["profile", str(model_file), "--target", "macs", "--table", str(table)]
+        )
+        assert result.exit_code == 2, result.output
+    assert model_file.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
 def test_unknown_target_exits_7(model_file):
     result = CliRunner().invoke(main, ["profile", str(model_file), "--target", "nope"])
     assert result.exit_code == 7 and "no runner named 'nope'" in result.output

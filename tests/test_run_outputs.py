@@ -283,6 +283,13 @@ def test_runner_and_budget_errors_have_their_exit_codes(
     assert needle in result.output and not (tmp_path / "run" / "state.json").exists()
 
 
+def test_round_to_above_every_group_is_said_plainly(tiny: Path, tmp_path: Path) -> None:
+    result = cli(tiny, *FAST, "--budget", "0.8", "--round-to", "1000", "-o", tmp_path / "run")
+    assert result.exit_code == 2, result.output
+    assert "--round-to 1000 is at least the size of every prunable group" in result.output
+    assert "cut to 1000 channels" not in result.output
+
+
 def test_a_budget_of_one_runs(tiny: Path, tmp_path: Path) -> None:
     result = cli(tiny, *FAST, "--budget", "1", "--json", "-o", tmp_path / "run")
     assert result.exit_code == 0, result.output
