@@ -229,7 +229,7 @@ def test_cli_runners_and_profile(tmp_path):
     assert abs(sum(r["share"] for r in report["layers"]) - 1) < 1e-6
     assert table.exists()
     bad = CliRunner().invoke(main, ["profile", str(model), "--target", "nope"])
-    assert bad.exit_code == 1 and "no runner named 'nope'" in bad.output
+    assert bad.exit_code == 7 and "no runner named 'nope'" in bad.output  # README: 7
 
 
 def test_estimator_calibrates_on_the_original():

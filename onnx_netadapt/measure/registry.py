@@ -96,6 +96,8 @@ def runner_options(cls: type[Runner]) -> list[str]:
 
 def check_runner_options(names: list[str], options: Mapping[str, object]) -> None:
     """Refuse an option that none of the runners ``names`` takes (it would be ignored)."""
+    if not options:
+        return
     accepted = {name: runner_options(get_runner(name)) for name in names}
     for key in options:
         if not any(key in keys for keys in accepted.values()):
