@@ -18,6 +18,7 @@ import click
 from onnx_netadapt.channels.analysis import ChannelAnalysis, analyse
 from onnx_netadapt.cli_adapt import adapt_cmd
 from onnx_netadapt.errors import NetAdaptError, PruneError, UsageError
+from onnx_netadapt.graph.deliverable import with_original_interface
 from onnx_netadapt.graph.load import LoadedModel, load_model, parse_input_shape
 from onnx_netadapt.graph.save import save_json, save_model
 from onnx_netadapt.paths import check_distinct, check_output_file
@@ -221,7 +222,9 @@ def prune(
                     f"the pruned model differs from the masked original by "
                     f"{outcome.max_abs_diff:.3g}; nothing written. Please report this model."
                 )
-        save_model(result.model, output)
+        deliverable = with_original_interface(result.model, model)
+        data["interface"] = deliverable.note
+        save_model(deliverable.model, output)
         if report is not None:
             save_json(data, report)
     except NetAdaptError as exc:

@@ -16,6 +16,8 @@ from click.core import ParameterSource
 
 from onnx_netadapt.adapt import Adaptation, AdaptConfig, IterationResult, parse_budgets
 from onnx_netadapt.adapt.config import SELECT_MODES
+from onnx_netadapt.adapt.rundir import RunDir, RunDirError
+from onnx_netadapt.adapt.state import RunState, RunSummary
 from onnx_netadapt.errors import NetAdaptError, UsageError
 from onnx_netadapt.graph.load import parse_input_shape
 from onnx_netadapt.measure.estimate import MODES as ESTIMATE_MODES
@@ -53,11 +55,10 @@ class _Progress:
             nl=done == total,
         )
 
-    def iteration(self, result: IterationResult, state: dict) -> None:
+    def iteration(self, result: IterationResult, state: RunState) -> None:
         if self.quiet:
             return
-        limits, original = state["limits"], state["original"]
-        units = state["units"]
+        limits, original, units = state.goals, state.original, state.units
         shares = [
             (original[r] - result.measured[r]) / (original[r] - lim)
             for r, lim in limits.items()
@@ -71,12 +72,12 @@ class _Progress:
         for r, lim in limits.items():
             text += f"  {r} {result.measured[r]:.4g}/{lim:.4g}"
         text += f"  holdout {100 * result.holdout_accuracy:.1f}%"
-        group = result.record.get("group")
-        if group:
+        group = result.record.group if result.record else None
+        if result.record and group:
             text += (
                 f"  group {group['group']} ({group['producers'][0]}) "
                 f"{group['channels_before']}->{group['channels_after']}"
-                f"  {result.record['seconds']['total']:.1f}s"
+                f"  {result.record.total_seconds:.1f}s"
             )
         click.echo(text, err=True)
 
@@ -107,6 +108,12 @@ class _Progress:
 @click.option("--short-steps", default=50, show_default=True, help="Fine-tune steps per proposal.")
 @click.option("--long-epochs", default=5.0, show_default=True, help="Final fine-tune epochs.")
 @click.option("--select", type=click.Choice(SELECT_MODES), default="accuracy", show_default=True)
+@click.option(
+    "--margin",
+    default=0.0,
+    show_default=True,
+    help="A latency budget counts as met only at budget x (1 - margin) (room for noise).",
+)
 @click.option(
     "--estimator",
     type=click.Choice(ESTIMATE_MODES),
@@ -191,15 +198,22 @@ def adapt_cmd(
         )
         for result in run.run():
             progress.iteration(result, run.state)
+    except KeyboardInterrupt:
+        _interrupted(out_dir, as_json)
     except NetAdaptError as exc:
         summary = _read_summary(out_dir)
         if as_json:
-            click.echo(json.dumps({"error": str(exc), "exit_code": exc.exit_code, **summary}))
+            data = summary.to_dict() if summary else {}
+            click.echo(json.dumps({**data, "error": str(exc), "exit_code": exc.exit_code}))
+        elif summary and not quiet:
+            _print_summary(summary, out_dir)
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     summary = _read_summary(out_dir)
+    if summary is None:
+        raise click.ClickException(f"{out_dir} holds no finished run")
     if as_json:
-        click.echo(json.dumps(summary, indent=1))
+        click.echo(json.dumps(summary.to_dict(), indent=1))
     elif not quiet:
         _print_summary(summary, out_dir)
 
@@ -224,30 +238,69 @@ def _ignored_on_resume(ctx: click.Context) -> list[str]:
     return given
 
 
-def _read_summary(out_dir: Path | None) -> dict:
-    """The summary of the run in ``out_dir`` (empty when the run never got that far)."""
-    if out_dir is None:
-        return {}
+# Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED_EXIT = 130
+
+
+def _interrupted(out_dir: Path | None, as_json: bool) -> None:
+    """Ctrl-C: say where the run stands and how to continue it, then exit 130."""
+    state = _read_state(out_dir)
+    if state is None:
+        message = (
+            "interrupted before the first iteration was saved; start again "
+            f"(remove {out_dir} or use another -o)"
+        )
+    else:
+        message = (
+            f"interrupted: the run is saved up to iteration {state.iteration}; continue it with "
+            f"onnx-netadapt --resume {out_dir}"
+        )
+    if as_json:
+        click.echo(json.dumps({"error": message, "exit_code": INTERRUPTED_EXIT}))
+    click.echo(message, err=True)
+    sys.exit(INTERRUPTED_EXIT)
+
+
+def _read_state(out_dir: Path | None) -> RunState | None:
+    """The saved state of the run in ``out_dir`` (None when nothing readable was saved)."""
+    if out_dir is None or not RunDir(out_dir).state_path.exists():
+        return None
     try:
-        return json.loads((Path(out_dir) / "state.json").read_text()).get("summary") or {}
-    except (OSError, json.JSONDecodeError):
-        return {}
+        return RunDir(out_dir).load_state()
+    except RunDirError:
+        return None
 
 
-def _print_summary(summary: dict, out_dir: Path) -> None:
-    units = summary["units"]
-    for resource, original in summary["original"].items():
-        final = summary["final"][resource]
-        limit = summary["limits"].get(resource)
-        budget = f" (budget {limit:.4g})" if limit is not None else ""
+def _read_summary(out_dir: Path | None) -> RunSummary | None:
+    """The summary of the run in ``out_dir`` (None when the run never got that far)."""
+    state = _read_state(out_dir)
+    return state.summary if state else None
+
+
+def _print_summary(summary: RunSummary, out_dir: Path) -> None:
+    units = summary.units
+    click.echo(f"status: {summary.status}: {summary.meaning}")
+    for resource, original in summary.original.items():
+        final = summary.final[resource]
+        limit = summary.limits.get(resource)
+        budget = ""
+        if limit is not None:
+            goal = summary.goals[resource]
+            held = "met" if final <= goal else "NOT met"
+            budget = f" (budget {limit:.4g}" + (f", goal {goal:.4g}" if goal != limit else "")
+            budget += f": {held})"
+        spread = summary.final_spread[resource]
+        noise = ""
+        if spread["rounds"] > 1:
+            noise = f" [p10-p90 {spread['p10']:.4g}-{spread['p90']:.4g}, {spread['rounds']} rounds]"
         click.echo(
             f"{resource}: {original:.4g} -> {final:.4g} {units[resource]}{budget}, "
-            f"x{final / original:.3f}"
+            f"x{final / original:.3f}{noise}"
         )
-    va = summary["val_accuracy"]
+    va = summary.val_accuracy
     click.echo(
         f"validation accuracy: {100 * va['original']:.2f}% -> {100 * va['adapted']:.2f}%  "
-        f"({summary['iterations']} iterations, {summary['seconds_total']:.0f} s, "
-        f"{summary['table_measurements']} table measurements)"
+        f"({summary.iterations} iterations, {summary.seconds_total:.0f} s, "
+        f"{summary.table_measurements} table measurements)"
     )
     click.echo(f"wrote {out_dir}/adapted.onnx, history.json, report.md")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from onnx_compat import make_model
 
 DEFAULT_OPSET = 17
 FLOAT = TensorProto.FLOAT
@@ -179,8 +180,7 @@ class GraphBuilder:
         graph = helper.make_graph(
             self.nodes, self.name, self.inputs, self.outputs, self.initializers
         )
-        model = helper.make_model(graph, opset_imports=opsets, producer_name="onnx-netadapt-tests")
-        model.ir_version = helper.find_min_ir_version_for(opsets, ignore_unknown=True)
+        model = make_model(graph, opset_imports=opsets, producer_name="onnx-netadapt-tests")
         return model
 
     # -- layers --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from models import CASES
 from onnx import TensorProto, helper, numpy_helper
+from onnx_compat import make_model
 
 from onnx_netadapt import (
     ModelLoadError,
@@ -236,7 +237,7 @@ def test_opset_out_of_range(opset):
 def test_opset_out_of_range_message(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
-    model = helper.make_model(
+    model = make_model(
         helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
         opset_imports=[helper.make_opsetid("", 9)],
     )
@@ -385,7 +386,7 @@ def test_gather_with_constant_permutation_on_channels():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 1, 1])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     analysis = analyse(load_model(model))
     group = next(g for g in analysis.groups if g.producers[0].node == "conv1")
     assert group.prunable

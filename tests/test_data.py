@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnx_compat import make_model
 
 from onnx_netadapt.data import ArrayDataset, carve_holdout, check_fits, load_data
 from onnx_netadapt.data.builtin import load_builtin
@@ -397,7 +398,7 @@ def _linear_model(batch: int | str) -> onnx.ModelProto:
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 3])],
         [numpy_helper.from_array(weights, "w")],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
 @pytest.mark.parametrize("batch", [1, 4, "N"])

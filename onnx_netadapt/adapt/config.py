@@ -32,6 +32,9 @@ class AdaptConfig:
         max_iterations: stop after this many iterations even if the budget is not met.
         estimator: how a pruned network's latency is estimated from the table and the current
             network (``onnx_netadapt.measure.estimate.MODES``; see benchmarks/loop_estimates).
+        margin: a measured (latency) budget counts as met only when the confirmation
+            measurement is at most ``budget * (1 - margin)``: room for the measurement noise
+            of whoever measures the adapted network next.
     """
 
     target: str = "ort"
@@ -58,6 +61,7 @@ class AdaptConfig:
     max_iterations: int = 200
     table: str | None = None
     estimator: str = "auto"
+    margin: float = 0.0
 
     def validate(self) -> None:
         """Reject settings that cannot work, before any work starts (also on resume)."""
@@ -82,6 +86,7 @@ class AdaptConfig:
             (0.0 <= self.distill <= 1.0, f"--distill {self.distill} must be in [0, 1]"),
             (self.max_iterations >= 1, "--max-iterations must be >= 1"),
             (self.estimator in ESTIMATE_MODES, f"--estimator must be one of {ESTIMATE_MODES}"),
+            (0.0 <= self.margin < 0.5, f"--margin {self.margin} must be in [0, 0.5)"),
         ]
         for ok, message in checks:
             if not ok:

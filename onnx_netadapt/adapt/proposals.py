@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import threading
 import time
-import traceback
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -110,19 +111,39 @@ def evaluate_proposal(job: ProposalJob, ctx: EvalContext) -> ProposalScore:
 # -- worker processes ----------------------------------------------------------------------
 _WORKER_CONTEXT: EvalContext | None = None
 
+# How often a worker checks that the process that started it is still alive (seconds).
+PARENT_CHECK_SECONDS = 1.0
 
-def _init_worker(ctx: EvalContext) -> None:
+
+def exit_with_parent(parent_pid: int, interval: float = PARENT_CHECK_SECONDS) -> threading.Thread:
+    """End this process when ``parent_pid`` is gone (killed with -9, crashed).
+
+    A worker blocked on its task queue never notices a dead parent by itself (its queue's
+    pipes stay open in the other workers), so a daemon thread polls the parent and leaves.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent_pid:
+                os._exit(3)
+
+    thread = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    thread.start()
+    return thread
+
+
+def _init_worker(ctx: EvalContext, parent_pid: int) -> None:
     global _WORKER_CONTEXT
     _WORKER_CONTEXT = ctx
+    exit_with_parent(parent_pid)
 
 
 def _run_in_worker(job: ProposalJob) -> ProposalScore:
+    """``evaluate_proposal`` in a worker: the same policy as in-process (a NetAdaptError is a
+    failed proposal; anything else is a bug and reaches the parent with its traceback)."""
     assert _WORKER_CONTEXT is not None
-    try:
-        return evaluate_proposal(job, _WORKER_CONTEXT)
-    except Exception as exc:  # report, never hang the pool
-        detail = traceback.format_exc(limit=3)
-        return ProposalScore(job.group_id, float("nan"), 0.0, error=f"{exc!r}\n{detail}")
+    return evaluate_proposal(job, _WORKER_CONTEXT)
 
 
 class ProposalEvaluator:
@@ -144,14 +165,28 @@ class ProposalEvaluator:
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(self.ctx,),
+                initargs=(self.ctx, os.getpid()),
             )
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if self._pool is None:
+            return
+        if exc_type is None:
             self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+        else:  # Ctrl-C or an error: do not wait for proposals nobody will read
+            workers = list(getattr(self._pool, "_processes", {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for process in workers:
+                process.terminate()
+            for process in workers:
+                process.join(timeout=5)
+        self._pool = None
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the pool's workers (empty in-process)."""
+        return sorted(getattr(self._pool, "_processes", {}) or {})
 
     def evaluate(
         self, jobs: list[ProposalJob], progress: Callable[[int, int], None] | None = None

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from onnx_netadapt.adapt.budget import LATENCY, Budget, check_unit
@@ -33,6 +34,28 @@ logger = logging.getLogger(__name__)
 
 # Whole-network measurements that decide an iteration are repeated and the median kept.
 WHOLE_NETWORK_ROUNDS = 3
+# The measurement that confirms a budget is met (and gives the adapted network's figures) uses
+# more rounds: the iteration that first meets a budget is the one whose 3-round measurement came
+# out low, so a second, longer measurement must decide.
+CONFIRM_ROUNDS = 11
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A robust whole-network value: the median over rounds, with the spread of the rounds.
+
+    For latency each round is the network timed against the reference (the original) back to
+    back, converted to the network's latency; exact resources have one round.
+    """
+
+    value: float
+    p10: float
+    p90: float
+    rounds: int
+
+    def to_dict(self) -> dict[str, float]:
+        """JSON form (history.json, the summary)."""
+        return {"value": self.value, "p10": self.p10, "p90": self.p90, "rounds": self.rounds}
 
 
 @dataclass
@@ -169,14 +192,36 @@ class ResourceSet:
 
     def measure(self, item: Tracked, model: onnx.ModelProto) -> float:
         """A robust whole-network measurement of ``model`` on ``item``'s runner (counted)."""
+        return self.measure_rounds(item, model, WHOLE_NETWORK_ROUNDS).value
+
+    def measure_rounds(self, item: Tracked, model: onnx.ModelProto, rounds: int) -> Measurement:
+        """``model`` on ``item``'s runner over ``rounds`` rounds: median and spread (counted)."""
         self.network_measurements += 1
-        if item.unit != "ms" or self._reference is None:
-            return measure_robust(item.runner, model)
-        ratios = []
-        for _ in range(WHOLE_NETWORK_ROUNDS):
-            reference = item.runner.measure(self._reference).median_ms
-            ratios.append(item.runner.measure(model).median_ms / reference)
-        return self._reference_values[item.resource] * statistics.median(ratios)
+        if item.unit != "ms":
+            value = item.runner.measure(model).median_ms
+            return Measurement(value, value, value, 1)
+        if self._reference is None:
+            values = [item.runner.measure(model).median_ms for _ in range(rounds)]
+        else:
+            values = []
+            for _ in range(rounds):
+                reference = item.runner.measure(self._reference).median_ms
+                ratio = item.runner.measure(model).median_ms / reference
+                values.append(self._reference_values[item.resource] * ratio)
+        p10, p90 = (float(q) for q in np.percentile(values, [10, 90]))
+        return Measurement(float(statistics.median(values)), p10, p90, rounds)
+
+    def confirm(self, loaded: LoadedModel) -> dict[str, Measurement]:
+        """Measure ``loaded`` on every runner in ``CONFIRM_ROUNDS`` rounds and calibrate on it.
+
+        Used before a run declares its budgets met, and for the figures of the network it
+        hands back; the estimator is recalibrated at the confirmed values.
+        """
+        confirmed = {}
+        for name, item in self.tracked.items():
+            confirmed[name] = self.measure_rounds(item, loaded.model, CONFIRM_ROUNDS)
+            item.calibrate(loaded, confirmed[name].value)
+        return confirmed
 
     def restore(self, calibration: Mapping[str, Mapping[str, float]], current: LoadedModel) -> None:
         """Calibrate on ``current`` at the values a previous run measured (for --resume)."""
@@ -204,19 +249,6 @@ class ResourceSet:
         """Persist every table that has a path."""
         for item in self.tracked.values():
             item.table.save()
-
-
-def measure_robust(
-    runner: Runner, model: onnx.ModelProto, rounds: int = WHOLE_NETWORK_ROUNDS
-) -> float:
-    """Median of ``rounds`` whole-network medians (a measurement right after the CPU was busy
-    fine-tuning, or idle, can be off by tens of percent; exact resources measure once)."""
-    first = runner.measure(model).median_ms
-    if runner.unit != "ms":
-        return first
-    return float(
-        statistics.median([first] + [runner.measure(model).median_ms for _ in range(rounds - 1)])
-    )
 
 
 def pruned_signatures(

@@ -24,11 +24,14 @@ import os
 import re
 from pathlib import Path
 
+from onnx_netadapt.adapt.state import SCHEMA_VERSION, RunState
+from onnx_netadapt.adapt.status import FINISHED
 from onnx_netadapt.errors import ModelLoadError, UsageError
 from onnx_netadapt.graph.save import save_json
 from onnx_netadapt.paths import inside, same_file, writable_folder
 
-STATE_VERSION = 1
+# state.json versions this version reads (1: before typed records; upgraded while running).
+READABLE_VERSIONS = (1, SCHEMA_VERSION)
 MARKER = ".onnx-netadapt"
 # What a run writes at the top of its folder (``overwrite`` replaces these and nothing else).
 RUN_FILES = (
@@ -181,7 +184,7 @@ class RunDir:
                 if not any(folder.iterdir()):
                     folder.rmdir()
 
-    def load_state(self) -> dict:
+    def load_state(self) -> RunState:
         """The checkpoint of a run to resume."""
         if not self.state_path.exists():
             raise RunDirError(
@@ -194,12 +197,23 @@ class RunDir:
                 f"cannot read {self.state_path}, the checkpoint ({exc}): the run cannot be "
                 f"resumed from it. {self._what_is_left()}"
             ) from exc
-        if state.get("version") != STATE_VERSION:
+        version = state.get("version")
+        if version not in READABLE_VERSIONS:
             raise RunDirError(
                 f"{self.state_path} was written by another version of onnx-netadapt "
-                f"(state version {state.get('version')}, this one reads {STATE_VERSION})"
+                f"(state version {version}, this one reads {READABLE_VERSIONS})"
             )
-        return state
+        if version == 1 and state.get("status") == FINISHED:
+            raise RunDirError(
+                f"the run in {self.path} finished under an older version of onnx-netadapt: "
+                "its results are in history.json and report.md; there is nothing to resume"
+            )
+        try:
+            return RunState.from_dict(state)
+        except (TypeError, KeyError, ValueError) as exc:
+            raise RunDirError(
+                f"{self.state_path} is not a run state this version reads ({exc})"
+            ) from exc
 
     def _what_is_left(self) -> str:
         """What a damaged run still offers, and how to go on (for the error message)."""
@@ -228,10 +242,7 @@ class RunDir:
                 "resume again"
             )
 
-    def save_state(self, state: dict) -> None:
-        """Write the checkpoint (atomically, after the iteration's files)."""
-        save_json({**state, "version": STATE_VERSION}, self.state_path)
-
-    def save_history(self, history: dict) -> None:
-        """Write history.json."""
-        save_json(history, self.history_path)
+    def save(self, state: RunState) -> None:
+        """Write history.json, then the checkpoint (atomically, after the iteration's files)."""
+        save_json(state.history_dict(), self.history_path)
+        save_json(state.to_dict(), self.state_path)
