@@ -170,6 +170,7 @@ def adapt_cmd(
     """Adapt MODEL until every --budget holds (NetAdapt), writing the run to -o DIR."""
     progress = _Progress(quiet)
     out_dir = resume or output or (model.with_name(model.stem + "_netadapt") if model else None)
+    run: Adaptation | None = None
     try:
         config = None
         if resume is not None and (ignored := _ignored_on_resume(click.get_current_context())):
@@ -201,7 +202,8 @@ def adapt_cmd(
     except KeyboardInterrupt:
         _interrupted(out_dir, as_json)
     except NetAdaptError as exc:
-        summary = _read_summary(out_dir)
+        # refused before this run saved a state: a summary there is an earlier run's
+        summary = _read_summary(out_dir) if hasattr(run, "state") else None
         if as_json:
             data = summary.to_dict() if summary else {}
             click.echo(json.dumps({**data, "error": str(exc), "exit_code": exc.exit_code}))

@@ -139,8 +139,11 @@ def test_other_files_need_overwrite_which_replaces_only_the_runs_files(
     assert (folder / "iterations" / "mine.txt").exists()
     assert not (folder / "iterations" / "net_099.onnx").exists()  # an output name: replaced
     assert (folder / "adapted.onnx").exists() and (folder / "state.json").exists()
-    again = cli(tiny, *FAST, "--budget", "0.8", "-o", folder)
-    assert again.exit_code == 2 and "--resume" in again.output and "--overwrite" in again.output
+    again = cli(tiny, *FAST, "--budget", "0.8", "-o", folder, "--json")
+    assert again.exit_code == 2
+    refusal = json.loads(again.stdout)  # the error alone, not the earlier run's summary
+    assert set(refusal) == {"error", "exit_code"} and refusal["exit_code"] == 2
+    assert "--resume" in refusal["error"] and "--overwrite" in refusal["error"]
 
 
 @pytest.mark.parametrize("what", ["file", "model"])
