@@ -103,3 +103,11 @@ def check_runner_options(names: list[str], options: Mapping[str, object]) -> Non
         if not any(key in keys for keys in accepted.values()):
             takes = "; ".join(f"{n} takes {', '.join(k) or 'none'}" for n, k in accepted.items())
             raise UsageError(f"--runner-option {key}: no runner of this run takes it ({takes})")
+
+
+def make_runner(target: str, threads: int = 1, **options: object) -> Runner:
+    """Instantiate runner ``target``, passing ``threads`` and options only where it takes them."""
+    cls = get_runner(target)
+    params = runner_options(cls)
+    kwargs = {k: v for k, v in {"threads": threads, **options}.items() if k in params}
+    return cls(**kwargs)
