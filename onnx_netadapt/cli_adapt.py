@@ -288,8 +288,7 @@ def _interrupted(out_dir: Path | None, as_json: bool) -> None:
     state = _read_state(out_dir)
     if state is None:
         message = (
-            "interrupted before the first iteration was saved; start it again with the same "
-            "command"
+            "interrupted before the first iteration was saved; start it again with the same command"
         )
     else:
         message = (
