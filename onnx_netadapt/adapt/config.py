@@ -34,6 +34,11 @@ class AdaptConfig:
         margin: a measured (latency) budget counts as met only when the confirmation
             measurement is at most ``budget * (1 - margin)``: room for the measurement noise
             of whoever measures the adapted network next.
+        task: how proposals are trained and scored (``onnx_netadapt.tasks``): a registered
+            name (``onnx-netadapt tasks``), ``package.module:Name``, or ``auto``
+            (classification for a model whose first output is (N, C) class scores, else
+            distill); a run saves the task it resolved to.
+        task_options: keyword arguments of the task (e.g. ``{"weights": [1, 0.5]}``).
     """
 
     target: str = "ort"
@@ -61,6 +66,8 @@ class AdaptConfig:
     table: str | None = None
     estimator: str = "auto"
     margin: float = 0.0
+    task: str = "auto"
+    task_options: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         """Reject settings that cannot work, before any work starts."""

@@ -1,4 +1,4 @@
-"""NetAdapt steps 3-4 for each proposal: short-term fine-tune, then holdout accuracy.
+"""NetAdapt steps 3-4 for each proposal: short-term fine-tune, then the task's holdout score.
 
 Proposals are independent: each is a pruned ONNX file plus a seed derived from the run seed,
 the iteration and the group's producers, and torch uses a fixed thread count per proposal, so
@@ -16,15 +16,17 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
 
 from onnx_netadapt.data.dataset import DataSplits
 from onnx_netadapt.errors import NetAdaptError
-from onnx_netadapt.evaluate import score as score_holdout
+from onnx_netadapt.evaluate import task_score
 from onnx_netadapt.graph.save import save_model
+from onnx_netadapt.tasks.base import Task
+from onnx_netadapt.tasks.classification import Classification
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +72,14 @@ def proposal_seed(seed: int, iteration: int, producers: list[str]) -> int:
 
 @dataclass
 class EvalContext:
-    """What every proposal evaluation needs: data, plan, teacher, holdout reference."""
+    """What every proposal evaluation needs: data, plan, teacher, the original model's outputs
+    on the holdout set (when the task scores against them), and the task."""
 
     data: DataSplits
     plan: TrainPlan
     teacher: onnx.ModelProto | None = None
-    holdout_reference: np.ndarray | None = None
+    holdout_reference: list[np.ndarray] | None = None
+    task: Task = field(default_factory=Classification)
 
 
 def evaluate_proposal(job: ProposalJob, ctx: EvalContext) -> ProposalScore:
@@ -96,10 +100,10 @@ def evaluate_proposal(job: ProposalJob, ctx: EvalContext) -> ProposalScore:
                 seed=job.seed,
                 threads=ctx.plan.threads,
             )
-            result = fine_tune(model, ctx.data.train, settings, teacher=ctx.teacher)
+            result = fine_tune(model, ctx.data.train, settings, teacher=ctx.teacher, task=ctx.task)
             model, loss = result.model, result.stats.final_loss
             save_model(model, job.path)
-        acc, holdout_loss = score_holdout(model, ctx.data.holdout, ctx.holdout_reference)
+        acc, holdout_loss = task_score(model, ctx.data.holdout, ctx.task, ctx.holdout_reference)
     except NetAdaptError as exc:
         return ProposalScore(
             job.group_id, float("nan"), time.perf_counter() - start, error=str(exc)

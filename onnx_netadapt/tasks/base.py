@@ -56,6 +56,10 @@ class TaskScore:
     value: float
     loss: float = float("nan")
 
+    def __iter__(self):
+        """``value, loss = score``."""
+        return iter((self.value, self.loss))
+
 
 @dataclass(frozen=True)
 class OutputInfo:
@@ -106,11 +110,13 @@ class Task:
         """The score of a whole split: ``outputs`` of the model on every example."""
         raise NotImplementedError
 
+    def needs_reference(self, has_targets: bool) -> bool:
+        """Whether ``score`` needs the original model's outputs (default: without targets)."""
+        return not has_targets
+
     def format_score(self, value: float) -> str:
         """``value`` for people: a percentage when the unit is "%"."""
-        if self.score_unit == "%":
-            return f"{100 * value:.2f}%"
-        return f"{value:.4f}{(' ' + self.score_unit) if self.score_unit else ''}"
+        return format_score(value, self.score_unit)
 
     # -- data ------------------------------------------------------------------------------
     def prepare_targets(self, y: Targets, count: int, part: str) -> Targets:
@@ -129,6 +135,13 @@ class Task:
     def target_error(self, part: str, output: str, message: str) -> DataError:
         """A DataError that names the task, the split and the model output."""
         return DataError(f"task {self.name!r}, {part} targets for output {output!r}: {message}")
+
+
+def format_score(value: float, unit: str, digits: int = 2) -> str:
+    """A score for people: a fraction as a percentage when ``unit`` is "%", else as is."""
+    if unit == "%":
+        return f"{100 * value:.{digits}f}%"
+    return f"{value:.{digits + 2}f}{(' ' + unit) if unit else ''}"
 
 
 def first(outputs: Any) -> Any:

@@ -45,6 +45,9 @@ class Distill(Task):
     def needs_teacher(self, has_targets: bool) -> bool:
         return True
 
+    def needs_reference(self, has_targets: bool) -> bool:
+        return True
+
     def _weight(self, index: int) -> float:
         if self.weights is None:
             return 1.0
