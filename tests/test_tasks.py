@@ -265,3 +265,13 @@ def test_the_example_task_package_installs_and_trains(tmp_path, monkeypatch) -> 
     wrong = ArrayDataset(x, y[:, :1, :4])
     with pytest.raises(DataError, match="task 'regression', train targets for output 'scores'"):
         check_fits(wrong, (None, 1, 8, 8), np.float32, "train", None, task, output_infos(model))
+
+
+def test_an_unknown_task_is_refused_before_any_work(tmp_path: Path) -> None:
+    model = tmp_path / "seg.onnx"
+    onnx.save(segmenter(), str(model))
+    out = tmp_path / "run"
+    args = [str(model), "--target", "macs", "--budget", "0.5", "--task", "nope", "-o", str(out)]
+    result = CliRunner().invoke(main, ["adapt", *args])
+    assert result.exit_code == 1 and "no task named 'nope'" in result.output
+    assert not out.exists()

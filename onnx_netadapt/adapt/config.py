@@ -89,6 +89,10 @@ class AdaptConfig:
         for ok, message in checks:
             if not ok:
                 raise BudgetError(message)
+        if self.task != "auto":
+            from onnx_netadapt.tasks.registry import get_task
+
+            get_task(self.task, self.task_options)  # an unknown or broken task fails here
 
     def to_dict(self) -> dict:
         """JSON-ready form (stored in the run directory)."""
