@@ -171,7 +171,7 @@ def prune(
     input_shapes: tuple[str, ...],
 ) -> None:
     """Remove channels from MODEL and write the pruned model to OUTPUT."""
-    from onnx_netadapt.prune.apply import parameter_count
+    from onnx_netadapt.measure.metrics import parameter_count
     from onnx_netadapt.prune.apply import prune as prune_model
 
     try:

@@ -17,6 +17,7 @@ from onnx_netadapt.adapt import Adaptation, AdaptConfig, IterationResult, parse_
 from onnx_netadapt.adapt.config import SELECT_MODES
 from onnx_netadapt.adapt.rundir import RunDir, RunDirError
 from onnx_netadapt.adapt.state import RunState, RunSummary
+from onnx_netadapt.engines import ENGINES
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.graph.load import parse_input_shape
 from onnx_netadapt.measure.estimate import MODES as ESTIMATE_MODES
@@ -35,6 +36,15 @@ def parse_runner_options(values: tuple[str, ...]) -> dict[str, object]:
         except json.JSONDecodeError:
             options[key.replace("-", "_")] = value
     return options
+
+
+def _parse_workers(value: str) -> int | None:
+    """``auto`` -> None (decided from the devices), else a positive count."""
+    if value == "auto":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter(f"{value!r}: a positive count or auto", param_hint="--workers")
+    return int(value)
 
 
 class _Progress:
@@ -124,7 +134,35 @@ class _Progress:
     show_default=True,
     help="How a proposal's latency is estimated from the table and the current network.",
 )
-@click.option("--workers", default=1, show_default=True, help="Proposals evaluated in parallel.")
+@click.option(
+    "--workers",
+    default="auto",
+    show_default=True,
+    help="Proposals evaluated in parallel: auto = one per GPU, else fill the CPU cores.",
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="Where proposals train: auto (every GPU, else CPU), cpu, cuda or cuda:N.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="local",
+    show_default=True,
+    help="Where proposals run: this machine, or Ray (pip install 'onnx-netadapt[cluster]').",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster for --engine ray: auto joins this machine's cluster (default: start one).",
+)
+@click.option(
+    "--deterministic",
+    is_flag=True,
+    help="Deterministic training kernels (GPU results repeat exactly, a little slower).",
+)
 @click.option("--train-threads", default=1, show_default=True, help="Torch threads per proposal.")
 @click.option("--threads", default=1, show_default=True, help="Runner threads (ort, tflite).")
 @click.option("--batch-size", default=64, show_default=True)
@@ -188,6 +226,7 @@ def adapt_cmd(
             if model is None:
                 raise click.UsageError("give a MODEL to adapt (or --resume DIR)")
             table = settings.pop("table")
+            settings["workers"] = _parse_workers(str(settings["workers"]))
             config = AdaptConfig(
                 budgets=parse_budgets(budgets),
                 input_shapes={k: list(v) for k, v in map(parse_input_shape, input_shapes)},

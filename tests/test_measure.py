@@ -16,14 +16,15 @@ from models import CASES
 
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.cli import main
-from onnx_netadapt.measure.estimate import Estimator, model_signatures
+from onnx_netadapt.graph.probe import random_inputs
+from onnx_netadapt.measure.estimate import Estimator
 from onnx_netadapt.measure.micromodel import onnx_layer_model
 from onnx_netadapt.measure.registry import discover, get_runner, list_runners
 from onnx_netadapt.measure.runner import RunnerError
-from onnx_netadapt.measure.signature import LayerSignature
+from onnx_netadapt.measure.signature import LayerSignature, model_signatures
 from onnx_netadapt.measure.stats import LatencyStats, MeasureSettings
 from onnx_netadapt.measure.table import LatencyTable
-from onnx_netadapt.verify import random_inputs, run_model
+from onnx_netadapt.verify import run_model
 
 FAST = MeasureSettings(warmup=1, min_runs=3, max_runs=10, max_seconds=0.2)
 ROOT = Path(__file__).resolve().parents[1]

@@ -180,7 +180,8 @@ def test_group_norm_from_both_exporters_is_approximate():
     import onnx
     import pytest
 
-    from onnx_netadapt.verify import random_inputs, run_model
+    from onnx_netadapt.graph.probe import random_inputs
+    from onnx_netadapt.verify import run_model
 
     torch = pytest.importorskip("torch")
     net = torch.nn.Sequential(

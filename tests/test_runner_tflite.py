@@ -342,6 +342,18 @@ def test_device_disconnecting_mid_run(fake_adb, monkeypatch):
     assert "adb devices" in message and "--device SERIAL" in message
 
 
+def test_the_phone_path_uses_the_shared_android_client(fake_adb, monkeypatch):
+    from runners.android import Adb, DeviceLostError
+
+    monkeypatch.setenv("FAKE_ADB_DISCONNECT_AFTER", "4")  # devices, mkdir, test -x, push
+    runner = TfliteRunner(device=SERIAL, settings=TINY)
+    with runner:
+        assert isinstance(runner.adb, Adb) and runner.adb.serial == SERIAL
+        with pytest.raises(DeviceLostError, match="run the same command again"):
+            runner.measure_layers([CONV])
+    assert runner.adb is None  # released with the runner
+
+
 def test_no_adb_on_path(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RunnerUnavailable, match="platform-tools"):

@@ -13,13 +13,15 @@ from pathlib import Path
 PARENT = textwrap.dedent(
     """
     import sys, time
-    from onnx_netadapt.adapt.proposals import EvalContext, ProposalEvaluator, TrainPlan
+    from onnx_netadapt.adapt.proposals import EvalContext, TrainPlan
+    from onnx_netadapt.engines import make_engine, plan_devices
 
     plan = TrainPlan(steps=0, batch_size=1, optimizer="sgd", lr=0.1, distill=0.0, threads=1)
-    with ProposalEvaluator(EvalContext(None, plan), workers=2) as evaluator:
-        busy = [evaluator._pool.submit(time.sleep, 2.0) for _ in range(2)]
+    with make_engine("local", plan_devices("cpu", workers=2)) as engine:
+        engine.start(EvalContext(None, plan))
+        busy = [engine._pool.submit(time.sleep, 2.0) for _ in range(2)]
         time.sleep(1.0)
-        print(" ".join(map(str, evaluator.worker_pids)), flush=True)
+        print(" ".join(map(str, engine.worker_pids)), flush=True)
         time.sleep(600)
     """
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from onnx_netadapt.adapt.budget import Budget
+from onnx_netadapt.engines import ENGINES
 from onnx_netadapt.errors import BudgetError
 from onnx_netadapt.measure.estimate import MODES as ESTIMATE_MODES
 
@@ -26,8 +27,14 @@ class AdaptConfig:
         long_epochs: epochs of the long-term fine-tune of the final network.
         select: ``accuracy`` (highest holdout accuracy) or ``ratio`` (least accuracy lost per
             resource saved).
-        workers: proposals evaluated in parallel (results do not depend on it).
+        workers: proposals evaluated in parallel (results do not depend on it); None: one per
+            GPU, or fill the CPU cores with ``train_threads`` each.
         train_threads: torch threads per proposal (fixed, so results do not depend on workers).
+        device: where proposals train: ``auto`` (every GPU torch sees, else the CPU), ``cpu``,
+            ``cuda`` or ``cuda:N``.
+        engine: where proposals run: ``local`` (this machine) or ``ray`` (a Ray instance or
+            cluster, ``ray_address``: None starts a local one, ``auto`` joins a cluster).
+        deterministic: deterministic training kernels (GPU results then repeat exactly).
         max_iterations: stop after this many iterations even if the budget is not met.
         estimator: how a pruned network's latency is estimated from the table and the current
             network (``onnx_netadapt.measure.estimate.MODES``; see benchmarks/loop_estimates).
@@ -60,8 +67,12 @@ class AdaptConfig:
     select: str = "accuracy"
     holdout_per_class: int = 10
     seed: int = 0
-    workers: int = 1
+    workers: int | None = 1
     train_threads: int = 1
+    device: str = "auto"
+    engine: str = "local"
+    ray_address: str | None = None
+    deterministic: bool = False
     max_iterations: int = 200
     table: str | None = None
     estimator: str = "auto"
@@ -79,7 +90,8 @@ class AdaptConfig:
             (self.round_to >= 1, f"--round-to {self.round_to} must be >= 1"),
             (self.short_steps >= 0, f"--short-steps {self.short_steps} must be >= 0"),
             (self.long_epochs >= 0, f"--long-epochs {self.long_epochs} must be >= 0"),
-            (self.workers >= 1, f"--workers {self.workers} must be >= 1"),
+            (self.workers is None or self.workers >= 1, f"--workers {self.workers} must be >= 1"),
+            (self.engine in ENGINES, f"--engine must be one of {ENGINES}"),
             (self.select in SELECT_MODES, f"--select must be one of {SELECT_MODES}"),
             (0.0 <= self.distill <= 1.0, f"--distill {self.distill} must be in [0, 1]"),
             (self.max_iterations >= 1, "--max-iterations must be >= 1"),

@@ -13,18 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 
 from onnx_netadapt.adapt.config import AdaptConfig
-from onnx_netadapt.adapt.proposals import (
-    EvalContext,
-    ProposalEvaluator,
-    ProposalJob,
-    TrainPlan,
-    proposal_seed,
-)
+from onnx_netadapt.adapt.proposals import EvalContext, ProposalJob, TrainPlan, proposal_seed
 from onnx_netadapt.adapt.resources import Measurement, ResourceSet
 from onnx_netadapt.adapt.rundir import RunDir, RunDirError, file_digest
 from onnx_netadapt.adapt.search import Candidate, Skipped, minimal_network, search_all
@@ -42,6 +37,7 @@ from onnx_netadapt.adapt.status import (
 )
 from onnx_netadapt.channels.analysis import ChannelAnalysis, analyse
 from onnx_netadapt.data.dataset import ArrayDataset, DataSplits
+from onnx_netadapt.engines import make_engine, plan_devices
 from onnx_netadapt.errors import BudgetError, NetAdaptError
 from onnx_netadapt.evaluate import (
     input_specs,
@@ -53,9 +49,12 @@ from onnx_netadapt.evaluate import (
 from onnx_netadapt.graph.deliverable import with_original_interface
 from onnx_netadapt.graph.load import LoadedModel, load_model
 from onnx_netadapt.graph.save import save_model
-from onnx_netadapt.measure.estimate import model_signatures
+from onnx_netadapt.measure.signature import model_signatures
 from onnx_netadapt.tasks.base import LossOptions, Task
 from onnx_netadapt.tasks.registry import get_task
+
+if TYPE_CHECKING:
+    from onnx_netadapt.engines.base import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +124,7 @@ class Adaptation:
         self._data = data
         # table entries measured by earlier processes of this run (counts go on across resumes)
         self._measured_before = self.state.table_measurements if resume else 0
+        self._engine_started = False
 
     # -- setup ---------------------------------------------------------------------------
     def _load_original(self) -> LoadedModel:
@@ -173,6 +173,7 @@ class Adaptation:
             lr=self.config.lr,
             distill=self.config.distill,
             threads=self.config.train_threads,
+            deterministic=self.config.deterministic,
         )
         needs_teacher = task.needs_teacher(data.train.has_targets)
         return EvalContext(data, plan, original if needs_teacher else None, reference, task)
@@ -194,7 +195,9 @@ class Adaptation:
             self.runner_options,
             estimator=cfg.estimator,
         )
-        with resources, ProposalEvaluator(ctx, cfg.workers) as evaluator:
+        plan = plan_devices(cfg.device, cfg.workers, cfg.train_threads, cfg.deterministic)
+        engine = make_engine(cfg.engine, plan, cfg.ray_address)
+        with resources, engine:
             if self.resume:
                 current = load_model(self.rundir.path / self.state.current, fold=False)
                 resources.restore(self.state.calibration, current)
@@ -209,7 +212,7 @@ class Adaptation:
             status = self.state.status
             try:
                 while status == RUNNING:
-                    result = self._iteration(resources, evaluator, ctx)
+                    result = self._iteration(resources, engine, ctx)
                     status = result.status
                     if result.record:
                         yield result
@@ -229,8 +232,17 @@ class Adaptation:
         net0 = save_model(original.model, self.rundir.network_path(0))
         analysis = analyse(original)
         if not any(g.prunable_with(self.config.allow_approximate) for g in analysis.groups):
+            approximate = sum(g.prunable_with(True) for g in analysis.groups)
+            hint = (
+                f"; {approximate} groups are approximate (pruning them changes other channels' "
+                "values, e.g. weights standardised at run time): allow them with "
+                "--allow-approximate"
+                if approximate
+                else ""
+            )
             raise BudgetError(
-                "no channel group of this model can be pruned (see `onnx-netadapt inspect`)"
+                "no channel group of this model can be pruned exactly (see `onnx-netadapt "
+                f"inspect`){hint}"
             )
         measured = resources.calibrate(original)
         resources.set_reference(original.model, measured)
@@ -306,7 +318,7 @@ class Adaptation:
         return targets
 
     def _iteration(
-        self, resources: ResourceSet, evaluator: ProposalEvaluator, ctx: EvalContext
+        self, resources: ResourceSet, engine: Engine, ctx: EvalContext
     ) -> IterationResult:
         cfg = self.config
         i = self.state.iteration + 1
@@ -338,7 +350,11 @@ class Adaptation:
             self.state.unreachable = [s.describe() for s in skipped]
             return self._ended(UNREACHABLE, resources, current)
         jobs = self._write_proposals(i, candidates)
-        scores = evaluator.evaluate(jobs, lambda d, n: self.progress("proposals", d, n))
+        if not self._engine_started:  # started late: its workers' start-up never overlaps
+            engine.start(ctx)  # the measurements of the original and the floor
+            self._engine_started = True
+        current_file = (self.rundir.path / self.state.current).read_bytes()
+        scores = engine.evaluate(jobs, current_file, lambda d, n: self.progress("proposals", d, n))
         evaluated = time.perf_counter()
         primary = cfg.budgets[0].resource
         pick = choose(
@@ -373,6 +389,7 @@ class Adaptation:
                     "holdout_accuracy": s.holdout_accuracy,
                     "holdout_loss": s.holdout_loss,
                     "seconds": s.seconds,
+                    "stages": s.stages,
                     "error": s.error,
                 }
                 for c, s in zip(candidates, scores, strict=True)
@@ -402,7 +419,11 @@ class Adaptation:
         for cand in candidates:
             path = save_model(cand.model, folder / f"group_{cand.group_id:04d}.onnx")
             seed = proposal_seed(self.config.seed, iteration, cand.producers)
-            jobs.append(ProposalJob(cand.group_id, str(path), seed))
+            jobs.append(
+                ProposalJob(
+                    cand.group_id, str(path), seed, cand.units, self.config.allow_approximate
+                )
+            )
             cand.model = None  # type: ignore[assignment]  # free memory: it is on disk now
         return jobs
 

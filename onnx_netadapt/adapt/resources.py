@@ -4,8 +4,9 @@
 current network, measured every iteration (``onnx_netadapt.measure.estimate``; the mode is
 ``AdaptConfig.estimator``: by default "auto", the in-network profile where the runner has one).
 The layers of a pruned network are read off its weight shapes, so no shape inference runs per
-candidate (except for the "profile" mode, which scales the other nodes by their activation
-sizes). Non-additive resources (peak memory) are measured directly.
+candidate (except where the estimator's calibration needs shapes: the "profile" strategy scales
+the other nodes by their activation sizes). Non-additive resources (peak memory) are measured
+directly.
 """
 
 from __future__ import annotations
@@ -13,18 +14,18 @@ from __future__ import annotations
 import logging
 import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 
 from onnx_netadapt.adapt.budget import LATENCY, Budget, check_unit
-from onnx_netadapt.graph.load import LoadedModel, load_model
-from onnx_netadapt.graph.ops import attr
+from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.graph.shapes import infer_shapes
-from onnx_netadapt.measure.estimate import Estimator, model_signatures
-from onnx_netadapt.measure.profile import make_runner
+from onnx_netadapt.measure.estimate import Estimator
+from onnx_netadapt.measure.interleave import interleaved_medians
+from onnx_netadapt.measure.registry import make_runner
 from onnx_netadapt.measure.runner import Runner
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.table import LatencyTable
@@ -94,9 +95,8 @@ class Tracked:
         """Estimated value of ``model``, a pruning of the calibrated network."""
         if self.estimator is None:
             return self.runner.measure(model).median_ms
-        cal = self.estimator.calibration
         shapes = {}
-        if cal and cal.mode == "profile":  # scales other nodes by their activation sizes
+        if self.estimator.needs_shapes:  # e.g. scales other nodes by their activation sizes
             copy = onnx.ModelProto()
             copy.CopyFrom(model)  # infer_shapes writes value_info; the proposal stays as it is
             shapes = infer_shapes(copy)  # a pruning of a loaded model: no checker, no normalising
@@ -201,11 +201,12 @@ class ResourceSet:
         if self._reference is None:
             values = [item.runner.measure(model).median_ms for _ in range(rounds)]
         else:
-            values = []
-            for _ in range(rounds):
-                reference = item.runner.measure(self._reference).median_ms
-                ratio = item.runner.measure(model).median_ms / reference
-                values.append(self._reference_values[item.resource] * ratio)
+            models = {"reference": self._reference, "model": model}
+            samples = interleaved_medians(item.runner, models, rounds)
+            anchor = self._reference_values[item.resource]
+            values = [
+                anchor * m / r for r, m in zip(samples["reference"], samples["model"], strict=True)
+            ]
         p10, p90 = (float(q) for q in np.percentile(values, [10, 90]))
         return Measurement(float(statistics.median(values)), p10, p90, rounds)
 
@@ -242,40 +243,3 @@ class ResourceSet:
     ) -> dict[str, float]:
         """Estimated value of ``model`` (whose filter layers are ``signatures``) per resource."""
         return {name: item.estimate(model, signatures) for name, item in self.tracked.items()}
-
-    def save_tables(self) -> None:
-        """Persist every table that has a path."""
-        for item in self.tracked.values():
-            item.table.save()
-
-
-def pruned_signatures(
-    signatures: Mapping[str, LayerSignature], pruned: onnx.ModelProto
-) -> dict[str, LayerSignature]:
-    """Signatures of ``pruned``'s filter layers, read off its weight shapes.
-
-    Pruning changes only channel counts (and conv groups), so each layer's signature is the
-    original one with the counts of its pruned weight. Falls back to shape inference when a
-    weight is not an initializer.
-    """
-    shapes = {i.name: tuple(int(d) for d in i.dims) for i in pruned.graph.initializer}
-    nodes = {n.name: n for n in pruned.graph.node}
-    out = {}
-    for name, sig in signatures.items():
-        node = nodes[name]
-        w = shapes.get(node.input[1]) if len(node.input) > 1 else None
-        if w is None:
-            return model_signatures(load_model(pruned, fold=False))
-        group = int(attr(node, "group", 1))
-        if node.op_type == "Conv":
-            cin, cout = w[1] * group, w[0]
-        elif node.op_type == "ConvTranspose":
-            cin, cout = w[0], w[1] * group
-        elif node.op_type == "Gemm" and int(attr(node, "transB", 0)):
-            cin, cout = w[1], w[0]
-        else:  # Gemm without transB, MatMul with a constant
-            cin, cout = w[0], w[1]
-        if sig.op == "Gemm":
-            group = 1
-        out[name] = replace(sig, in_channels=cin, out_channels=cout, groups=group)
-    return out

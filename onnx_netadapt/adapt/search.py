@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import onnx
 
-from onnx_netadapt.adapt.resources import ResourceSet, pruned_signatures
+from onnx_netadapt.adapt.resources import ResourceSet
 from onnx_netadapt.channels.analysis import ChannelAnalysis, ChannelGroup
-from onnx_netadapt.measure.signature import LayerSignature
+from onnx_netadapt.measure.signature import LayerSignature, pruned_signatures
 from onnx_netadapt.prune.apply import prune
 
 

@@ -17,11 +17,12 @@ import onnx
 
 from onnx_netadapt.channels import rules
 from onnx_netadapt.channels.atoms import Resolved
+from onnx_netadapt.channels.computed import mark_computed_weights
 from onnx_netadapt.channels.context import AnalysisState, ProducerSpace, RuleContext
 from onnx_netadapt.channels.edits import NodeEdit, SliceSpec
 from onnx_netadapt.channels.layout import Layout
 from onnx_netadapt.graph.load import LoadedModel
-from onnx_netadapt.graph.ops import QUANTIZED_OPS
+from onnx_netadapt.graph.ops import QUANTIZED_OPS, consumers_of
 
 logger = logging.getLogger(__name__)
 
@@ -214,11 +215,9 @@ def analyse(loaded: LoadedModel) -> ChannelAnalysis:
     """
     model = loaded.model
     constants = {i.name: i for i in model.graph.initializer}
-    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    consumers = consumers_of(model.graph)
     producer_of: dict[str, onnx.NodeProto] = {}
     for node in model.graph.node:
-        for name in node.input:
-            consumers[name].append(node)
         for name in node.output:
             producer_of[name] = node
     state = AnalysisState(model, loaded.shapes, constants, consumers, producer_of)
@@ -237,6 +236,7 @@ def analyse(loaded: LoadedModel) -> ChannelAnalysis:
             reason = f"{ctx.describe()}: shape of {exc} unknown"
             state.unsupported[node.name] = reason
             ctx.pin_inputs(reason)
+    mark_computed_weights(state, loaded.computed_weights)
     for name, owner in outer_refs.items():
         if (lay := state.layouts.get(name)) is not None:
             state.table.pin(lay.atoms, f"used inside the subgraph of {owner}")

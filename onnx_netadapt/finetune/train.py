@@ -12,6 +12,9 @@ import contextlib
 import hashlib
 import logging
 import math
+import os
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +54,8 @@ class TrainSettings:
         seed: seeds torch and the batch order.
         device: "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
         threads: torch CPU threads while training (restored after); None keeps torch's.
+        deterministic: deterministic kernels only (torch.use_deterministic_algorithms): on a
+            GPU the same seed then gives the same weights, at some speed.
     """
 
     steps: int = 100
@@ -65,6 +70,7 @@ class TrainSettings:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -135,7 +141,7 @@ def train(
             "has no targets, or the task distils): give it, or data with targets"
         )
     start = time.perf_counter()
-    with _threads(settings.threads):
+    with _threads(settings.threads), _deterministic(settings.deterministic):
         torch.manual_seed(settings.seed)
         module.to(device)
         teacher_module = (
@@ -145,7 +151,10 @@ def train(
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(total))
         module.train()
         losses: list[float] = []
-        for step, (x, y) in enumerate(_batches(data, settings, total)):
+        batches = _batches(data, settings, total)
+        if device.type == "cuda":  # prepare the next batches while the GPU works
+            batches = _prefetched(batches, pin=True)
+        for step, (x, y) in enumerate(batches):
             x, y = _to_device(x, device), _to_device(y, device)
             loss = _loss(task, _forward(module, x), y, teacher_module, x)
             if not torch.isfinite(loss):
@@ -183,6 +192,48 @@ def _threads(count: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _deterministic(enabled: bool) -> Iterator[None]:
+    """Deterministic kernels while training (restored after)."""
+    if not enabled:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it to comply
+    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
+
+
+# Batches prepared ahead of the training step (GPU only).
+PREFETCH_DEPTH = 2
+
+
+def _prefetched(batches: Iterator[tuple[Any, Any]], pin: bool) -> Iterator[tuple[Any, Any]]:
+    """``batches`` made ``PREFETCH_DEPTH`` ahead in a background thread (pinned memory when
+    ``pin``), so slicing and copying data does not stall the GPU between steps."""
+    ahead: queue.Queue = queue.Queue(maxsize=PREFETCH_DEPTH)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for x, y in batches:
+                ahead.put((_pinned(x) if pin else x, y))
+        except BaseException as exc:  # hand it to the training thread
+            ahead.put(exc)
+        ahead.put(done)
+
+    threading.Thread(target=produce, name="batch-prefetch", daemon=True).start()
+    while (item := ahead.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def _batches(data: ArrayDataset, settings: TrainSettings, total: int) -> Iterator[tuple[Any, Any]]:
@@ -246,12 +297,21 @@ def _tensors(value: Any) -> Any:
 
 
 def _to_device(value: Any, device: torch.device) -> Any:
-    """Tensors (in dicts and lists too) moved to ``device``."""
+    """Tensors (in dicts and lists too) moved to ``device`` (without blocking)."""
     if isinstance(value, dict):
         return {k: _to_device(v, device) for k, v in value.items()}
     if isinstance(value, list):
         return [_to_device(v, device) for v in value]
-    return value.to(device) if isinstance(value, torch.Tensor) else value
+    return value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+
+
+def _pinned(value: Any) -> Any:
+    """Tensors (in dicts and lists too) in pinned memory."""
+    if isinstance(value, dict):
+        return {k: _pinned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pinned(v) for v in value]
+    return value.pin_memory()
 
 
 def _forward(module: nn.Module, x: Any):

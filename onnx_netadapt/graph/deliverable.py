@@ -22,7 +22,7 @@ from onnx import numpy_helper
 
 from onnx_netadapt.graph.large import is_large
 from onnx_netadapt.graph.ops import attr
-from onnx_netadapt.graph.shapes import infer_shapes
+from onnx_netadapt.graph.shapes import infer_shapes, is_static_dim
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +40,9 @@ class Deliverable:
     note: str
 
 
-def is_dynamic(dim: onnx.TensorShapeProto.Dimension) -> bool:
-    """A declared dimension that is not a fixed size (dim_param, unset, or Paddle's -1 / 0)."""
-    return not dim.HasField("dim_value") or dim.dim_value <= 0
-
-
 def dynamic_axes(value: onnx.ValueInfoProto) -> list[int]:
-    """Axes of a declared graph input/output that are dynamic."""
-    return [i for i, d in enumerate(value.type.tensor_type.shape.dim) if is_dynamic(d)]
+    """Axes of a declared graph input/output that are dynamic (symbol, unset, Paddle's -1/0)."""
+    return [i for i, d in enumerate(value.type.tensor_type.shape.dim) if not is_static_dim(d)]
 
 
 def with_original_interface(

@@ -14,6 +14,7 @@ from onnx_netadapt.errors import ModelLoadError, UnsupportedModelError
 from onnx_netadapt.graph import normalize
 from onnx_netadapt.graph.large import is_large
 from onnx_netadapt.graph.shapes import infer_shapes, static_dims
+from onnx_netadapt.graph.weights import WeightComputation, trace_computed_weights
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ class LoadedModel:
         opset: the default-domain opset.
         source: the file it came from, if any.
         notes: what normalisation changed, one line each.
+        computed_weights: filter weights that the source computes at run time from stored
+            tensors (folded here), keyed by the filter node's output tensor.
     """
 
     model: onnx.ModelProto
@@ -39,6 +42,7 @@ class LoadedModel:
     opset: int
     source: str | None = None
     notes: list[str] = field(default_factory=list)
+    computed_weights: dict[str, WeightComputation] = field(default_factory=dict)
 
     @property
     def initializers(self) -> dict[str, onnx.TensorProto]:
@@ -171,9 +175,14 @@ def load_model(
     notes: list[str] = []
     if n := normalize.drop_initializer_inputs(model):
         notes.append(f"{n} graph inputs that were initializers treated as constants")
+    if n := normalize.unfix_nonpositive_dims(model):
+        notes.append(f"{n} declared dims of -1 or 0 treated as dynamic")
     _apply_input_shapes(model, input_shapes or {})
     if n := normalize.constants_to_initializers(model):
         notes.append(f"{n} Constant nodes turned into initializers")
+    computed = trace_computed_weights(model)
+    if computed:
+        notes.append(f"{len(computed)} filter weights computed at run time from stored tensors")
     if fold and not normalize.has_quantized_ops(model):
         before = len(model.graph.node)
         model = normalize.fold_constants(model)
@@ -191,4 +200,11 @@ def load_model(
         ) from exc
     for note in notes:
         logger.info("normalise: %s", note)
-    return LoadedModel(model=model, shapes=shapes, opset=opset, source=label, notes=notes)
+    return LoadedModel(
+        model=model,
+        shapes=shapes,
+        opset=opset,
+        source=label,
+        notes=notes,
+        computed_weights=computed,
+    )

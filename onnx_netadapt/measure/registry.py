@@ -10,6 +10,7 @@ A plugin that fails to import is reported with its name and the error; the other
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import logging
 import warnings
 from dataclasses import dataclass
@@ -83,3 +84,11 @@ def get_runner(name: str) -> type[Runner]:
     if info.runner is None:
         raise NetAdaptError(f"runner {name!r} failed to load: {info.error}")
     return info.runner
+
+
+def make_runner(target: str, threads: int = 1, **options: object) -> Runner:
+    """Instantiate runner ``target``, passing ``threads`` and options only where it takes them."""
+    cls = get_runner(target)
+    params = inspect.signature(cls.__init__).parameters
+    kwargs = {k: v for k, v in {"threads": threads, **options}.items() if k in params}
+    return cls(**kwargs)

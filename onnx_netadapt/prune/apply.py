@@ -393,14 +393,3 @@ def _report(
             }
         )
     return {"model": analysis.loaded.source, "groups": groups}
-
-
-def parameter_count(model: onnx.ModelProto) -> int:
-    """Number of elements in all initializers (a model's parameter count)."""
-    total = 0
-    for init in model.graph.initializer:
-        n = 1
-        for d in init.dims:
-            n *= int(d)
-        total += n
-    return total
