@@ -24,13 +24,15 @@ from onnx_netadapt.measure.estimate import MODES as ESTIMATE_MODES
 from onnx_netadapt.tasks.base import format_score
 
 
-def parse_runner_options(values: tuple[str, ...]) -> dict[str, object]:
+def parse_runner_options(
+    values: tuple[str, ...], option: str = "--runner-option"
+) -> dict[str, object]:
     """``KEY=VALUE`` pairs; values are JSON when they parse as JSON (numbers, true), else text."""
     options: dict[str, object] = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"{item!r}: use KEY=VALUE", param_hint="--runner-option")
+            raise click.BadParameter(f"{item!r}: use KEY=VALUE", param_hint=option)
         try:
             options[key.replace("-", "_")] = json.loads(value)
         except json.JSONDecodeError:
@@ -231,7 +233,7 @@ def adapt_cmd(
                 budgets=parse_budgets(budgets),
                 input_shapes={k: list(v) for k, v in map(parse_input_shape, input_shapes)},
                 table=str(table) if table else None,
-                task_options=parse_runner_options(task_options),
+                task_options=parse_runner_options(task_options, "--task-option"),
                 **settings,  # type: ignore[arg-type]
             )
         run = Adaptation(

@@ -275,3 +275,9 @@ def test_an_unknown_task_is_refused_before_any_work(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["adapt", *args])
     assert result.exit_code == 1 and "no task named 'nope'" in result.output
     assert not out.exists()
+    options = ["--task", "segmentation", "--task-option", "weights=[1,0]"]
+    result = CliRunner().invoke(main, ["adapt", *args[:-4], *options, "-o", str(out)])
+    assert (
+        result.exit_code == 1 and "does not take the options {'weights': [1, 0]}" in result.output
+    )
+    assert not out.exists()
