@@ -141,6 +141,19 @@ def test_a_wrong_target_shape_names_the_task_and_the_output() -> None:
         check_fits(
             data, (None, 1, 8, 8), np.float32, "train", None, Segmentation(), output_infos(model)
         )
+    labels = ArrayDataset(np.zeros((4, 1, 8, 8), np.float32), np.zeros(4, np.int64))
+    with pytest.raises(
+        DataError, match=r"task 'classification', train targets for output 'scores'"
+    ):
+        check_fits(
+            labels,
+            (None, 1, 8, 8),
+            np.float32,
+            "train",
+            3,
+            get_task("classification"),
+            output_infos(model),
+        )
     bad_class = ArrayDataset(np.zeros((4, 1, 8, 8), np.float32), np.full((4, 8, 8), 7))
     with pytest.raises(DataError, match=r"'scores'.*classes 7\.\.7 but the output has 3"):
         check_fits(

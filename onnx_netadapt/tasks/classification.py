@@ -88,6 +88,13 @@ class Classification(Task):
         from onnx_netadapt.data.check import check_class_targets
 
         check_class_targets(targets, len(targets), part, num_classes)
+        if outputs and len(outputs[0].shape) not in (0, 2):
+            raise self.target_error(
+                part,
+                outputs[0].name,
+                f"class indices need class scores (N, C), but the output is {outputs[0].shape}: "
+                "use --task segmentation for (N, C, H, W) maps, or --task distill",
+            )
 
 
 def _predictions(reference: list[np.ndarray] | None) -> np.ndarray:
