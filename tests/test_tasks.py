@@ -294,3 +294,35 @@ def test_an_unknown_task_is_refused_before_any_work(tmp_path: Path) -> None:
         result.exit_code == 1 and "does not take the options {'weights': [1, 0]}" in result.output
     )
     assert not out.exists()
+
+
+def test_several_inputs_load_from_tuples_in_input_order(tmp_path, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = _write_data_module(
+        tmp_path,
+        "tuple_inputs",
+        """
+        import numpy as np
+
+        def splits():
+            rng = np.random.default_rng(0)
+            def examples(n, inputs=2):  # ((image, side), no target) per example
+                return [
+                    ((rng.normal(size=(8, 8)), rng.normal(size=4))[:inputs], None)
+                    for _ in range(n)
+                ]
+            return examples(30), examples(6), examples(6)
+
+        def one_input():
+            return [((np.zeros((8, 8)),), None)] * 10, None, None
+        """,
+    )
+    specs = {"image": ((1, 1, 8, 8), np.float32), "side": ((1, 4), np.float32)}
+    splits = load_data(spec, specs, task=Distill())
+    assert list(splits.train.x) == ["image", "side"]
+    assert splits.train.x["image"].shape == (30, 1, 8, 8)  # (8, 8) examples laid out as (1, 8, 8)
+    assert splits.val.x["side"].dtype == np.float32 and len(splits.holdout) == 6
+    with pytest.raises(DataError, match=r"gives 1 inputs but the model takes 2 \(image, side\)"):
+        load_data("tuple_inputs:one_input", specs, task=Distill())
+    with pytest.raises(DataError, match="the model has 2 inputs"):
+        load_data("digits", specs)
