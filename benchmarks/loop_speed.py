@@ -47,7 +47,7 @@ STAGES = ("convert", "train", "write_back", "check", "score", "file_io")
 
 def default_model(work: Path) -> Path:
     """The demo's MobileNetV1-style network, trained by the demo's own build script."""
-    path = work / "demo" / "mobilenet_v1_w1.0.onnx"
+    path = work / "demo" / "mobilenet_v1_w1.onnx"
     if not path.exists():
         build = REPO / "examples" / "adapt_demo" / "build.py"
         subprocess.run([sys.executable, str(build), "--out", str(path.parent)], check=True)

@@ -92,6 +92,7 @@ def evaluate(path: str) -> dict[str, Any]:
         share=summary["prunable_share"],
         share_with_approximate=summary["prunable_share_with_approximate"],
         unsupported_nodes=summary["unsupported_nodes"],
+        head_groups=sum(g.prunable and g.attention_heads for g in analysis.groups),
         unprunable_reasons=sorted(
             {g.reasons[0] for g in analysis.groups if g.status == "unprunable"}
         )[:8],
@@ -331,18 +332,18 @@ def _markdown(summary: dict, timing_data: dict | None, rows: list[dict]) -> str:
         "",
         "## Per model",
         "",
-        "| model | exporter | groups | prunable | approx | share | best share | oracle "
-        "| latency ratio | param ratio | analysis s | note |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | exporter | groups | prunable | approx | head groups | share | best share "
+        "| oracle | latency ratio | param ratio | analysis s | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: (r["source"], r["family"], r["name"], r["exporter"])):
         if not r["export_ok"]:
             note = f"export failed: {(r['export_error'] or '')[:80]}"
-            lines.append(f"| {r['key']} | {r['exporter']} | | | | | | | | | | {note} |")
+            lines.append(f"| {r['key']} | {r['exporter']} | | | | | | | | | | | {note} |")
             continue
         if not r.get("analysed"):
             lines.append(
-                f"| {r['key']} | {r['exporter']} | | | | | | | | | | "
+                f"| {r['key']} | {r['exporter']} | | | | | | | | | | | "
                 f"analysis failed: {r.get('error', '')[:80]} |"
             )
             continue
@@ -350,7 +351,8 @@ def _markdown(summary: dict, timing_data: dict | None, rows: list[dict]) -> str:
         oracle = "" if not r.get("pruned") else ("pass" if r.get("oracle_ok") else "FAIL")
         lines.append(
             f"| {r['key']} | {r['exporter']} | {r['groups']} | {r['prunable_groups']} | "
-            f"{r['approximate_groups']} | {r['share']:.3f} | {_best_share(r):.3f} | {oracle} | "
+            f"{r['approximate_groups']} | {r.get('head_groups', '')} | {r['share']:.3f} | "
+            f"{_best_share(r):.3f} | {oracle} | "
             f"{r.get('latency_ratio', float('nan')):.2f} | {r.get('param_ratio', float('nan')):.2f}"
             f" | {r['analysis_s']:.2f} | {note} |"
         )

@@ -12,13 +12,14 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from onnx_netadapt.adapt import Adaptation, AdaptConfig, IterationResult, parse_budgets
 from onnx_netadapt.adapt.config import SELECT_MODES
 from onnx_netadapt.adapt.rundir import RunDir, RunDirError
 from onnx_netadapt.adapt.state import RunState, RunSummary
 from onnx_netadapt.engines import ENGINES
-from onnx_netadapt.errors import NetAdaptError
+from onnx_netadapt.errors import NetAdaptError, UsageError
 from onnx_netadapt.graph.load import parse_input_shape
 from onnx_netadapt.measure.estimate import MODES as ESTIMATE_MODES
 from onnx_netadapt.tasks.base import format_score
@@ -205,6 +206,12 @@ class _Progress:
     metavar="KEY=VALUE",
     help="Passed to the task (e.g. weights=[1,0.5] for distill).",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Let -o be a folder that holds other files or an earlier run; only the files a run "
+    "writes are replaced (never the input model).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def adapt_cmd(
@@ -217,13 +224,20 @@ def adapt_cmd(
     task_options: tuple[str, ...],
     as_json: bool,
     quiet: bool,
+    overwrite: bool,
     **settings: object,
 ) -> None:
     """Adapt MODEL until every --budget holds (NetAdapt), writing the run to -o DIR."""
     progress = _Progress(quiet)
     out_dir = resume or output or (model.with_name(model.stem + "_netadapt") if model else None)
+    run: Adaptation | None = None
     try:
         config = None
+        if resume is not None and (ignored := _ignored_on_resume(click.get_current_context())):
+            raise UsageError(
+                f"--resume {resume} continues the run with the settings it started with; "
+                f"{', '.join(ignored)} would be ignored: drop them (or start a new run with -o)"
+            )
         if resume is None:
             if model is None:
                 raise click.UsageError("give a MODEL to adapt (or --resume DIR)")
@@ -243,13 +257,15 @@ def adapt_cmd(
             resume=resume is not None,
             runner_options=parse_runner_options(runner_options),
             progress=progress,
+            overwrite=overwrite,
         )
         for result in run.run():
             progress.iteration(result, run.state)
     except KeyboardInterrupt:
         _interrupted(out_dir, as_json)
     except NetAdaptError as exc:
-        summary = _read_summary(out_dir)
+        # refused before this run saved a state: a summary there is an earlier run's
+        summary = _read_summary(out_dir) if hasattr(run, "state") else None
         if as_json:
             data = summary.to_dict() if summary else {}
             click.echo(json.dumps({**data, "error": str(exc), "exit_code": exc.exit_code}))
@@ -266,6 +282,26 @@ def adapt_cmd(
         _print_summary(summary, out_dir, _read_state(out_dir))
 
 
+# What --resume still takes: everything else is a setting the run keeps from its start.
+_RESUME_OPTIONS = {"resume", "runner_options", "as_json", "quiet"}
+
+
+def _ignored_on_resume(ctx: click.Context) -> list[str]:
+    """Options and arguments given explicitly that a resumed run would not use."""
+    given = []
+    for param in ctx.command.params:
+        if param.name in _RESUME_OPTIONS or param.name is None:
+            continue
+        source = ctx.get_parameter_source(param.name)
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            given.append(
+                param.human_readable_name
+                if param.param_type_name == "argument"
+                else min(param.opts, key=len)
+            )
+    return given
+
+
 # Exit code after Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED_EXIT = 130
 
@@ -275,8 +311,7 @@ def _interrupted(out_dir: Path | None, as_json: bool) -> None:
     state = _read_state(out_dir)
     if state is None:
         message = (
-            "interrupted before the first iteration was saved; start again "
-            f"(remove {out_dir} or use another -o)"
+            "interrupted before the first iteration was saved; start it again with the same command"
         )
     else:
         message = (

@@ -58,6 +58,8 @@ def masked_original(analysis: ChannelAnalysis, result: PruneResult) -> onnx.Mode
             if spec.role != "consumer":
                 continue
             gone = atom_removed[spec.atoms]
+            if gone.ndim > 1:  # an entry goes only when it goes with every atom it follows
+                gone = gone.all(axis=tuple(a for a in range(gone.ndim) if a != spec.atoms_axis))
             if not gone.any():
                 continue
             array = arrays.setdefault(spec.tensor, numpy_helper.to_array(inits[spec.tensor]).copy())

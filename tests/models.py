@@ -1173,3 +1173,106 @@ def weight_norm_linear() -> onnx.ModelProto:
     x = b.relu(b.op("MatMul", [x, b.op("Div", [v, b.reduce("ReduceL2", v, [0])])]))
     b.output(b.gemm(x, 12, 10), [1, 10])
     return b.build()
+
+
+# -- attention heads (issue 12, section 4) ---------------------------------------------------
+def _heads(b: GraphBuilder, x: str, n: int, heads: int, dim: int, perm: Sequence[int]) -> str:
+    """[1, N, H*D] -> Reshape [1, N, H, D] -> Transpose ``perm``."""
+    return b.op("Transpose", [b.op("Reshape", [x, b.ints([1, n, heads, dim])])], perm=list(perm))
+
+
+def _attention_core(
+    b: GraphBuilder, q: str, kt: str, v: str, n: int, heads: int, dim: int, bias: bool, rel: bool
+) -> str:
+    """softmax(q k^T / sqrt(D) [+ per-head bias]) v, back to [1, N, H*D]."""
+    scores = b.op("Mul", [b.op("MatMul", [q, kt]), b.scalar(dim**-0.5)])
+    if bias:  # Swin's relative position bias: a constant [1, H, N, N]
+        scores = b.add_param(scores, [1, heads, n, n])
+    if rel:  # BotNet's relative logits: q times one matrix shared by every head
+        scores = b.op("Add", [scores, b.op("MatMul", [q, b.param([dim, n], "rel_w")])])
+    out = b.op("MatMul", [b.op("Softmax", [scores], axis=-1), v])
+    out = b.op("Transpose", [out], perm=[0, 2, 1, 3])
+    return b.op("Reshape", [out, b.ints([1, n, heads * dim])])
+
+
+def _attention_block(
+    name: str, heads: int, dim: int, fused: str | None = None, bias: bool = False, rel: bool = False
+) -> onnx.ModelProto:
+    """Token embedding, one multi-head self-attention with a residual, token-mean classifier."""
+    b = GraphBuilder(name)
+    n, c = 6, heads * dim
+    x = b.add_param(b.matmul(b.input("input", [1, n, 8]), 8, c), [c])
+    if fused is None:
+        q, k, v = (b.add_param(b.matmul(x, c, c), [c]) for _ in range(3))
+        q = _heads(b, q, n, heads, dim, [0, 2, 1, 3])
+        kt = _heads(b, k, n, heads, dim, [0, 2, 3, 1])
+        v = _heads(b, v, n, heads, dim, [0, 2, 1, 3])
+    else:  # one projection to [3, H, D] per token, taken apart like the exporters do
+        qkv = b.add_param(b.matmul(x, c, 3 * c), [3 * c])
+        qkv = b.op("Reshape", [qkv, b.ints([1, n, 3, heads, dim])])
+        qkv = b.op("Transpose", [qkv], perm=[2, 0, 3, 1, 4])  # [3, 1, H, N, D]
+        if fused == "split":
+            parts = b.ops("Split", [qkv, b.ints([1, 1, 1])], 3, axis=0)
+            q, k, v = (b.squeeze(p, [0]) for p in parts)
+        else:  # Gather with a scalar index (torchvision's Swin: qkv[0], qkv[1], qkv[2])
+            q, k, v = (b.op("Gather", [qkv, b.const(np.asarray(i, np.int64))]) for i in range(3))
+        kt = b.op("Transpose", [k], perm=[0, 1, 3, 2])
+    out = _attention_core(b, q, kt, v, n, heads, dim, bias, rel)
+    x = b.op("Add", [x, b.add_param(b.matmul(out, c, c), [c])])
+    b.output(b.reduce("ReduceMean", b.matmul(x, c, 10), [1], keepdims=False), [1, 10])
+    return b.build()
+
+
+@register(
+    "attention_heads",
+    expect_prunable=2,
+    note="MHA, 2 heads of 8: q/k/v/out-projection heads as one group of 2 units; residual",
+)
+def attention_heads() -> onnx.ModelProto:
+    return _attention_block("attention_heads", heads=2, dim=8)
+
+
+@register(
+    "attention_heads_bias",
+    expect_prunable=2,
+    note="MHA, 4 heads of 4 with a constant per-head [1,H,N,N] score bias (Swin): bias sliced",
+)
+def attention_heads_bias() -> onnx.ModelProto:
+    return _attention_block("attention_heads_bias", heads=4, dim=4, bias=True)
+
+
+@register(
+    "attention_relative_logits",
+    expect_prunable=2,
+    note="MHA, 4 heads of 4, scores + q @ W_rel (one constant matrix for every head, BotNet)",
+)
+def attention_relative_logits() -> onnx.ModelProto:
+    return _attention_block("attention_relative_logits", heads=4, dim=4, rel=True)
+
+
+@register(
+    "attention_fused_qkv_split",
+    expect_prunable=2,
+    note="fused qkv MatMul -> [1,N,3,H,D] -> Transpose -> Split on the 3 -> Squeeze (legacy)",
+)
+def attention_fused_qkv_split() -> onnx.ModelProto:
+    return _attention_block("attention_fused_qkv_split", heads=3, dim=4, fused="split")
+
+
+@register(
+    "attention_fused_qkv_gather",
+    expect_prunable=2,
+    note="fused qkv MatMul -> [1,N,3,H,D] -> Transpose -> Gather scalar 0/1/2 (Swin)",
+)
+def attention_fused_qkv_gather() -> onnx.ModelProto:
+    return _attention_block("attention_fused_qkv_gather", heads=4, dim=4, fused="gather")
+
+
+@register(
+    "attention_single_head",
+    expect_prunable=2,
+    note="single-head attention: q/k pinned (every score depends on all of them); v and the "
+    "output projection's rows prune together (the scores do not depend on v)",
+)
+def attention_single_head() -> onnx.ModelProto:
+    return _attention_block("attention_single_head", heads=1, dim=8)

@@ -15,7 +15,7 @@ from onnx_netadapt.adapt.loop import Adaptation
 from onnx_netadapt.adapt.resources import Measurement, ResourceSet
 from onnx_netadapt.adapt.status import EXIT_CODES, IterationLimitError
 from onnx_netadapt.cli import main
-from onnx_netadapt.errors import BudgetError
+from onnx_netadapt.errors import UsageError
 from runners.resources import MacsRunner
 
 
@@ -130,7 +130,7 @@ def test_margin_tightens_measured_budgets_only(
     limits, goals = run.state.limits, run.state.goals
     assert goals["latency"] == pytest.approx(0.9 * limits["latency"])
     assert goals["params"] == limits["params"]  # exact resources need no room for noise
-    with pytest.raises(BudgetError, match="--margin"):
+    with pytest.raises(UsageError, match="--margin"):  # an option range: exit 2
         _config(margin=0.7).validate()
 
 

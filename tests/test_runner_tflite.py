@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from click.testing import CliRunner
 from onnx import numpy_helper
 
+from onnx_netadapt.cli import main
 from onnx_netadapt.measure.micromodel import onnx_layer_model
 from onnx_netadapt.measure.runner import ProfileUnsupported, RunnerError, RunnerUnavailable
 from onnx_netadapt.measure.signature import LayerSignature
@@ -363,8 +365,22 @@ def test_no_adb_on_path(monkeypatch, tmp_path):
 # -- whole networks through onnx2tf -----------------------------------------------------------
 def test_missing_onnx2tf_says_how_to_install_it(tmp_path):
     runner = TfliteRunner(settings=TINY, onnx2tf=str(tmp_path / "venv" / "bin" / "onnx2tf"))
-    with runner, pytest.raises(RunnerUnavailable, match=r"own virtual environment.*--onnx2tf"):
+    fix = r"own virtual environment.*--runner-option onnx2tf="
+    with runner, pytest.raises(RunnerUnavailable, match=fix):
         runner.measure(onnx_layer_model(CONV))
+
+
+def test_runners_listing_says_whole_networks_need_onnx2tf(monkeypatch, tmp_path):
+    """Listed as available (single layers run on LiteRT), with the onnx2tf note and the real
+    option spelling (there is no --onnx2tf option)."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = CliRunner().invoke(main, ["runners"])
+    assert result.exit_code == 0, result.output
+    tflite = result.output[result.output.index("tflite") :]
+    assert tflite.split()[1] == "yes" and "note: whole networks need onnx2tf" in tflite
+    assert "--runner-option onnx2tf=" in tflite
+    cli_options = {p.name for p in main.commands["adapt"].params}
+    assert "onnx2tf" not in cli_options
 
 
 def test_rgb_network_converts_offline(fake_adb, monkeypatch, tmp_path):

@@ -286,7 +286,7 @@ def test_an_unknown_task_is_refused_before_any_work(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = [str(model), "--target", "macs", "--budget", "0.5", "--task", "nope", "-o", str(out)]
     result = CliRunner().invoke(main, ["adapt", *args])
-    assert result.exit_code == 1 and "no task named 'nope'" in result.output
+    assert result.exit_code == 2 and "no task named 'nope'" in result.output
     assert not out.exists()
     options = ["--task", "segmentation", "--task-option", "weights=[1,0]"]
     result = CliRunner().invoke(main, ["adapt", *args[:-4], *options, "-o", str(out)])

@@ -6,10 +6,11 @@ from dataclasses import asdict, dataclass, field, fields
 
 from onnx_netadapt.adapt.budget import Budget
 from onnx_netadapt.engines import ENGINES
-from onnx_netadapt.errors import BudgetError
+from onnx_netadapt.errors import BudgetError, UsageError
 from onnx_netadapt.measure.estimate import MODES as ESTIMATE_MODES
 
 SELECT_MODES = ("accuracy", "ratio")
+OPTIMIZERS = ("sgd", "adamw")
 
 
 @dataclass
@@ -81,7 +82,7 @@ class AdaptConfig:
     task_options: dict = field(default_factory=dict)
 
     def validate(self) -> None:
-        """Reject settings that cannot work, before any work starts."""
+        """Reject settings that cannot work, before any work starts (also on resume)."""
         if not self.budgets:
             raise BudgetError("no budget given: use --budget (e.g. --budget 0.5)")
         checks = [
@@ -90,8 +91,16 @@ class AdaptConfig:
             (self.round_to >= 1, f"--round-to {self.round_to} must be >= 1"),
             (self.short_steps >= 0, f"--short-steps {self.short_steps} must be >= 0"),
             (self.long_epochs >= 0, f"--long-epochs {self.long_epochs} must be >= 0"),
+            (self.batch_size >= 1, f"--batch-size {self.batch_size} must be >= 1"),
+            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {OPTIMIZERS}"),
+            (self.lr > 0, f"--lr {self.lr} must be > 0"),
+            (self.long_lr is None or self.long_lr > 0, f"long_lr {self.long_lr} must be > 0"),
+            (self.holdout_per_class >= 1, "--holdout-per-class must be >= 1"),
+            (self.seed >= 0, f"--seed {self.seed} must be >= 0"),
             (self.workers is None or self.workers >= 1, f"--workers {self.workers} must be >= 1"),
             (self.engine in ENGINES, f"--engine must be one of {ENGINES}"),
+            (self.train_threads >= 1, f"--train-threads {self.train_threads} must be >= 1"),
+            (self.threads >= 1, f"--threads {self.threads} must be >= 1"),
             (self.select in SELECT_MODES, f"--select must be one of {SELECT_MODES}"),
             (0.0 <= self.distill <= 1.0, f"--distill {self.distill} must be in [0, 1]"),
             (self.max_iterations >= 1, "--max-iterations must be >= 1"),
@@ -100,7 +109,7 @@ class AdaptConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise BudgetError(message)
+                raise UsageError(message)
         if self.task != "auto":
             from onnx_netadapt.tasks.registry import get_task
 

@@ -95,8 +95,10 @@ class Adaptation:
         data: DataSplits | None = None,
         runner_options: dict | None = None,
         progress: Progress | None = None,
+        overwrite: bool = False,
     ) -> None:
         self.rundir = RunDir(out_dir)
+        self.overwrite = overwrite
         self.progress = progress or (lambda stage, done, total: None)
         self.runner_options = runner_options or {}
         self.state: RunState
@@ -109,6 +111,7 @@ class Adaptation:
                     f"--resume {out_dir} adapts {self.model_path}, not {model}: "
                     "drop the model argument or use another output directory"
                 )
+            self.rundir.check_model(self.model_path, self.state.model["sha256"])
             if file_digest(self.model_path) != self.state.model["sha256"]:
                 raise RunDirError(
                     f"{self.model_path} changed since the run in {out_dir} started: "
@@ -120,6 +123,8 @@ class Adaptation:
             self.config = config
             self.model_path = Path(model)
         self.config.validate()
+        if not resume:
+            self.rundir.check_new(self.model_path, self.config.table, overwrite)
         self.resume = resume
         self._data = data
         # table entries measured by earlier processes of this run (counts go on across resumes)
@@ -227,7 +232,7 @@ class Adaptation:
     def _start(
         self, original: LoadedModel, data: DataSplits, ctx: EvalContext, resources: ResourceSet
     ) -> IterationResult:
-        self.rundir.start()
+        self.rundir.start(self.overwrite)
         start = time.perf_counter()
         net0 = save_model(original.model, self.rundir.network_path(0))
         analysis = analyse(original)
@@ -605,6 +610,7 @@ def adapt(
     data: DataSplits | None = None,
     runner_options: dict | None = None,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> Iterator[IterationResult]:
     """Adapt ``model`` under ``config``; yields one result per finished iteration.
 
@@ -613,7 +619,8 @@ def adapt(
     >>> for it in adapt("model.onnx", cfg, "out"):          # doctest: +SKIP
     ...     print(it.iteration, it.measured["latency"], it.holdout_accuracy)
     """
-    return Adaptation(model, config, out_dir, resume, data, runner_options, progress).run()
+    run = Adaptation(model, config, out_dir, resume, data, runner_options, progress, overwrite)
+    return run.run()
 
 
 def adapt_model(

@@ -25,7 +25,7 @@ from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.graph.shapes import infer_shapes
 from onnx_netadapt.measure.estimate import Estimator
 from onnx_netadapt.measure.interleave import interleaved_medians
-from onnx_netadapt.measure.registry import make_runner
+from onnx_netadapt.measure.registry import check_runner_options, make_runner
 from onnx_netadapt.measure.runner import Runner
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.table import LatencyTable
@@ -116,6 +116,7 @@ class ResourceSet:
         estimator: str = "auto",
     ) -> None:
         names = [LATENCY] + [b.resource for b in budgets if b.resource != LATENCY]
+        check_runner_options([target if n == LATENCY else n for n in names], runner_options or {})
         by_resource = {b.resource: b for b in budgets}
         self.tracked: dict[str, Tracked] = {}
         self._runners: list[Runner] = []
@@ -138,7 +139,7 @@ class ResourceSet:
                 item.runner.__enter__()
                 entered.append(item.runner)
                 if item.budget is not None:
-                    check_unit(item.budget, item.unit)
+                    check_unit(item.budget, item.unit, item.runner.name)
                 path = self._table_path if item.runner.additive else None
                 item.table = LatencyTable(item.runner.fingerprint(), path)
                 if item.runner.additive:

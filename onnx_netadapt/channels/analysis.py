@@ -21,6 +21,7 @@ from onnx_netadapt.channels.computed import mark_computed_weights
 from onnx_netadapt.channels.context import AnalysisState, ProducerSpace, RuleContext
 from onnx_netadapt.channels.edits import NodeEdit, SliceSpec
 from onnx_netadapt.channels.layout import Layout
+from onnx_netadapt.channels.rules.attention import attention_products
 from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.graph.ops import QUANTIZED_OPS, consumers_of
 
@@ -43,7 +44,9 @@ class ChannelGroup:
         reasons: why the group cannot be pruned (empty when it can), or why it is approximate.
         approximate: pruning changes the statistics of other channels (LayerNorm over channels).
         class_width: channels of the first producer per class (1 except for grouped convs,
-            where a class is a whole conv-group).
+            where a class is a whole conv-group, and attention, where it is a whole head).
+        attention_heads: the channels reach a product of two computed tensors (q @ k^T,
+            attn @ v): a unit is one attention head of q, k, v and the output projection.
     """
 
     id: int
@@ -55,6 +58,7 @@ class ChannelGroup:
     approximate: bool = False
     pinned: bool = False
     class_width: int = 1
+    attention_heads: bool = False
 
     @property
     def units(self) -> int:
@@ -100,6 +104,7 @@ class ChannelGroup:
             "channels": self.channels,
             "units": self.units,
             "class_width": self.class_width,
+            "attention_heads": self.attention_heads,
             "producers": [p.node for p in self.producers],
             "consumers": self.consumers,
             "followers": self.followers,
@@ -245,6 +250,9 @@ def analyse(loaded: LoadedModel) -> ChannelAnalysis:
             state.table.pin(lay.atoms, f"{OUTPUT_REASON} {out.name!r}")
     resolved = state.table.resolve()
     groups = _build_groups(state, resolved)
+    products = attention_products(state)
+    for group in groups:
+        group.attention_heads = bool(group.tensors & products)
     return ChannelAnalysis(loaded, groups, state.layouts, state.edits, resolved, state.unsupported)
 
 

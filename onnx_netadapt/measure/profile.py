@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from onnx_netadapt.graph.load import LoadedModel
-from onnx_netadapt.measure.registry import make_runner
+from onnx_netadapt.measure.registry import check_runner_options, make_runner
 from onnx_netadapt.measure.signature import model_signatures
 from onnx_netadapt.measure.table import LatencyTable
 
@@ -21,6 +21,7 @@ def profile_model(
     options: dict | None = None,
 ) -> dict:
     """Measure ``loaded`` whole and per layer on ``target``; JSON-ready report."""
+    check_runner_options([target], options or {})
     with make_runner(target, threads, **(options or {})) as runner:
         table = LatencyTable(runner.fingerprint(), table_path)
         stats = runner.measure(loaded.model)

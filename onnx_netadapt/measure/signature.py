@@ -7,6 +7,7 @@ dilation, groups, input spatial size, input and output channels, and a fused act
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 
@@ -210,10 +211,15 @@ def pruned_signatures(
     """Signatures of ``pruned``'s filter layers, read off its weight shapes.
 
     Pruning changes only channel counts (and conv groups), so each layer's signature is the
-    original one with the counts of its pruned weight. Falls back to shape inference when a
-    weight is not an initializer.
+    original one with the counts of its pruned weight; a MatMul's rows follow its input's pruned
+    shape (a matrix shared by attention heads loses the rows of removed heads). Falls back to
+    shape inference when a weight is not an initializer.
     """
     shapes = {i.name: tuple(int(d) for d in i.dims) for i in pruned.graph.initializer}
+    declared = {
+        vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        for vi in pruned.graph.value_info
+    }
     nodes = {n.name: n for n in pruned.graph.node}
     out = {}
     for name, sig in signatures.items():
@@ -232,5 +238,9 @@ def pruned_signatures(
             cin, cout = w[0], w[1]
         if sig.op == "Gemm":
             group = 1
-        out[name] = replace(sig, in_channels=cin, out_channels=cout, groups=group)
+        rows = sig.rows
+        a_shape = declared.get(node.input[0])
+        if node.op_type == "MatMul" and a_shape and all(d > 0 for d in a_shape):
+            rows = math.prod(a_shape[:-1])
+        out[name] = replace(sig, in_channels=cin, out_channels=cout, groups=group, rows=rows)
     return out

@@ -243,7 +243,10 @@ def _apply_edits(
     shapes = analysis.loaded.shapes
     for edit in edits:
         node = nodes[edit.node]
-        if isinstance(edit, GroupAttrEdit):
+        if isinstance(edit, GroupAttrEdit) and edit.groups:
+            kept = atom_kept[analysis.layouts[edit.input_tensor].atoms].reshape(edit.groups, -1)
+            set_attr(node, "group", int(kept.any(axis=1).sum()))
+        elif isinstance(edit, GroupAttrEdit):
             channels = new_shapes[edit.input_tensor][1]
             set_attr(node, "group", channels // edit.channels_per_group)
         elif isinstance(edit, ShapeInputEdit):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-from onnx_netadapt.errors import NetAdaptError
+from onnx_netadapt.errors import UsageError
 from onnx_netadapt.tasks.base import Task
 
 logger = logging.getLogger(__name__)
@@ -32,8 +32,8 @@ BUILTINS = {
 _PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
-class TaskError(NetAdaptError):
-    """An unknown, broken or misconfigured task (exit code 1, like an unknown runner)."""
+class TaskError(UsageError):
+    """An unknown, broken or misconfigured task (a usage error, exit code 2)."""
 
 
 @dataclass(frozen=True)

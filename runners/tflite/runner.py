@@ -130,6 +130,13 @@ class TfliteRunner(Runner):
                 f"LiteRT is not importable ({exc})",
                 "install it: pip install ai-edge-litert",
             )
+        if shutil.which("onnx2tf") is None:  # single layers work; whole networks need it
+            return Availability(
+                True,
+                "whole networks need onnx2tf, which is not on PATH (single layers work)",
+                "install onnx2tf in its own environment and pass --runner-option "
+                "onnx2tf=~/venvs/onnx2tf/bin/onnx2tf (README: 'Whole networks on TFLite')",
+            )
         return Availability(True)
 
     def _acquire(self) -> None:
