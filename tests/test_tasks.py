@@ -291,7 +291,7 @@ def test_an_unknown_task_is_refused_before_any_work(tmp_path: Path) -> None:
     options = ["--task", "segmentation", "--task-option", "weights=[1,0]"]
     result = CliRunner().invoke(main, ["adapt", *args[:-4], *options, "-o", str(out)])
     assert (
-        result.exit_code == 1 and "does not take the options {'weights': [1, 0]}" in result.output
+        result.exit_code == 2 and "does not take the options {'weights': [1, 0]}" in result.output
     )
     assert not out.exists()
 
