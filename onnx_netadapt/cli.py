@@ -17,6 +17,7 @@ import click
 
 from onnx_netadapt.channels.analysis import ChannelAnalysis, analyse
 from onnx_netadapt.cli_adapt import adapt_cmd
+from onnx_netadapt.cli_tasks import tasks_cmd
 from onnx_netadapt.errors import NetAdaptError, PruneError, UsageError
 from onnx_netadapt.graph.deliverable import with_original_interface
 from onnx_netadapt.graph.load import LoadedModel, load_model, parse_input_shape
@@ -341,6 +342,7 @@ def profile(
 
 
 main.add_command(adapt_cmd)
+main.add_command(tasks_cmd)
 
 if __name__ == "__main__":
     main()

@@ -22,15 +22,18 @@ from onnx_netadapt.engines import ENGINES
 from onnx_netadapt.errors import NetAdaptError, UsageError
 from onnx_netadapt.graph.load import parse_input_shape
 from onnx_netadapt.measure.estimate import MODES as ESTIMATE_MODES
+from onnx_netadapt.tasks.base import format_score
 
 
-def parse_runner_options(values: tuple[str, ...]) -> dict[str, object]:
+def parse_runner_options(
+    values: tuple[str, ...], option: str = "--runner-option"
+) -> dict[str, object]:
     """``KEY=VALUE`` pairs; values are JSON when they parse as JSON (numbers, true), else text."""
     options: dict[str, object] = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"{item!r}: use KEY=VALUE", param_hint="--runner-option")
+            raise click.BadParameter(f"{item!r}: use KEY=VALUE", param_hint=option)
         try:
             options[key.replace("-", "_")] = json.loads(value)
         except json.JSONDecodeError:
@@ -81,7 +84,10 @@ class _Progress:
         text += f"  latency {lat:.4g} {units['latency']}"
         for r, lim in limits.items():
             text += f"  {r} {result.measured[r]:.4g}/{lim:.4g}"
-        text += f"  holdout {100 * result.holdout_accuracy:.1f}%"
+        task = state.task
+        text += (
+            f"  holdout {task['score']} {format_score(result.holdout_accuracy, task['unit'], 1)}"
+        )
         group = result.record.group if result.record else None
         if result.record and group:
             text += (
@@ -186,6 +192,21 @@ class _Progress:
     help="Static shape of a model input with dynamic dimensions (repeatable).",
 )
 @click.option(
+    "--task",
+    default="auto",
+    show_default=True,
+    help="How to train and score: classification, distill, segmentation, a plugin (see "
+    "`onnx-netadapt tasks`) or package.module:Name; auto = classification for (N, C) "
+    "outputs, else distill.",
+)
+@click.option(
+    "--task-option",
+    "task_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Passed to the task (e.g. weights=[1,0.5] for distill).",
+)
+@click.option(
     "--overwrite",
     is_flag=True,
     help="Let -o be a folder that holds other files or an earlier run; only the files a run "
@@ -200,6 +221,7 @@ def adapt_cmd(
     budgets: tuple[str, ...],
     runner_options: tuple[str, ...],
     input_shapes: tuple[str, ...],
+    task_options: tuple[str, ...],
     as_json: bool,
     quiet: bool,
     overwrite: bool,
@@ -225,6 +247,7 @@ def adapt_cmd(
                 budgets=parse_budgets(budgets),
                 input_shapes={k: list(v) for k, v in map(parse_input_shape, input_shapes)},
                 table=str(table) if table else None,
+                task_options=parse_runner_options(task_options, "--task-option"),
                 **settings,  # type: ignore[arg-type]
             )
         run = Adaptation(
@@ -247,7 +270,7 @@ def adapt_cmd(
             data = summary.to_dict() if summary else {}
             click.echo(json.dumps({**data, "error": str(exc), "exit_code": exc.exit_code}))
         elif summary and not quiet:
-            _print_summary(summary, out_dir)
+            _print_summary(summary, out_dir, _read_state(out_dir))
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     summary = _read_summary(out_dir)
@@ -256,7 +279,7 @@ def adapt_cmd(
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=1))
     elif not quiet:
-        _print_summary(summary, out_dir)
+        _print_summary(summary, out_dir, _read_state(out_dir))
 
 
 # What --resume still takes: everything else is a setting the run keeps from its start.
@@ -317,7 +340,7 @@ def _read_summary(out_dir: Path | None) -> RunSummary | None:
     return state.summary if state else None
 
 
-def _print_summary(summary: RunSummary, out_dir: Path) -> None:
+def _print_summary(summary: RunSummary, out_dir: Path, state: RunState | None) -> None:
     units = summary.units
     click.echo(f"status: {summary.status}: {summary.meaning}")
     for resource, original in summary.original.items():
@@ -338,8 +361,11 @@ def _print_summary(summary: RunSummary, out_dir: Path) -> None:
             f"x{final / original:.3f}{noise}"
         )
     va = summary.val_accuracy
+    task = state.task if state else {"score": "accuracy", "unit": "%"}
+    unit = task["unit"]
     click.echo(
-        f"validation accuracy: {100 * va['original']:.2f}% -> {100 * va['adapted']:.2f}%  "
+        f"validation {task['score']}: {format_score(va['original'], unit)} -> "
+        f"{format_score(va['adapted'], unit)}  "
         f"({summary.iterations} iterations, {summary.seconds_total:.0f} s, "
         f"{summary.table_measurements} table measurements)"
     )

@@ -71,15 +71,17 @@ def masked_original(analysis: ChannelAnalysis, result: PruneResult) -> onnx.Mode
     return model
 
 
-def run_model(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+def run_model(
+    model: onnx.ModelProto, feeds: dict[str, np.ndarray], quiet: bool = False
+) -> list[np.ndarray]:
     """Run ``model`` once in ONNX Runtime (CPU, all optimisations and pre-packing off, one
-    thread)."""
+    thread); ``quiet``: ONNX Runtime logs nothing (a probe whose failure is expected)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.intra_op_num_threads = 1
-    options.log_severity_level = 3
+    options.log_severity_level = 4 if quiet else 3
     # a constant weight is pre-packed, a computed one is not: the sums then round differently
     options.add_session_config_entry("session.disable_prepacking", "1")
     session = ort_session(model, options, ["CPUExecutionProvider"])

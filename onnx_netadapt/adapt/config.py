@@ -42,6 +42,11 @@ class AdaptConfig:
         margin: a measured (latency) budget counts as met only when the confirmation
             measurement is at most ``budget * (1 - margin)``: room for the measurement noise
             of whoever measures the adapted network next.
+        task: how proposals are trained and scored (``onnx_netadapt.tasks``): a registered
+            name (``onnx-netadapt tasks``), ``package.module:Name``, or ``auto``
+            (classification for a model whose first output is (N, C) class scores, else
+            distill); a run saves the task it resolved to.
+        task_options: keyword arguments of the task (e.g. ``{"weights": [1, 0.5]}``).
     """
 
     target: str = "ort"
@@ -73,6 +78,8 @@ class AdaptConfig:
     table: str | None = None
     estimator: str = "auto"
     margin: float = 0.0
+    task: str = "auto"
+    task_options: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         """Reject settings that cannot work, before any work starts (also on resume)."""
@@ -103,6 +110,10 @@ class AdaptConfig:
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+        if self.task != "auto":
+            from onnx_netadapt.tasks.registry import get_task
+
+            get_task(self.task, self.task_options)  # an unknown or broken task fails here
 
     def to_dict(self) -> dict:
         """JSON-ready form (stored in the run directory)."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import onnx
 
 from onnx_netadapt.adapt.config import AdaptConfig
@@ -35,14 +36,22 @@ from onnx_netadapt.adapt.status import (
     outcome_error,
 )
 from onnx_netadapt.channels.analysis import ChannelAnalysis, analyse
-from onnx_netadapt.data.dataset import DataSplits
+from onnx_netadapt.data.dataset import ArrayDataset, DataSplits
 from onnx_netadapt.engines import make_engine, plan_devices
-from onnx_netadapt.errors import BudgetError, DataError, NetAdaptError
-from onnx_netadapt.evaluate import accuracy, output_classes, predict
+from onnx_netadapt.errors import BudgetError, NetAdaptError
+from onnx_netadapt.evaluate import (
+    input_specs,
+    output_classes,
+    output_infos,
+    run_outputs,
+    task_score,
+)
 from onnx_netadapt.graph.deliverable import with_original_interface
 from onnx_netadapt.graph.load import LoadedModel, load_model
 from onnx_netadapt.graph.save import save_model
 from onnx_netadapt.measure.signature import model_signatures
+from onnx_netadapt.tasks.base import LossOptions, Task
+from onnx_netadapt.tasks.registry import get_task
 
 if TYPE_CHECKING:
     from onnx_netadapt.engines.base import Engine
@@ -125,34 +134,43 @@ class Adaptation:
     # -- setup ---------------------------------------------------------------------------
     def _load_original(self) -> LoadedModel:
         shapes = {k: tuple(v) for k, v in self.config.input_shapes.items()}
-        loaded = load_model(self.model_path, shapes)
-        inputs = [i for i in loaded.model.graph.input if i.name not in loaded.initializers]
-        if len(inputs) != 1:
-            raise DataError(
-                f"the model has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
-                "fine-tuning supports models with one input"
-            )
-        return loaded
+        return load_model(self.model_path, shapes)
 
-    def _load_data(self, loaded: LoadedModel) -> DataSplits:
+    def _task(self, loaded: LoadedModel) -> Task:
+        """The run's task; ``auto`` resolves (once, saved with the run) to classification for
+        a model whose first output is class scores (N, C), else to distill."""
+        cfg = self.config
+        if cfg.task == "auto":
+            first = output_infos(loaded.model)[0]
+            cfg.task = "classification" if len(first.shape) == 2 else "distill"
+            logger.info("task: %s (output %s is %s)", cfg.task, first.name, first.shape)
+        task = get_task(cfg.task, cfg.task_options)
+        options = LossOptions(distill=cfg.distill)
+        return task.with_options(options)
+
+    def _load_data(self, loaded: LoadedModel, task: Task) -> DataSplits:
         from onnx_netadapt.data import load_data
 
-        graph_input = next(i for i in loaded.model.graph.input if i.name not in loaded.initializers)
-        shape = loaded.shapes[graph_input.name]
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(graph_input.type.tensor_type.elem_type)
         if self._data is not None:
             return self._data
+        specs = {
+            name: (tuple(loaded.shapes[name]), dtype)
+            for name, (_, dtype) in input_specs(loaded.model).items()
+        }
+        shape, dtype = next(iter(specs.values()))
         return load_data(
             self.config.data,
-            tuple(shape),
+            specs if len(specs) > 1 else shape,
             dtype,
             holdout_per_class=self.config.holdout_per_class,
             seed=self.config.seed,
             num_classes=output_classes(loaded.model),
+            task=task,
+            outputs=output_infos(loaded.model),
         )
 
-    def _eval_context(self, original: onnx.ModelProto, data: DataSplits) -> EvalContext:
-        reference = None if data.holdout.has_targets else predict(original, data.holdout)
+    def _eval_context(self, original: onnx.ModelProto, data: DataSplits, task: Task) -> EvalContext:
+        reference = _reference(original, data.holdout, task)
         plan = TrainPlan(
             steps=self.config.short_steps,
             batch_size=self.config.batch_size,
@@ -162,16 +180,17 @@ class Adaptation:
             threads=self.config.train_threads,
             deterministic=self.config.deterministic,
         )
-        needs_teacher = self.config.distill > 0 or not data.train.has_targets
-        return EvalContext(data, plan, original if needs_teacher else None, reference)
+        needs_teacher = task.needs_teacher(data.train.has_targets)
+        return EvalContext(data, plan, original if needs_teacher else None, reference, task)
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> Iterator[IterationResult]:
         """Run (or continue) the adaptation, yielding every finished iteration."""
         cfg = self.config
         original = self._load_original()
-        data = self._load_data(original)
-        ctx = self._eval_context(original.model, data)
+        task = self._task(original)
+        data = self._load_data(original, task)
+        ctx = self._eval_context(original.model, data, task)
         table_path = Path(cfg.table) if cfg.table else self.rundir.table_path
         resources = ResourceSet(
             cfg.target,
@@ -238,7 +257,7 @@ class Adaptation:
             for t in resources.budgeted
         }
         floor = self._check_reachable(analysis, resources, goals)
-        holdout = accuracy(original.model, data.holdout, reference=ctx.holdout_reference)
+        holdout = task_score(original.model, data.holdout, ctx.task, ctx.holdout_reference).value
         record = IterationRecord(
             iteration=0,
             network=str(net0.relative_to(self.rundir.path)),
@@ -261,6 +280,7 @@ class Adaptation:
             holdout_accuracy=holdout,
             history=[record],
             table_measurements=record.table_measurements,
+            task=ctx.task.describe(),
         )
         self._checkpoint()
         return IterationResult(0, net0, measured, holdout, RUNNING, record)
@@ -316,6 +336,7 @@ class Adaptation:
             confirmed = self._confirm(resources, current)
             if self._meets({r: m.value for r, m in confirmed.items()}):
                 return self._ended(MET)
+            logger.info("iteration %d met the goals in 3 rounds but not in 11: going on", i - 1)
             values = resources.values()
         if i > cfg.max_iterations:
             return self._ended(MAX_ITERATIONS, resources, current)
@@ -428,12 +449,6 @@ class Adaptation:
             measured={r: m.to_dict() for r, m in confirmed.items()},
             meets=self._meets({r: m.value for r, m in confirmed.items()}),
         )
-        if not entry.meets:
-            logger.info(
-                "iteration %d met the budget in 3 rounds but not in %d: going on",
-                entry.iteration,
-                next(iter(confirmed.values())).rounds,
-            )
         self.state.confirmations.append(entry)
         self.state.calibration = resources.calibration()
         self._checkpoint()
@@ -475,7 +490,7 @@ class Adaptation:
         deliverable = with_original_interface(final, self.model_path)
         save_model(deliverable.model, self.rundir.adapted_path)
         final_values, noise = self._final_figures(resources, chosen, final)
-        val_reference = None if data.val.has_targets else predict(original.model, data.val)
+        val_reference = _reference(original.model, data.val, ctx.task)
         state = self.state
         state.summary = RunSummary(
             status=status,
@@ -491,9 +506,9 @@ class Adaptation:
             margin=self.config.margin,
             units=state.units,
             val_accuracy={
-                "original": accuracy(original.model, data.val, reference=val_reference),
-                "before_long_finetune": accuracy(chosen, data.val, reference=val_reference),
-                "adapted": accuracy(final, data.val, reference=val_reference),
+                "original": task_score(original.model, data.val, ctx.task, val_reference).value,
+                "before_long_finetune": task_score(chosen, data.val, ctx.task, val_reference).value,
+                "adapted": task_score(final, data.val, ctx.task, val_reference).value,
             },
             long_finetune_seconds=time.perf_counter() - start,
             seconds_total=sum(r.total_seconds for r in state.history)
@@ -528,7 +543,7 @@ class Adaptation:
             distill=cfg.distill if ctx.teacher is not None else 0.0,
             seed=cfg.seed,
         )
-        return fine_tune(chosen, data.train, settings, teacher=ctx.teacher).model
+        return fine_tune(chosen, data.train, settings, teacher=ctx.teacher, task=ctx.task).model
 
     def _final_figures(
         self, resources: ResourceSet, chosen: onnx.ModelProto, final: onnx.ModelProto
@@ -567,6 +582,13 @@ class Adaptation:
     def _checkpoint(self) -> None:
         """Write history.json, then state.json (the checkpoint a resume starts from)."""
         self.rundir.save(self.state)
+
+
+def _reference(
+    original: onnx.ModelProto, data: ArrayDataset, task: Task
+) -> list[np.ndarray] | None:
+    """The original model's outputs on ``data`` when ``task`` scores against them."""
+    return run_outputs(original, data) if task.needs_reference(data.has_targets) else None
 
 
 def _weight_shapes(model: onnx.ModelProto) -> list[tuple[str, tuple[int, ...]]]:

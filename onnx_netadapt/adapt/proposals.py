@@ -1,4 +1,4 @@
-"""NetAdapt steps 3-4 for each proposal: short-term fine-tune, then holdout accuracy.
+"""NetAdapt steps 3-4 for each proposal: short-term fine-tune, then the task's holdout score.
 
 Proposals are independent: each is a pruned ONNX file plus a seed derived from the run seed,
 the iteration and the group's producers, and torch uses a fixed thread count per proposal, so
@@ -18,8 +18,10 @@ import onnx
 
 from onnx_netadapt.data.dataset import DataSplits
 from onnx_netadapt.errors import NetAdaptError
-from onnx_netadapt.evaluate import score as score_holdout
+from onnx_netadapt.evaluate import task_score
 from onnx_netadapt.graph.save import save_model
+from onnx_netadapt.tasks.base import Task
+from onnx_netadapt.tasks.classification import Classification
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +75,14 @@ def proposal_seed(seed: int, iteration: int, producers: list[str]) -> int:
 
 @dataclass
 class EvalContext:
-    """What every proposal evaluation needs: data, plan, teacher, holdout reference."""
+    """What every proposal evaluation needs: data, plan, teacher, the original model's outputs
+    on the holdout set (when the task scores against them), and the task."""
 
     data: DataSplits
     plan: TrainPlan
     teacher: onnx.ModelProto | None = None
-    holdout_reference: np.ndarray | None = None
+    holdout_reference: list[np.ndarray] | None = None
+    task: Task = field(default_factory=Classification)
 
 
 def rebuild_proposal(current: bytes, job: ProposalJob) -> onnx.ModelProto:
@@ -120,10 +124,10 @@ def fine_tune_and_score(
                 threads=ctx.plan.threads,
                 deterministic=ctx.plan.deterministic,
             )
-            result = fine_tune(model, ctx.data.train, settings, teacher=ctx.teacher)
+            result = fine_tune(model, ctx.data.train, settings, teacher=ctx.teacher, task=ctx.task)
             model, loss, stages = result.model, result.stats.final_loss, dict(result.seconds)
         scoring = time.perf_counter()
-        acc, holdout_loss = score_holdout(model, ctx.data.holdout, ctx.holdout_reference)
+        acc, holdout_loss = task_score(model, ctx.data.holdout, ctx.task, ctx.holdout_reference)
         stages["score"] = time.perf_counter() - scoring
     except NetAdaptError as exc:
         failed = ProposalScore(

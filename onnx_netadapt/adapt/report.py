@@ -1,7 +1,7 @@
 """The run report: report.md with the figures a user checks first, and two PNG plots.
 
-- accuracy_vs_latency.png: holdout accuracy against measured latency, one point per iteration
-  (the family of networks the run produced);
+- accuracy_vs_latency.png: the task's holdout score (accuracy for classifiers) against measured
+  latency, one point per iteration (the family of networks the run produced);
 - channels.png: output channels per filter layer, original against adapted.
 """
 
@@ -16,6 +16,7 @@ from onnx_netadapt.adapt.rundir import RunDir
 from onnx_netadapt.adapt.state import RunState
 from onnx_netadapt.graph.ops import attr
 from onnx_netadapt.graph.save import save_bytes, save_text
+from onnx_netadapt.tasks.base import format_score
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +59,14 @@ def _plots(rundir: RunDir, state: RunState, before: dict, after: dict) -> list[s
     unit = state.units["latency"]
     fig, ax = plt.subplots(figsize=(6, 4))
     lat = [r.measured["latency"] for r in history]
-    acc = [100 * r.holdout_accuracy for r in history]
+    scale = 100 if state.task["unit"] == "%" else 1
+    acc = [scale * r.holdout_accuracy for r in history]
     ax.plot(lat, acc, "o-", label="after each iteration (short fine-tune)")
     summary = state.summary
     if summary:
         ax.plot(
             [summary.final["latency"]],
-            [100 * summary.val_accuracy["adapted"]],
+            [scale * summary.val_accuracy["adapted"]],
             "r*",
             markersize=12,
             label="adapted (long fine-tune, validation)",
@@ -72,7 +74,7 @@ def _plots(rundir: RunDir, state: RunState, before: dict, after: dict) -> list[s
     if "latency" in state.limits:
         ax.axvline(state.limits["latency"], color="gray", ls="--", label="budget")
     ax.set_xlabel(f"measured latency ({unit})")
-    ax.set_ylabel("holdout accuracy (%)")
+    ax.set_ylabel(f"holdout {state.task['score']}" + (" (%)" if scale == 100 else ""))
     ax.invert_xaxis()
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -103,12 +105,16 @@ def render_markdown(state: RunState, before: dict, after: dict, plots: list[str]
     s = state.summary
     cfg = state.config
     units = state.units
+    task = state.task
+    unit = task["unit"]
     lines = [
         "# onnx-netadapt report",
         "",
         f"Model: `{state.model['path']}`; target `{cfg['target']}`; "
         f"data `{cfg['data']}` ({state.data['train']} train / {state.data['holdout']} "
         f"holdout / {state.data['val']} validation).",
+        f"Task `{task['name']}`: proposals are scored by {task['score']} on the holdout set "
+        "(higher is better).",
         f"Status: **{s.status}**: {s.meaning}; {s.iterations} iterations, exit code {s.exit_code}.",
         f"Adapted model interface: {s.adapted_interface}.",
         "",
@@ -144,9 +150,9 @@ def render_markdown(state: RunState, before: dict, after: dict, plots: list[str]
     va = s.val_accuracy
     lines += [
         "",
-        f"Validation accuracy: original {100 * va['original']:.2f}%, adapted "
-        f"{100 * va['adapted']:.2f}% (before the long-term fine-tune "
-        f"{100 * va['before_long_finetune']:.2f}%).",
+        f"Validation {task['score']}: original {format_score(va['original'], unit)}, adapted "
+        f"{format_score(va['adapted'], unit)} (before the long-term fine-tune "
+        f"{format_score(va['before_long_finetune'], unit)}).",
         f"Time: {s.seconds_total:.1f} s in total ({s.long_finetune_seconds:.1f} s long "
         f"fine-tune and final measurement); measurements: {s.table_measurements} layer "
         f"entries for the tables (in {s.table_seconds:.1f} s), "
@@ -157,8 +163,8 @@ def render_markdown(state: RunState, before: dict, after: dict, plots: list[str]
         "",
         "## Iterations",
         "",
-        "| it | group (first producer) | channels | estimated | measured | holdout acc | "
-        "proposals | seconds |",
+        "| it | group (first producer) | channels | estimated | measured | "
+        f"holdout {task['score']} | proposals | seconds |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in state.history:
@@ -166,14 +172,14 @@ def render_markdown(state: RunState, before: dict, after: dict, plots: list[str]
         if g is None:  # the original
             lines.append(
                 f"| 0 | original | - | - | {_fmt(r.measured['latency'])} | "
-                f"{100 * r.holdout_accuracy:.1f}% | - | {r.total_seconds:.1f} |"
+                f"{format_score(r.holdout_accuracy, unit, 1)} | - | {r.total_seconds:.1f} |"
             )
             continue
         lines.append(
             f"| {r.iteration} | {g['group']} ({g['producers'][0]}) | "
             f"{g['channels_before']} -> {g['channels_after']} | "
             f"{_fmt(r.estimate['latency'])} | {_fmt(r.measured['latency'])} | "
-            f"{100 * r.holdout_accuracy:.1f}% | {len(r.proposals)} | "
+            f"{format_score(r.holdout_accuracy, unit, 1)} | {len(r.proposals)} | "
             f"{r.total_seconds:.1f} |"
         )
     lines += ["", "## Channels per layer", "", "| layer | original | adapted |", "|---|---|---|"]

@@ -148,6 +148,10 @@ class RunState:
     confirmations: list[Confirmation] = field(default_factory=list)
     unreachable: list[dict[str, Any]] = field(default_factory=list)
     summary: RunSummary | None = None
+    # the task that trains and scores ("holdout_accuracy" and "val_accuracy" are its score)
+    task: dict[str, str] = field(
+        default_factory=lambda: {"name": "classification", "score": "accuracy", "unit": "%"}
+    )
 
     @property
     def latest(self) -> IterationRecord:

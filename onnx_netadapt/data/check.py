@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,30 +11,65 @@ from onnx_netadapt.data.dataset import ArrayDataset
 from onnx_netadapt.data.layout import example_shape, shape_matches
 from onnx_netadapt.errors import DataError
 
+if TYPE_CHECKING:
+    from onnx_netadapt.tasks.base import OutputInfo, Task
+
+# Shape and dtype of every model input, by name (graph order), for models with several inputs.
+InputSpecs = Mapping[str, tuple[Sequence[int | None], np.dtype]]
+
 
 def check_fits(
     data: ArrayDataset,
-    input_shape: Sequence[int | None],
-    input_dtype: np.dtype | type,
+    input_shape: Sequence[int | None] | InputSpecs,
+    input_dtype: np.dtype | type | None,
     name: str,
     num_classes: int | None = None,
+    task: Task | None = None,
+    outputs: list[OutputInfo] | None = None,
 ) -> None:
     """Raise DataError unless ``data`` fits a model input of ``input_shape`` and ``input_dtype``.
 
     ``input_shape`` includes the batch dimension (any value; only the per-example part is
-    compared). ``num_classes`` (from the model's output shape, when known) bounds the targets.
+    compared); for a model with several inputs it is the :data:`InputSpecs` of every input (and
+    ``input_dtype`` is ignored). The targets are checked by ``task`` against the model's
+    ``outputs`` (class indices below ``num_classes`` when no task is given).
     """
-    per = example_shape(input_shape)
     if len(data) == 0:
         raise DataError(f"{name} data is empty: give at least one example")
-    x = data.x
+    if isinstance(input_shape, Mapping):
+        _check_inputs(data, input_shape, name)
+    else:
+        _check_array(data.x, input_shape, np.dtype(input_dtype), name)
+    if data.y is None:
+        return
+    if task is None:
+        check_class_targets(data.y, len(data), name, num_classes)
+    else:
+        task.check_targets(data.y, outputs or [], name, num_classes)
+
+
+def _check_inputs(data: ArrayDataset, specs: InputSpecs, name: str) -> None:
+    x = data.x if isinstance(data.x, Mapping) else None
+    if x is None or list(x) != list(specs):
+        got = list(x) if x is not None else "one array"
+        raise DataError(
+            f"{name} data gives inputs {got} but the model takes {list(specs)}: give a dict "
+            "(or a tuple, in this order) with one array per model input"
+        )
+    for key, (shape, dtype) in specs.items():
+        _check_array(x[key], shape, np.dtype(dtype), f"{name} input {key!r}")
+
+
+def _check_array(
+    x: np.ndarray, input_shape: Sequence[int | None], dtype: np.dtype, name: str
+) -> None:
+    per = example_shape(input_shape)
     if not shape_matches(x.shape[1:], per):
         wanted = ", ".join("?" if d is None else str(d) for d in per)
         raise DataError(
             f"{name} data has shape {tuple(x.shape)} but the model input is "
             f"{tuple(input_shape)}: give the data as (N, {wanted})"
         )
-    dtype = np.dtype(input_dtype)
     if x.dtype != dtype:
         raise DataError(
             f"{name} data has dtype {x.dtype} but the model input is {dtype}: cast it "
@@ -45,11 +81,11 @@ def check_fits(
             f"{name} data has NaN or infinite values in {bad} of {len(x)} examples: "
             "clean or drop those examples"
         )
-    if data.y is not None:
-        _check_targets(data.y, len(x), name, num_classes)
 
 
-def _check_targets(y: np.ndarray, n: int, name: str, num_classes: int | None) -> None:
+def check_class_targets(y: np.ndarray, n: int, name: str, num_classes: int | None) -> None:
+    """Raise DataError unless ``y`` are ``n`` class indices in [0, ``num_classes``)."""
+    y = np.asarray(y)
     if y.ndim != 1 or len(y) != n:
         raise DataError(f"{name} targets have shape {y.shape}: give class indices of shape ({n},)")
     if y.dtype.kind not in "iu":

@@ -1,53 +1,81 @@
-"""In-memory datasets: arrays in the model's input layout, with class targets or none.
+"""In-memory datasets: arrays in the model's input layout, with targets or none.
 
 Every data source (`--data` callable, `.npz`, image folder, the bundled MNIST) ends up as a
 :class:`DataSplits` of three :class:`ArrayDataset`: training data for fine-tuning, a holdout set
 carved out of the training data (the only data used to pick proposals), and validation data used
 only for the final report. Arrays pickle cheaply, so proposals can be evaluated in worker
 processes.
+
+A model with several inputs has ``x`` as a dict of arrays, one per input in the graph's order.
+Targets are whatever the task reads (``onnx_netadapt.tasks``): class indices (N,), an array
+(N, ...), a dict of such arrays, or a list of N per-example arrays (e.g. boxes per image).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 
+def take(value: Any, indices: np.ndarray) -> Any:
+    """The examples at ``indices`` of an array, a dict of arrays or a list (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {k: take(v, indices) for k, v in value.items()}
+    if isinstance(value, list):
+        return [value[int(i)] for i in indices]
+    return value[indices]
+
+
+def count(value: Any) -> int:
+    """The number of examples in an array, a dict of arrays (its first) or a list."""
+    if isinstance(value, dict):
+        return count(next(iter(value.values()))) if value else 0
+    return len(value)
+
+
 @dataclass
 class ArrayDataset:
-    """Inputs ``x`` (N, ...) float32 in the model's layout; targets ``y`` (N,) int64 or None."""
+    """Inputs ``x`` (N, ...) in the model's layout (a dict of them for several inputs);
+    targets ``y`` (class indices (N,) int64, or what the task reads) or None."""
 
-    x: np.ndarray
-    y: np.ndarray | None = None
+    x: Any
+    y: Any = None
 
     def __post_init__(self) -> None:
-        if self.y is not None and len(self.y) != len(self.x):
-            raise ValueError(f"{len(self.x)} inputs but {len(self.y)} targets")
+        if isinstance(self.x, dict):
+            sizes = {k: len(v) for k, v in self.x.items()}
+            if len(set(sizes.values())) > 1:
+                raise ValueError(f"inputs of different lengths: {sizes}")
+        if self.y is not None and count(self.y) != len(self):
+            raise ValueError(f"{len(self)} inputs but {count(self.y)} targets")
 
     def __len__(self) -> int:
-        return len(self.x)
+        return count(self.x)
 
     @property
     def has_targets(self) -> bool:
-        """True when the dataset carries class targets (else: distillation/agreement)."""
+        """True when the dataset carries targets (else: distillation/agreement)."""
         return self.y is not None
 
     def subset(self, indices: np.ndarray) -> ArrayDataset:
         """The examples at ``indices``."""
-        return ArrayDataset(self.x[indices], None if self.y is None else self.y[indices])
+        return ArrayDataset(take(self.x, indices), take(self.y, indices))
 
     def batches(
         self, batch_size: int, shuffle: bool = False, seed: int = 0
-    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    ) -> Iterator[tuple[Any, Any]]:
         """Batches of (x, y); a fixed ``seed`` gives the same order every time."""
         order = np.arange(len(self))
         if shuffle:
             order = np.random.default_rng(seed).permutation(len(self))
         for start in range(0, len(self), batch_size):
             idx = order[start : start + batch_size]
-            yield self.x[idx], None if self.y is None else self.y[idx]
+            yield take(self.x, idx), take(self.y, idx)
 
 
 @dataclass

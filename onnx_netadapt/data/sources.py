@@ -12,14 +12,14 @@ import importlib
 import logging
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from onnx_netadapt.data.builtin import NUM_CLASSES, builtin_names, load_builtin
-from onnx_netadapt.data.check import check_classes, check_fits
+from onnx_netadapt.data.check import InputSpecs, check_classes, check_fits
 from onnx_netadapt.data.dataset import ArrayDataset, DataSplits
 from onnx_netadapt.data.images import read_image_folder
 from onnx_netadapt.data.layout import (
@@ -32,6 +32,9 @@ from onnx_netadapt.data.layout import (
 from onnx_netadapt.data.split import carve_fraction, carve_holdout, warn_small_holdout
 from onnx_netadapt.errors import DataError
 
+if TYPE_CHECKING:
+    from onnx_netadapt.tasks.base import OutputInfo, Task
+
 logger = logging.getLogger(__name__)
 
 PARTS = ("train", "holdout", "val")
@@ -43,22 +46,32 @@ Raw = tuple[np.ndarray, Any]
 
 def load_data(
     spec: str,
-    input_shape: tuple[int, ...],
+    input_shape: tuple[int, ...] | InputSpecs,
     input_dtype: np.dtype | type = np.float32,
     holdout_per_class: int = 10,
     seed: int = 0,
     val_fraction: float = 0.2,
     num_classes: int | None = None,
+    task: Task | None = None,
+    outputs: list[OutputInfo] | None = None,
 ) -> DataSplits:
     """Read ``spec`` into train/holdout/val datasets shaped and typed for the model input.
 
     ``input_shape`` is the model input's shape with its batch dimension (any value; only the
-    per-example part is compared; unknown dims may be None or <= 0). ``num_classes``, when known
-    from the model's output, bounds the targets. Raises DataError for anything unusable.
+    per-example part is compared; unknown dims may be None or <= 0); for a model with several
+    inputs, the :data:`InputSpecs` of each (the data then gives a dict or a tuple per example).
+    ``num_classes``, when known from the model's output, bounds class targets; ``task`` (default
+    classification) prepares and checks the targets against the model's ``outputs``. Raises
+    DataError for anything unusable.
     """
-    raw, source, classes = _read(spec, input_shape)
+    if isinstance(input_shape, Mapping) and not _CALLABLE.fullmatch(spec):
+        raise DataError(
+            f"the model has {len(input_shape)} inputs ({', '.join(input_shape)}): give --data "
+            "as package.module:function yielding a dict or a tuple of inputs per example"
+        )
+    raw, source, classes = _read(spec, _first_shape(input_shape))
     parts = {
-        name: _prepare(pair, input_shape, input_dtype, name)
+        name: _prepare(pair, input_shape, input_dtype, name, task)
         for name, pair in raw.items()
         if pair is not None
     }
@@ -66,8 +79,10 @@ def load_data(
         raise DataError(f"{source} gives no training data: give a 'train' part")
     _check_targets_agree(parts, source)
     for name, data in parts.items():
-        check_fits(data, input_shape, input_dtype, name, num_classes)
-    check_classes(parts, num_classes)
+        check_fits(data, input_shape, input_dtype, name, num_classes, task, outputs)
+    classes_task = task is None or task.name == "classification"
+    if classes_task:
+        check_classes(parts, num_classes)
     train = parts["train"]
     if "val" not in parts:
         train, parts["val"] = carve_fraction(train, val_fraction, seed)
@@ -75,13 +90,21 @@ def load_data(
     if "holdout" not in parts:
         train, parts["holdout"] = carve_holdout(train, holdout_per_class, seed)
     parts["train"] = train
-    warn_small_holdout(parts["holdout"])
+    if classes_task:
+        warn_small_holdout(parts["holdout"])
     for name in PARTS:
-        check_fits(parts[name], input_shape, input_dtype, name, num_classes)
+        check_fits(parts[name], input_shape, input_dtype, name, num_classes, task, outputs)
     classes = num_classes or classes or _infer_classes(parts)
     splits = DataSplits(parts["train"], parts["holdout"], parts["val"], classes, source)
     logger.info("data %s", splits.summary())
     return splits
+
+
+def _first_shape(input_shape: tuple[int, ...] | InputSpecs) -> Sequence[int | None]:
+    """The shape of the (first) model input."""
+    if isinstance(input_shape, Mapping):
+        return next(iter(input_shape.values()))[0]
+    return input_shape
 
 
 def _read(
@@ -186,8 +209,14 @@ def _materialise(value: Any, per: tuple[int | None, ...], name: str) -> Raw:
     inputs, targets = [], []
     try:
         for item in value:
+            if isinstance(item, dict) or (
+                isinstance(item, (tuple, list)) and isinstance(item[0], (dict, tuple, list))
+            ):
+                inputs.append(item if isinstance(item, dict) else item[0])
+                targets.append(None if isinstance(item, dict) else _numpy_or_none(item[1]))
+                continue
             if isinstance(item, (tuple, list)) and len(item) == 2:
-                inp, tgt = _numpy(item[0]), None if item[1] is None else _numpy(item[1])
+                inp, tgt = _numpy(item[0]), _numpy_or_none(item[1])
             else:
                 inp, tgt = _numpy(item), None
             if _is_single(inp, tgt, per):
@@ -204,12 +233,34 @@ def _materialise(value: Any, per: tuple[int | None, ...], name: str) -> Raw:
         return np.zeros(0, dtype=np.float32), None
     if any(t is None for t in targets) and not all(t is None for t in targets):
         raise DataError(f"{name}: some examples have targets and some do not; give all or none")
+    if isinstance(inputs[0], (dict, tuple, list)):
+        return _stack_examples(inputs, targets, name)
     try:
         x = np.concatenate(inputs)
         y = None if targets[0] is None else np.concatenate(targets)
     except ValueError as exc:
         raise DataError(f"{name}: examples of different shapes ({exc}); give one shape") from exc
     return x, y
+
+
+def _stack_examples(inputs: list, targets: list, name: str) -> Raw:
+    """Single examples of a model with several inputs (a dict or tuple each) stacked into one
+    array per input (a tuple keeps its order: input 0, 1, ...)."""
+    first = inputs[0]
+    keys = list(first) if isinstance(first, dict) else list(range(len(first)))
+    try:
+        x = {k: np.stack([_numpy(example[k]) for example in inputs]) for k in keys}
+        y = None if targets[0] is None else np.stack(targets)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise DataError(
+            f"{name}: examples with different inputs or shapes ({type(exc).__name__}: {exc}); "
+            "give every example the same inputs of the same shapes"
+        ) from exc
+    return x, y
+
+
+def _numpy_or_none(value: Any) -> np.ndarray | None:
+    return None if value is None else _numpy(value)
 
 
 def _is_array_pair(value: Any) -> bool:
@@ -224,10 +275,10 @@ def _is_array_pair(value: Any) -> bool:
 
 def _is_single(inp: np.ndarray, tgt: np.ndarray | None, per: tuple[int | None, ...]) -> bool:
     """Whether ``inp`` is one example (else a batch)."""
-    if tgt is not None:
-        return tgt.ndim == 0
     if shape_matches(inp.shape, per):
         return True
+    if tgt is not None:
+        return tgt.ndim == 0
     if inp.ndim >= 1 and _adaptable(inp.shape[1:], per):
         return False
     return _adaptable(inp.shape, per)
@@ -249,13 +300,56 @@ def _numpy(value: Any) -> np.ndarray:
 
 
 def _prepare(
-    pair: Raw, input_shape: Sequence[int | None], input_dtype: np.dtype | type, name: str
+    pair: Raw,
+    input_shape: Sequence[int | None] | InputSpecs,
+    input_dtype: np.dtype | type,
+    name: str,
+    task: Task | None = None,
 ) -> ArrayDataset:
-    x, y = np.asarray(pair[0]), pair[1]
-    if x.ndim == 0 or len(x) == 0:
-        raise DataError(f"{name} data is empty: give at least one example")
-    x = to_model_dtype(to_model_layout(x, input_shape, name), np.dtype(input_dtype), name)
-    return ArrayDataset(x, to_targets(y, len(x), name))
+    if isinstance(input_shape, Mapping):
+        x: Any = _prepare_inputs(pair[0], input_shape, name)
+        n = len(next(iter(x.values())))
+    else:
+        x = np.asarray(pair[0])
+        if x.ndim == 0 or len(x) == 0:
+            raise DataError(f"{name} data is empty: give at least one example")
+        x = to_model_dtype(to_model_layout(x, input_shape, name), np.dtype(input_dtype), name)
+        n = len(x)
+    y = pair[1]
+    return ArrayDataset(
+        x, to_targets(y, n, name) if task is None else task.prepare_targets(y, n, name)
+    )
+
+
+def _prepare_inputs(x: Any, specs: InputSpecs, name: str) -> dict[str, np.ndarray]:
+    """One array per model input, by name, from a dict (by name) or a tuple (in order)."""
+    names = list(specs)
+    if isinstance(x, dict):
+        keys = list(x)
+        if all(isinstance(k, int) for k in keys):
+            x = [x[k] for k in sorted(keys)]
+        elif set(keys) != set(names):
+            raise DataError(
+                f"{name} data gives inputs {keys} but the model takes {names}: name every "
+                "model input once"
+            )
+        else:
+            x = [x[k] for k in names]
+    if not isinstance(x, (tuple, list)) or len(x) != len(names):
+        got = len(x) if isinstance(x, (tuple, list)) else "one array"
+        raise DataError(
+            f"{name} data gives {got} inputs but the model takes {len(names)} ({', '.join(names)})"
+            ": give a dict by input name or a tuple in this order"
+        )
+    out = {}
+    for key, value in zip(names, x, strict=True):
+        shape, dtype = specs[key]
+        label = f"{name} input {key!r}"
+        array = np.asarray(value)
+        if array.ndim == 0 or len(array) == 0:
+            raise DataError(f"{label} is empty: give at least one example")
+        out[key] = to_model_dtype(to_model_layout(array, shape, label), np.dtype(dtype), label)
+    return out
 
 
 def _check_targets_agree(parts: dict[str, ArrayDataset], source: str) -> None:
@@ -270,5 +364,9 @@ def _check_targets_agree(parts: dict[str, ArrayDataset], source: str) -> None:
 
 
 def _infer_classes(parts: dict[str, ArrayDataset]) -> int | None:
-    tops = [int(data.y.max()) for data in parts.values() if data.y is not None and len(data)]
+    tops = [
+        int(data.y.max())
+        for data in parts.values()
+        if isinstance(data.y, np.ndarray) and data.y.dtype.kind in "iu" and len(data)
+    ]
     return max(tops) + 1 if tops else None

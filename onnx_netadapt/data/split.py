@@ -22,12 +22,13 @@ def carve_holdout(
 
     A class with fewer than ``2 * per_class`` examples gives half of them (with a warning), so
     training keeps some of every class. Without targets the holdout is ``per_class * 10`` random
-    examples (at most half the data). The two parts are disjoint and keep the original order.
+    examples (at most half the data), as it is for targets that are not class indices (masks,
+    boxes). The two parts are disjoint and keep the original order.
     """
     if per_class < 1:
         raise DataError(f"holdout size per class must be at least 1, got {per_class}")
     rng = np.random.default_rng(seed)
-    if train.y is None:
+    if not _class_labels(train.y):
         want = per_class * 10
         take = min(want, len(train) // 2)
         if take < want:
@@ -87,12 +88,17 @@ def carve_fraction(
     if not 0.0 < fraction < 1.0:
         raise DataError(f"the validation fraction must be between 0 and 1, got {fraction}")
     rng = np.random.default_rng(seed)
-    if data.y is None:
+    if not _class_labels(data.y):
         take = round(len(data) * fraction)
         chosen = rng.permutation(len(data))[:take]
     else:
         chosen = _stratified_counts(data.y, rng, lambda count: round(count * fraction))
     return _partition(data, chosen)
+
+
+def _class_labels(y: object) -> bool:
+    """Whether ``y`` are class indices (N,) to stratify by."""
+    return isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype.kind in "iu"
 
 
 def _stratified_counts(y: np.ndarray, rng: np.random.Generator, count_for) -> np.ndarray:

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from onnx_netadapt.data.dataset import ArrayDataset
+from onnx_netadapt.data.dataset import ArrayDataset, count, take
 from onnx_netadapt.finetune.convert import to_torch
 from onnx_netadapt.finetune.train import TrainSettings, TrainStats, train
 from onnx_netadapt.finetune.writeback import check_agreement, write_back
+from onnx_netadapt.tasks.base import Task
 
 CHECK_EXAMPLES = 16
 
@@ -52,7 +53,8 @@ def fine_tune(
     data: ArrayDataset,
     settings: TrainSettings,
     teacher: onnx.ModelProto | None = None,
-    check_batch: np.ndarray | None = None,
+    check_batch: np.ndarray | dict[str, np.ndarray] | None = None,
+    task: Task | None = None,
 ) -> FineTuneResult:
     """Convert ``model`` to torch, train it, write the weights back, check ORT agrees.
 
@@ -61,7 +63,9 @@ def fine_tune(
         data: training data in the model's input layout.
         settings: how to train.
         teacher: the original model, for distillation (required when ``data`` has no targets).
-        check_batch: inputs for the agreement check (default: the first 16 training inputs).
+        check_batch: inputs for the agreement check (default: the first 16 training inputs;
+            a dict by input name for several inputs).
+        task: gives the loss (default: classification, see ``onnx_netadapt.tasks``).
 
     Raises:
         FineTuneError: unsupported operator, failed conversion or training, or ORT and torch
@@ -75,11 +79,23 @@ def fine_tune(
 
     module = to_torch(model)
     seconds = {"convert": lap()}
-    stats = train(module, data, settings, teacher=teacher)
+    stats = train(module, data, settings, teacher=teacher, task=task)
     seconds["train"] = lap()
     tuned = write_back(model, module)
     seconds["write_back"] = lap()
-    x = data.x[:CHECK_EXAMPLES] if check_batch is None else check_batch
-    diff = check_agreement(tuned, module, np.asarray(x, dtype=np.float32)) if len(x) else 0.0
+    x = (
+        take(data.x, np.arange(min(CHECK_EXAMPLES, len(data))))
+        if check_batch is None
+        else check_batch
+    )
+    diff = check_agreement(tuned, module, _float32(x)) if count(x) else 0.0
     seconds["check"] = lap()
     return FineTuneResult(model=tuned, stats=stats, max_abs_diff=diff, seconds=seconds)
+
+
+def _float32(x: np.ndarray | dict[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
+    """Floating-point inputs as float32 (integer inputs, e.g. token ids, unchanged)."""
+    if isinstance(x, dict):
+        return {k: _float32(v) for k, v in x.items()}  # type: ignore[misc]
+    x = np.asarray(x)
+    return x.astype(np.float32) if x.dtype.kind == "f" else x

@@ -1,4 +1,5 @@
-"""Train a converted module: cross-entropy on targets and/or distillation from a teacher.
+"""Train a converted module with the loss of a task (``onnx_netadapt.tasks``): cross-entropy on
+class targets and/or distillation from a teacher by default.
 
 Reproducible: the same seed and settings give the same weights (torch seeded, batch order from
 ``ArrayDataset.batches(shuffle=True, seed=seed + epoch)``). BatchNorm layers run in train mode
@@ -17,15 +18,17 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from onnx_netadapt.data.dataset import ArrayDataset
 from onnx_netadapt.errors import FineTuneError
+from onnx_netadapt.finetune.writeback import flatten_outputs
+from onnx_netadapt.tasks.base import LossOptions, Task
 
 logger = logging.getLogger(__name__)
 
@@ -119,27 +122,31 @@ def train(
     data: ArrayDataset,
     settings: TrainSettings,
     teacher: onnx.ModelProto | None = None,
+    task: Task | None = None,
 ) -> TrainStats:
-    """Train ``module`` in place on ``data``; returns its :class:`TrainStats`.
+    """Train ``module`` in place on ``data`` with ``task``'s loss; returns its :class:`TrainStats`.
 
     Empty data or zero steps return at once. Without targets, ``teacher`` is required and the
-    loss is distillation only.
+    loss is distillation only. ``task`` defaults to classification.
     """
     device = resolve_device(settings.device)
     total = settings.total_steps(len(data))
     if total <= 0 or len(data) == 0:
         return TrainStats(0, 0.0, float("nan"), str(device))
-    if not data.has_targets and teacher is None:
-        raise FineTuneError(
-            "the training data has no targets: give the original model as teacher "
-            "(distillation), or data with class targets"
-        )
     distill = 1.0 if not data.has_targets else settings.distill if teacher is not None else 0.0
+    task = _task(task, distill, settings)
+    if task.needs_teacher(data.has_targets) and teacher is None:
+        raise FineTuneError(
+            f"task {task.name!r} needs the original model as teacher here (the training data "
+            "has no targets, or the task distils): give it, or data with targets"
+        )
     start = time.perf_counter()
     with _threads(settings.threads), _deterministic(settings.deterministic):
         torch.manual_seed(settings.seed)
         module.to(device)
-        teacher_module = _teacher_module(teacher, device) if distill > 0 else None
+        teacher_module = (
+            _teacher_module(teacher, device) if task.needs_teacher(data.has_targets) else None
+        )
         optimizer = _optimizer(module, settings)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(total))
         module.train()
@@ -148,9 +155,8 @@ def train(
         if device.type == "cuda":  # prepare the next batches while the GPU works
             batches = _prefetched(batches, pin=True)
         for step, (x, y) in enumerate(batches):
-            x = x.to(device, non_blocking=True)
-            logits = _logits(_forward(module, x))
-            loss = _loss(logits, y, teacher_module, x, distill, settings, device)
+            x, y = _to_device(x, device), _to_device(y, device)
+            loss = _loss(task, _forward(module, x), y, teacher_module, x)
             if not torch.isfinite(loss):
                 raise FineTuneError(
                     f"the training loss became {loss.item()} at step {step + 1}: lower the "
@@ -209,9 +215,7 @@ def _deterministic(enabled: bool) -> Iterator[None]:
 PREFETCH_DEPTH = 2
 
 
-def _prefetched(
-    batches: Iterator[tuple[torch.Tensor, torch.Tensor | None]], pin: bool
-) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+def _prefetched(batches: Iterator[tuple[Any, Any]], pin: bool) -> Iterator[tuple[Any, Any]]:
     """``batches`` made ``PREFETCH_DEPTH`` ahead in a background thread (pinned memory when
     ``pin``), so slicing and copying data does not stall the GPU between steps."""
     ahead: queue.Queue = queue.Queue(maxsize=PREFETCH_DEPTH)
@@ -220,7 +224,7 @@ def _prefetched(
     def produce() -> None:
         try:
             for x, y in batches:
-                ahead.put((x.pin_memory() if pin else x, y))
+                ahead.put((_pinned(x) if pin else x, y))
         except BaseException as exc:  # hand it to the training thread
             ahead.put(exc)
         ahead.put(done)
@@ -232,9 +236,7 @@ def _prefetched(
         yield item
 
 
-def _batches(
-    data: ArrayDataset, settings: TrainSettings, total: int
-) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+def _batches(data: ArrayDataset, settings: TrainSettings, total: int) -> Iterator[tuple[Any, Any]]:
     """``total`` shuffled batches, epoch after epoch (seed + epoch); single leftovers skipped
     (BatchNorm cannot train on one example)."""
     done = 0
@@ -243,10 +245,7 @@ def _batches(
         for x, y in data.batches(settings.batch_size, shuffle=True, seed=settings.seed + epoch):
             if len(x) < 2 <= len(data):
                 continue
-            yield (
-                torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-                None if y is None else torch.from_numpy(np.asarray(y, dtype=np.int64)),
-            )
+            yield _tensors(x), _tensors(y)
             done += 1
             if done >= total:
                 return
@@ -280,56 +279,74 @@ def _cosine(total: int):
     return factor
 
 
-def _forward(module: nn.Module, x: torch.Tensor):
-    """``module(x)``, with a failure of a converted op reported as a FineTuneError."""
+def _tensors(value: Any) -> Any:
+    """Batch arrays as torch tensors (floats as float32, integers as int64), through dicts and
+    lists (several inputs, per-example targets); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {k: _tensors(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_tensors(v) for v in value]
+    array = np.asarray(value)
+    if array.dtype.kind == "f":
+        array = array.astype(np.float32, copy=False)
+    elif array.dtype.kind in "iu":
+        array = array.astype(np.int64, copy=False)
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    """Tensors (in dicts and lists too) moved to ``device`` (without blocking)."""
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_device(v, device) for v in value]
+    return value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+
+
+def _pinned(value: Any) -> Any:
+    """Tensors (in dicts and lists too) in pinned memory."""
+    if isinstance(value, dict):
+        return {k: _pinned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pinned(v) for v in value]
+    return value.pin_memory()
+
+
+def _forward(module: nn.Module, x: Any):
+    """``module(x)`` (one positional input per model input for a dict), with a failure of a
+    converted op reported as a FineTuneError."""
     try:
-        return module(x)
+        return module(*x.values()) if isinstance(x, dict) else module(x)
     except (RuntimeError, NotImplementedError, ValueError, IndexError, TypeError) as exc:
+        shapes = (
+            {k: tuple(v.shape) for k, v in x.items()} if isinstance(x, dict) else tuple(x.shape)
+        )
         raise FineTuneError(
-            f"the converted model fails on a training batch of shape {tuple(x.shape)} "
+            f"the converted model fails on a training batch of shape {shapes} "
             f"({type(exc).__name__}: {exc}). A constant of the model may pin its batch size: "
             "try batch_size equal to the model's static batch, or export it with a dynamic batch."
         ) from exc
 
 
-def _logits(out) -> torch.Tensor:
-    """The first output of the module (the class scores)."""
-    while isinstance(out, (tuple, list)):
-        out = out[0]
-    return out
+def _task(task: Task | None, distill: float, settings: TrainSettings) -> Task:
+    """``task`` (classification by default) with this fine-tune's loss options."""
+    if task is None:
+        from onnx_netadapt.tasks.classification import Classification
+
+        task = Classification()
+    options = LossOptions(distill, settings.temperature, settings.label_smoothing)
+    return task.with_options(options)
 
 
-def _loss(
-    logits: torch.Tensor,
-    y: torch.Tensor | None,
-    teacher: nn.Module | None,
-    x: torch.Tensor,
-    distill: float,
-    settings: TrainSettings,
-    device: torch.device,
-) -> torch.Tensor:
-    loss = logits.new_zeros(())
-    if y is not None and distill < 1.0:
-        y = y.to(device)
-        if logits.dim() != 2:
-            raise FineTuneError(
-                f"class targets need (batch, classes) outputs; the model gives "
-                f"{tuple(logits.shape)}: use data without targets (distillation)"
-            )
-        ce = F.cross_entropy(logits, y, label_smoothing=settings.label_smoothing)
-        loss = loss + (1.0 - distill) * ce
-    if teacher is not None and distill > 0.0:
+def _loss(task: Task, out: Any, y: Any, teacher: nn.Module | None, x: Any) -> torch.Tensor:
+    """The task's loss on the module's outputs (and the teacher's on the same batch)."""
+    teacher_outputs = None
+    if teacher is not None:
         with torch.no_grad():
-            target = _logits(teacher(x))
-        t = settings.temperature
-        kl = F.kl_div(
-            F.log_softmax(logits / t, dim=1),
-            F.log_softmax(target / t, dim=1),
-            reduction="batchmean",
-            log_target=True,
-        )
-        loss = loss + distill * kl * t * t
-    return loss
+            teacher_outputs = flatten_outputs(_forward(teacher, x))
+    return task.loss(flatten_outputs(out), y, teacher_outputs)
 
 
 _TEACHERS: dict[str, nn.Module] = {}

@@ -315,11 +315,12 @@ def write_back(
 def check_agreement(
     model: onnx.ModelProto,
     module: nn.Module,
-    x: np.ndarray,
+    x: np.ndarray | dict[str, np.ndarray],
     rtol: float = 1e-3,
     atol: float = 1e-3,
 ) -> float:
-    """Run ONNX Runtime and the torch module (eval mode) on ``x``; return the max abs difference.
+    """Run ONNX Runtime and the torch module (eval mode) on ``x`` (a dict by input name for
+    several inputs); return the max abs difference.
 
     The tolerance is ``atol * max(1, max|ref|) + rtol * |ref|`` per output. Raises
     ``FineTuneError`` when they disagree.
@@ -347,49 +348,73 @@ def check_agreement(
     return worst
 
 
-def run_onnx(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
+def feeds(model: onnx.ModelProto, x: np.ndarray | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Arrays by graph input name: ``x`` itself when a dict, else fed to the only input."""
+    weights = {init.name for init in model.graph.initializer}
+    names = [vi.name for vi in model.graph.input if vi.name not in weights]
+    if isinstance(x, dict):
+        missing = [n for n in names if n not in x]
+        if missing:
+            raise FineTuneError(f"no data for the model inputs {missing} (given: {list(x)})")
+        return {n: np.asarray(x[n]) for n in names}
+    if len(names) != 1:
+        raise FineTuneError(
+            f"the model has {len(names)} inputs ({', '.join(names)}): give one array per input, "
+            "as a dict by name"
+        )
+    return {names[0]: np.asarray(x)}
+
+
+def run_onnx(model: onnx.ModelProto, x: np.ndarray | dict[str, np.ndarray]) -> list[np.ndarray]:
     """Outputs of ``model`` on ``x`` with ONNX Runtime (CPU), in chunks of its static batch."""
     import onnxruntime as ort
 
     from onnx_netadapt.graph.large import ort_session
     from onnx_netadapt.graph.shapes import static_dims
 
-    if len(model.graph.input) != 1:
-        raise FineTuneError(
-            f"fine-tuning supports models with one input; this one has {len(model.graph.input)}"
-        )
-    vi = model.graph.input[0]
+    fed = feeds(model, x)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = 1
     session = ort_session(model, options, ["CPUExecutionProvider"])
-    dims = static_dims(vi.type)
-    chunk = dims[0] if dims and dims[0] > 0 else len(x)
-    count = len(x)
+    by_name = {vi.name: vi for vi in model.graph.input}
+    dims = static_dims(by_name[next(iter(fed))].type)
+    count = len(next(iter(fed.values())))
+    chunk = dims[0] if dims and dims[0] > 0 else count
     if count % chunk:  # complete the last chunk with copies of the first examples
-        x = np.take(x, np.arange(count + chunk - count % chunk) % count, axis=0)
-    parts = [session.run(None, {vi.name: x[i : i + chunk]}) for i in range(0, len(x), chunk)]
+        padded = np.arange(count + chunk - count % chunk) % count
+        fed = {n: np.take(v, padded, axis=0) for n, v in fed.items()}
+    total = len(next(iter(fed.values())))
+    parts = [
+        session.run(None, {n: v[i : i + chunk] for n, v in fed.items()})
+        for i in range(0, total, chunk)
+    ]
     return [np.concatenate([p[k] for p in parts])[:count] for k in range(len(parts[0]))]
 
 
-def run_torch(module: nn.Module, x: np.ndarray) -> list[np.ndarray]:
+def run_torch(module: nn.Module, x: np.ndarray | dict[str, np.ndarray]) -> list[np.ndarray]:
     """Outputs of ``module`` in eval mode on ``x`` (on the module's device), as numpy arrays."""
     was_training = module.training
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
+    arrays = list(x.values()) if isinstance(x, dict) else [x]
+    tensors = [torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays]
     module.eval()
     try:
         with torch.no_grad():
-            out = module(torch.from_numpy(np.ascontiguousarray(x)).to(device))
+            out = module(*tensors)
     except (RuntimeError, NotImplementedError, ValueError, IndexError, TypeError) as exc:
+        shapes = [tuple(a.shape) for a in arrays]
         raise FineTuneError(
-            f"the converted model fails on inputs of shape {x.shape} ({type(exc).__name__}: {exc})"
+            f"the converted model fails on inputs of shape {', '.join(map(str, shapes))} "
+            f"({type(exc).__name__}: {exc})"
         ) from exc
     finally:
         module.train(was_training)
-    return [t.detach().cpu().numpy() for t in _flatten(out)]
+    return [t.detach().cpu().numpy() for t in flatten_outputs(out)]
 
 
-def _flatten(out) -> list[torch.Tensor]:
+def flatten_outputs(out) -> list[torch.Tensor]:
+    """The module's outputs as a flat list of tensors (graph output order)."""
     if isinstance(out, torch.Tensor):
         return [out]
-    return [t for item in out for t in _flatten(item)]
+    return [t for item in out for t in flatten_outputs(item)]
