@@ -1,0 +1,204 @@
+"""The premise of the Fashion-MNIST comparison: does the width multiplier's accuracy fall?
+
+    python -m benchmarks.fmnist_premise [--size 56] [--widths 1 0.5 ...] [--seeds 0 1] [--epochs 2]
+
+The demo's MobileNetV1-style network (examples/adapt_demo/nets.py) at each width multiplier is
+trained from scratch on Fashion-MNIST's 60,000 training images (resized to SIZE x SIZE; the demo's
+recipe, examples/adapt_demo/build.py) and scored on the 10,000 test images. Each (width, seed)
+point is saved as it finishes (a rerun skips it). The comparison can only separate the methods if
+the curve falls by clearly more than the seed spread over the budgets' range of widths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "examples" / "adapt_demo"))
+
+from build import build_model  # noqa: E402
+
+from onnx_netadapt.graph.save import save_json, save_text  # noqa: E402
+from onnx_netadapt.measure.host import cpu_model_name  # noqa: E402
+
+logger = logging.getLogger("fmnist_premise")
+
+RESULTS = REPO / "benchmarks" / "results" / "compare_fmnist"
+WIDTHS = (1.0, 0.5, 0.25, 0.125, 0.75, 0.35)  # the ARCHITECTURE.md quick check's first
+BUDGET_WIDTH = 0.5  # about the widest multiplier under the smallest budget (0.35 of latency)
+
+
+def data_spec(size: int) -> str:
+    """The builtin --data spec of Fashion-MNIST at ``size`` x ``size``."""
+    return "fashion-mnist" if size == 28 else f"fashion-mnist@{size}x{size}"
+
+
+def run_points(
+    arch: str,
+    size: int,
+    widths: list[float],
+    seeds: list[int],
+    epochs: int,
+    work: Path,
+    path: Path,
+    limit: int | None = None,
+) -> dict:
+    """Train every missing (width, seed) point; each is saved to ``path`` as it finishes."""
+    saved = json.loads(path.read_text()) if path.exists() else {"points": []}
+    done = {(p["arch"], p["size"], p["width"], p["seed"], p["epochs"]) for p in saved["points"]}
+    for width in widths:
+        for seed in seeds:
+            if (arch, size, width, seed, epochs) in done:
+                continue
+            start = time.perf_counter()
+            record = build_model(
+                arch,
+                width,
+                work / f"{arch}_{size}_s{seed}",
+                epochs=epochs,
+                seed=seed,
+                data=data_spec(size),
+                limit=limit,
+            )
+            saved["points"].append(
+                {
+                    "arch": arch,
+                    "size": size,
+                    "width": width,
+                    "seed": seed,
+                    "epochs": epochs,
+                    "train_examples": record["train_examples"],
+                    "val_accuracy": record["val_accuracy"],
+                    "params": record["params"],
+                    "seconds": round(time.perf_counter() - start, 1),
+                }
+            )
+            saved["cpu"] = cpu_model_name()
+            save_json(saved, path)
+            logger.info("width %g seed %d: %.4f", width, seed, record["val_accuracy"])
+    return saved
+
+
+def summarise(points: list[dict], budget_width: float = BUDGET_WIDTH) -> dict:
+    """Per width: mean, sd and count over seeds; the fall from width 1 to ``budget_width`` and
+    the seed spread (largest sd over those widths), and whether the fall exceeds 2 spreads."""
+    rows = {}
+    for width in sorted({p["width"] for p in points}, reverse=True):
+        accs = [p["val_accuracy"] for p in points if p["width"] == width]
+        rows[width] = {
+            "mean": float(np.mean(accs)),
+            "sd": float(np.std(accs, ddof=1)) if len(accs) > 1 else None,
+            "seeds": len(accs),
+        }
+    out: dict = {"widths": {f"{w:g}": r for w, r in rows.items()}}
+    if 1.0 in rows and budget_width in rows:
+        inside = [r["sd"] for w, r in rows.items() if budget_width <= w and r["sd"] is not None]
+        fall = rows[1.0]["mean"] - rows[budget_width]["mean"]
+        spread = max(inside) if inside else None
+        out["budget_range"] = {
+            "widths": [1.0, budget_width],
+            "fall": fall,
+            "seed_sd": spread,
+            "fall_over_sd": fall / spread if spread else None,
+            "clearly_falls": bool(spread is not None and fall > 2 * spread),
+        }
+    return out
+
+
+def report(saved: dict, command: str, out: Path) -> str:
+    """premise.md and premise.json under ``out``; the markdown text."""
+    lines = [
+        "# Premise: the width multiplier's accuracy on Fashion-MNIST",
+        "",
+        f"Command: `{command}` (CPU: {saved.get('cpu', '?')}). MobileNetV1-style network of "
+        "examples/adapt_demo/nets.py trained from scratch with the demo's recipe "
+        "(examples/adapt_demo/build.py) on the 60,000 training images, scored on the 10,000 "
+        "test images (ONNX Runtime). Mean ± sd over seeds.",
+        "",
+    ]
+    summary = {}
+    for (arch, size, epochs), sel in _groups(saved["points"]).items():
+        s = summary[f"{arch}@{size}x{size},{epochs:g}ep"] = summarise(sel)
+        lines += [
+            f"## {arch}, input {size}x{size}, {epochs:g} epochs",
+            "",
+            "| width | val accuracy (%) | seeds | params | train s |",
+            "|---|---|---|---|---|",
+        ]
+        for width, row in s["widths"].items():
+            ws = [p for p in sel if f"{p['width']:g}" == width]
+            sd = "" if row["sd"] is None else f" ± {100 * row['sd']:.2f}"
+            lines.append(
+                f"| {width} | {100 * row['mean']:.2f}{sd} | {row['seeds']} | "
+                f"{ws[0]['params']:,} | {np.mean([p['seconds'] for p in ws]):.0f} |"
+            )
+        b = s.get("budget_range")
+        if b:
+            sd = "?" if b["seed_sd"] is None else f"{100 * b['seed_sd']:.2f}"
+            lines += [
+                "",
+                f"From width 1 to width {b['widths'][1]:g} (about the smallest budget, 0.35 of "
+                f"the latency) the accuracy falls by {100 * b['fall']:.2f} points; the largest "
+                f"seed sd over those widths is {sd} points: "
+                + (
+                    "the curve falls clearly (> 2 sd)."
+                    if b["clearly_falls"]
+                    else "NOT clearly more than the seed spread."
+                ),
+            ]
+        lines.append("")
+    save_json(
+        {"cpu": saved.get("cpu"), "command": command, "summary": summary, **saved},
+        out / "premise.json",
+    )
+    text = "\n".join(lines)
+    save_text(text, out / "premise.md")
+    return text
+
+
+def _groups(points: list[dict]) -> dict[tuple, list[dict]]:
+    groups: dict[tuple, list[dict]] = {}
+    for p in points:
+        groups.setdefault((p["arch"], p["size"], p["epochs"]), []).append(p)
+    return groups
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="mobilenet_v1", choices=["mobilenet_v1", "resnet"])
+    parser.add_argument("--size", type=int, default=56)
+    parser.add_argument("--widths", nargs="+", type=float, default=list(WIDTHS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=None, help="train on this many images")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/compare_fmnist"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    path = args.out / "premise_points.json"
+    if args.report_only:
+        saved = json.loads(path.read_text())
+    else:
+        saved = run_points(
+            args.arch,
+            args.size,
+            args.widths,
+            args.seeds,
+            args.epochs,
+            args.work / "premise",
+            path,
+            args.limit,
+        )
+    print(report(saved, "python -m benchmarks.fmnist_premise " + " ".join(sys.argv[1:]), args.out))
+
+
+if __name__ == "__main__":
+    main()
