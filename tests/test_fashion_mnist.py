@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -22,30 +21,7 @@ from onnx_netadapt.data.builtin import load_builtin, parse_builtin
 from onnx_netadapt.data.resize import resize_bilinear
 from onnx_netadapt.errors import DataError
 from tests.adapt_models import build_tiny_digits
-
-TRAIN_N, TEST_N, SIDE = 60, 20, 28
-
-
-def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> None:
-    """``array`` (uint8) as an IDX file (magic 0x0000 08 ndim, big-endian dims, bytes)."""
-    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    path.write_bytes(gzip.compress(data) if compress else data)
-
-
-def make_fashion(folder: Path, seed: int = 0, compress: bool = True) -> dict[str, np.ndarray]:
-    """Four tiny Fashion-MNIST-like files in ``folder``; the arrays written."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        "train-images-idx3-ubyte": rng.integers(0, 256, (TRAIN_N, SIDE, SIDE), dtype=np.uint8),
-        "train-labels-idx1-ubyte": (np.arange(TRAIN_N) % 10).astype(np.uint8),
-        "t10k-images-idx3-ubyte": rng.integers(0, 256, (TEST_N, SIDE, SIDE), dtype=np.uint8),
-        "t10k-labels-idx1-ubyte": (np.arange(TEST_N)[::-1] % 10).astype(np.uint8),
-    }
-    for name, array in arrays.items():
-        write_idx(folder / (f"{name}.gz" if compress else name), array, compress)
-    return arrays
+from tests.fashion_files import SIDE, TEST_N, TRAIN_N, make_fashion, write_idx
 
 
 @pytest.fixture
