@@ -99,6 +99,7 @@ class Setup:
     widths: tuple[float, ...] = WIDTHS  # the multiplier's candidates (tables)
     ratios: tuple[float, ...] = RATIOS  # uniform pruning's candidate keep ratios (tables)
     mac_budget: float = 0.2  # how far the MAC-guided NetAdapt run goes
+    select: str = "accuracy"  # NetAdapt's --select (run "ratio" into another --out and --work)
     rounds: int = 5
     table_rounds: int = 3
     val_limit: int | None = None  # validation images scored (None: all 10,000)
@@ -123,6 +124,7 @@ class Setup:
             "holdout_per_class": self.holdout_per_class,
             "workers": self.workers,
             "lr": self.lr,
+            "select": self.select,
             "input_shapes": self.shape,
         }
 
@@ -437,7 +439,8 @@ def cmd_report(args: argparse.Namespace) -> dict:
         f"seeds {seeds}; input {setup['size']}x{setup['size']}, base width "
         f"{setup['base_width']:g}, {setup['epochs']} base epochs, short fine-tunes of "
         f"{setup['short_steps']} steps, long fine-tunes of {setup['long_steps']} steps, holdout "
-        f"{setup['holdout_per_class']} per class. Accuracy on the 10,000 test images (mean ± sd "
+        f"{setup['holdout_per_class']} per class, NetAdapt's --select "
+        f"{setup.get('select', 'accuracy')}. Accuracy on the 10,000 test images (mean ± sd "
         "over seeds). Latency: medians of interleaved side-by-side rounds, 1 thread, as a ratio "
         "to the base network in the same pass (mean over seeds), on each target. Method details: "
         "the docstring of benchmarks/compare_fmnist.py.",
@@ -582,6 +585,7 @@ def setup_from(args: argparse.Namespace) -> Setup:
             "epochs": args.epochs,
             "targets": tuple(args.targets) if args.targets else None,
             "base_width": args.base_width,
+            "select": getattr(args, "select", None),
         }.items()
         if v is not None
     }
@@ -661,6 +665,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--seeds", nargs="+", type=int)
     run.add_argument("--targets", nargs="+")
     run.add_argument("--smoke", action="store_true", help="tiny settings: checks the pipeline")
+    run.add_argument("--select", choices=["accuracy", "ratio"], help="NetAdapt's proposal pick")
     report = sub.add_parser("report")
     over = sub.add_parser("overhead", help="floor/base latency per input size (quiet machine)")
     over.add_argument("--sizes", nargs="+", type=int, default=[28, 56, 84])

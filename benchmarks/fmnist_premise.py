@@ -49,6 +49,7 @@ def run_points(
     work: Path,
     path: Path,
     limit: int | None = None,
+    threads: int | None = None,
 ) -> dict:
     """Train every missing (width, seed) point; each is saved to ``path`` as it finishes."""
     saved = json.loads(path.read_text()) if path.exists() else {"points": []}
@@ -66,6 +67,7 @@ def run_points(
                 seed=seed,
                 data=data_spec(size),
                 limit=limit,
+                threads=threads,
             )
             saved["points"].append(
                 {
@@ -179,6 +181,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help="train on this many images")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default all)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/compare_fmnist"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--report-only", action="store_true")
@@ -196,6 +199,7 @@ def main() -> None:
             args.work / "premise",
             path,
             args.limit,
+            args.threads,
         )
     print(report(saved, "python -m benchmarks.fmnist_premise " + " ".join(sys.argv[1:]), args.out))
 

@@ -113,3 +113,24 @@ def test_smoke_run_end_to_end_then_resumes_without_work(
     monkeypatch.setattr(cf, "runner_ms", refuse)
     cf.main(args)
     assert json.loads((out / "points.json").read_text())["points"] == data["points"]
+
+
+@pytest.mark.slow
+def test_smoke_overhead_and_selection_checks(tmp_path: Path) -> None:
+    folder = tmp_path / "fashion"
+    make_fashion(folder, train_n=300, test_n=60)
+    common = ["--smoke", "--data", f"fashion-mnist:{folder}", "--out", str(tmp_path / "out")]
+    common += ["--work", str(tmp_path / "work")]
+    cf.main(["overhead", "--sizes", "16", "28", "--archs", "mobilenet_v1", *common])
+    rows = json.loads((tmp_path / "out" / "overhead.json").read_text())["rows"]
+    assert [(r["size"], r["target"]) for r in rows] == [
+        (16, "macs"),
+        (16, "params"),
+        (28, "macs"),
+        (28, "params"),
+    ]
+    assert all(0 < r["floor_ratio"] < 1 for r in rows)
+    cf.main(["selection", "--holdouts", "2", "3", "--short-steps", "1", *common])
+    result = json.loads((tmp_path / "out" / "selection.json").read_text())["rows"]
+    assert [(r["holdout_per_class"], r["short_steps"]) for r in result] == [(2, 1), (3, 1)]
+    assert all(r["proposals"] >= 3 and len(r["val"]) == r["proposals"] for r in result)
