@@ -87,7 +87,7 @@ class Setup:
     base_width: float = 1.0
     epochs: int = 5
     limit: int | None = None  # training images for the from-scratch trainings (None: all)
-    short_steps: int = 100
+    short_steps: int = 40
     long_steps: int = 1000
     holdout_per_class: int = 100
     step: float = 0.06
@@ -161,8 +161,14 @@ class Store:
         empty = {"setup": _jsonable(setup), "points": [], "tables": {}, "mac_ms": {}}
         self.data = json.loads(path.read_text()) if path.exists() else empty
         self.data.setdefault("measured", {})
-        if self.data["setup"] != _jsonable(setup):
-            logger.warning("%s was made with another setup: %s", path, self.data["setup"])
+        mine, theirs = _jsonable(setup), dict(self.data["setup"])
+        mine.pop("options"), theirs.pop("options", None)  # runner paths may differ by machine
+        if mine != theirs:
+            changed = sorted(k for k in mine if mine[k] != theirs.get(k))
+            raise SystemExit(
+                f"{path} holds points of another setup (differs in {', '.join(changed)}): "
+                "give another --out (and --work), or the same options as before"
+            )
 
     def has(self, key: str) -> bool:
         return any(p["key"] == key for p in self.data["points"])

@@ -4,6 +4,7 @@ views, the selection statistics, and (slow) the whole pipeline in smoke mode, re
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,15 @@ def test_selection_row_statistics() -> None:
     assert row["pick_gain"] == pytest.approx(0.84 - np.mean([0.80, 0.82, 0.81, 0.84]))
     assert row["pick_gain"] == row["best_gain"]
     assert row["holdout_se"] == pytest.approx(np.sqrt(0.675 * 0.325 / 100))
+
+
+def test_store_refuses_points_of_another_setup(tmp_path: Path) -> None:
+    path = tmp_path / "points.json"
+    cf.Store(path, cf.Setup()).add({"key": "k"})
+    other_machine = replace(cf.Setup(), options={"tflite": {"onnx2tf": "/elsewhere"}})
+    assert cf.Store(path, other_machine).has("k")
+    with pytest.raises(SystemExit, match="differs in epochs"):
+        cf.Store(path, replace(cf.Setup(), epochs=2))
 
 
 @pytest.mark.slow
