@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks import compare_fmnist as cf
 from benchmarks.fmnist_checks import selection_row
+from benchmarks.fmnist_premise import summarise
 from tests.fashion_files import make_fashion
 
 
@@ -82,6 +83,22 @@ def test_selection_row_statistics() -> None:
     assert row["pick_gain"] == pytest.approx(0.84 - np.mean([0.80, 0.82, 0.81, 0.84]))
     assert row["pick_gain"] == row["best_gain"]
     assert row["holdout_se"] == pytest.approx(np.sqrt(0.675 * 0.325 / 100))
+
+
+def test_premise_summary_compares_each_fall_with_the_seed_spread() -> None:
+    accs = {1.0: (0.90, 0.91), 0.5: (0.88, 0.89), 0.25: (0.875, 0.885), 0.125: (0.80,)}
+    points = [
+        {"width": w, "seed": i, "val_accuracy": a}
+        for w, values in accs.items()
+        for i, a in enumerate(values)
+    ]
+    ranges = summarise(points)["ranges"]
+    assert set(ranges) == {"1->0.5", "0.5->0.25", "0.25->0.125"}
+    assert ranges["1->0.5"]["fall"] == pytest.approx(0.02)
+    assert ranges["1->0.5"]["clearly_falls"]  # 2 points against an sd of 0.71
+    assert not ranges["0.5->0.25"]["clearly_falls"]  # 0.5 points: within the spread
+    assert ranges["0.25->0.125"]["seed_sd"] is None  # one seed: no spread, no verdict
+    assert not ranges["0.25->0.125"]["clearly_falls"]
 
 
 def test_store_refuses_points_of_another_setup(tmp_path: Path) -> None:
