@@ -84,7 +84,7 @@ class Setup:
 
     data: str = "fashion-mnist"
     size: int = 56
-    base_width: float = 1.0
+    base_width: float = 0.5  # the premise: accuracy falls clearly from width 0.5 down
     epochs: int = 5
     limit: int | None = None  # training images for the from-scratch trainings (None: all)
     short_steps: int = 40
@@ -619,8 +619,9 @@ def cmd_overhead(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     archs = args.archs or ["mobilenet_v1", "resnet"]
     targets = list(setup.targets)
+    widths = args.base_widths or [setup.base_width]
     fmnist_checks.overhead(
-        archs, args.sizes, targets, setup.base_width, setup.options, setup.rounds, args.out
+        archs, args.sizes, targets, widths, setup.options, setup.rounds, args.out
     )
 
 
@@ -674,7 +675,8 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--select", choices=["accuracy", "ratio"], help="NetAdapt's proposal pick")
     report = sub.add_parser("report")
     over = sub.add_parser("overhead", help="floor/base latency per input size (quiet machine)")
-    over.add_argument("--sizes", nargs="+", type=int, default=[28, 56, 84])
+    over.add_argument("--sizes", nargs="+", type=int, default=[28, 56, 84, 112])
+    over.add_argument("--base-widths", nargs="+", type=float, default=[1.0, 0.5])
     over.add_argument("--archs", nargs="+")
     over.add_argument("--targets", nargs="+")
     over.add_argument("--smoke", action="store_true")

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -51,48 +52,51 @@ def overhead(
     archs: list[str],
     sizes: list[int],
     targets: list[str],
-    base_width: float,
+    base_widths: list[float],
     options: dict,
     rounds: int,
     out: Path,
 ) -> list[dict]:
-    """floor/base latency per (arch, size, target); overhead.json and overhead.md in ``out``."""
+    """floor/base latency per (arch, base width, size, target); overhead.json and overhead.md
+    in ``out``."""
     rows = []
-    for arch in archs:
-        for size in sizes:
-            shape = {"image": [1, 1, size, size]}
-            base = static(export(make_net(arch, base_width).eval(), (size, size)), shape)
-            floor = minimal_network(analyse(load_model(base, fold=False)), 8, False)
-            for target in targets:
-                ms = runner_ms(target, {"base": base, "floor": floor}, options.get(target), rounds)
-                rows.append(
-                    {
-                        "arch": arch,
-                        "size": size,
-                        "target": target,
-                        "base_ms": ms["base"],
-                        "floor_ms": ms["floor"],
-                        "floor_ratio": ms["floor"] / ms["base"],
-                        "base_mmacs": model_macs(base) / 1e6,
-                        "floor_mmacs": model_macs(floor) / 1e6,
-                        "nodes": len(base.graph.node),
-                    }
-                )
-                logger.info("%s", rows[-1])
+    for arch, width, size in itertools.product(archs, base_widths, sizes):
+        shape = {"image": [1, 1, size, size]}
+        base = static(export(make_net(arch, width).eval(), (size, size)), shape)
+        floor = minimal_network(analyse(load_model(base, fold=False)), 8, False)
+        for target in targets:
+            ms = runner_ms(target, {"base": base, "floor": floor}, options.get(target), rounds)
+            rows.append(
+                {
+                    "arch": arch,
+                    "base_width": width,
+                    "size": size,
+                    "target": target,
+                    "base_ms": ms["base"],
+                    "floor_ms": ms["floor"],
+                    "floor_ratio": ms["floor"] / ms["base"],
+                    "base_mmacs": model_macs(base) / 1e6,
+                    "floor_mmacs": model_macs(floor) / 1e6,
+                    "nodes": len(base.graph.node),
+                }
+            )
+            logger.info("%s", rows[-1])
     lines = [
         "# Per-operator overhead: the floor's latency over the base's, per input size",
         "",
         f"Command: `python -m benchmarks.compare_fmnist overhead` (CPU: {cpu_model_name()}); "
-        f"base width {base_width:g}; floor = every prunable group at 8 channels; medians of "
+        "floor = every prunable group at 8 channels; medians of "
         f"{rounds} interleaved rounds, 1 thread. Budgets down to 0.35 need a floor ratio well "
         "below 0.35; a compute-bound size has the floor's latency close to its MACs' share.",
         "",
-        "| arch | size | target | base ms | floor ms | floor / base | floor / base MACs |",
-        "|---|---|---|---|---|---|---|",
+        "| arch | base width | size | target | base MMACs | base ms | floor ms | floor / base "
+        "| floor / base MACs |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['arch']} | {r['size']} | {r['target']} | {r['base_ms']:.4f} | "
+            f"| {r['arch']} | {r['base_width']:g} | {r['size']} | {r['target']} | "
+            f"{r['base_mmacs']:.1f} | {r['base_ms']:.4f} | "
             f"{r['floor_ms']:.4f} | {r['floor_ratio']:.3f} | "
             f"{r['floor_mmacs'] / r['base_mmacs']:.3f} |"
         )

@@ -148,7 +148,19 @@ def test_smoke_overhead_and_selection_checks(tmp_path: Path) -> None:
     make_fashion(folder, train_n=300, test_n=60)
     common = ["--smoke", "--data", f"fashion-mnist:{folder}", "--out", str(tmp_path / "out")]
     common += ["--work", str(tmp_path / "work")]
-    cf.main(["overhead", "--sizes", "16", "28", "--archs", "mobilenet_v1", *common])
+    cf.main(
+        [
+            "overhead",
+            "--sizes",
+            "16",
+            "28",
+            "--base-widths",
+            "0.5",
+            "--archs",
+            "mobilenet_v1",
+            *common,
+        ]
+    )
     rows = json.loads((tmp_path / "out" / "overhead.json").read_text())["rows"]
     assert [(r["size"], r["target"]) for r in rows] == [
         (16, "macs"),
