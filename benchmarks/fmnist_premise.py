@@ -138,7 +138,7 @@ def report(saved: dict, out: Path) -> str:
             f"## {arch}, input {size}x{size}, {epochs:g} epochs on N = "
             f"{sel[0]['train_examples']:,} images",
             "",
-            "| width | val accuracy (%) | seeds | params | train s |",
+            "| width | val accuracy (%) | seeds | params | wall s (shared, loaded CPU) |",
             "|---|---|---|---|---|",
         ]
         for width, row in s["widths"].items():
