@@ -26,7 +26,8 @@ from pathlib import Path
 from onnx_netadapt.graph.load import load_model
 from onnx_netadapt.graph.save import save_json, save_text
 from onnx_netadapt.measure.host import cpu_model_name
-from onnx_netadapt.measure.profile import make_runner
+from onnx_netadapt.measure.interleave import interleaved_medians
+from onnx_netadapt.measure.registry import make_runner
 
 RESULTS = Path(__file__).parent / "results" / "adapt_default"
 REPO = Path(__file__).resolve().parents[1]
@@ -35,12 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 def side_by_side(paths: dict[str, Path], rounds: int) -> dict[str, list[float]]:
     """Interleaved whole-network medians (ms) of each model, one list per model."""
     models = {k: load_model(p, fold=False).model for k, p in paths.items()}
-    samples: dict[str, list[float]] = {k: [] for k in models}
     with make_runner("ort", 1) as runner:
-        for _ in range(rounds):
-            for key, model in models.items():
-                samples[key].append(runner.measure(model).median_ms)
-    return samples
+        return interleaved_medians(runner, models, rounds)
 
 
 def main() -> None:

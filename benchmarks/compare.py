@@ -63,9 +63,10 @@ from onnx_netadapt.evaluate import accuracy  # noqa: E402
 from onnx_netadapt.graph.load import load_model  # noqa: E402
 from onnx_netadapt.graph.save import save_json, save_model, save_text  # noqa: E402
 from onnx_netadapt.measure.host import cpu_model_name  # noqa: E402
-from onnx_netadapt.measure.profile import make_runner  # noqa: E402
-from onnx_netadapt.prune.apply import parameter_count, prune  # noqa: E402
-from runners.resources import model_macs  # noqa: E402
+from onnx_netadapt.measure.interleave import interleaved_medians  # noqa: E402
+from onnx_netadapt.measure.metrics import model_macs, parameter_count  # noqa: E402
+from onnx_netadapt.measure.registry import make_runner  # noqa: E402
+from onnx_netadapt.prune.apply import prune  # noqa: E402
 
 logger = logging.getLogger("compare")
 
@@ -109,11 +110,8 @@ def runner_ms(
 ) -> dict[str, float]:
     """Median latency (1 thread) of each model on ``target``, measured interleaved over
     ``rounds``."""
-    samples: dict[str, list[float]] = {k: [] for k in models}
     with make_runner(target, 1, **(options or {})) as runner:
-        for _ in range(rounds):
-            for key, model in models.items():
-                samples[key].append(runner.measure(model).median_ms)
+        samples = interleaved_medians(runner, models, rounds)
     return {k: statistics.median(v) for k, v in samples.items()}
 
 

@@ -66,8 +66,8 @@ from onnx_netadapt.evaluate import accuracy  # noqa: E402
 from onnx_netadapt.graph.load import load_model  # noqa: E402
 from onnx_netadapt.graph.save import save_json, save_model, save_text  # noqa: E402
 from onnx_netadapt.measure.host import cpu_model_name  # noqa: E402
-from onnx_netadapt.prune.apply import parameter_count, prune  # noqa: E402
-from runners.resources import model_macs  # noqa: E402
+from onnx_netadapt.measure.metrics import model_macs, parameter_count  # noqa: E402
+from onnx_netadapt.prune.apply import prune  # noqa: E402
 
 logger = logging.getLogger("compare_fmnist")
 

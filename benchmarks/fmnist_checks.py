@@ -41,8 +41,8 @@ from onnx_netadapt.evaluate import accuracy
 from onnx_netadapt.graph.load import load_model
 from onnx_netadapt.graph.save import save_json, save_model, save_text
 from onnx_netadapt.measure.host import cpu_model_name
+from onnx_netadapt.measure.metrics import model_macs
 from onnx_netadapt.prune.apply import prune
-from runners.resources import model_macs
 
 logger = logging.getLogger("fmnist_checks")
 

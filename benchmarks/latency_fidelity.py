@@ -33,7 +33,8 @@ from benchmarks.table_grid import adaptation_vs_grid, full_grid
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.measure.estimate import Estimator
-from onnx_netadapt.measure.profile import make_runner
+from onnx_netadapt.measure.interleave import ratio_to_reference
+from onnx_netadapt.measure.registry import make_runner
 from onnx_netadapt.measure.stats import MeasureSettings
 from onnx_netadapt.measure.table import LatencyTable
 
@@ -127,12 +128,8 @@ def anchored(runner, model: onnx.ModelProto, reference: onnx.ModelProto, referen
     """``model``'s latency as ``reference_ms`` times its median ratio to ``reference``, timed
     back to back in interleaved rounds (a machine whose speed drifts by a few percent within
     minutes hits both alike); also the raw medians."""
-    ratios, raw = [], []
-    for _ in range(ROUNDS):
-        ref = runner.measure(reference).median_ms
-        raw.append(runner.measure(model).median_ms)
-        ratios.append(raw[-1] / ref)
-    return reference_ms * float(np.median(ratios)), float(np.median(raw))
+    ratio, raw = ratio_to_reference(runner, model, reference, ROUNDS)
+    return reference_ms * ratio, raw
 
 
 def calibrate_all(runner, table: LatencyTable, loaded, measured: float) -> dict[str, Estimator]:
@@ -152,15 +149,16 @@ def calibrate_all(runner, table: LatencyTable, loaded, measured: float) -> dict[
 def describe(estimator: Estimator) -> dict:
     """What the calibration kept (JSON-ready)."""
     cal = estimator.calibration
+    prof = getattr(cal.base, "profile", None)
+    session = prof.session_ms if prof is not None else getattr(cal.base, "session_ms", 0.0)
     data = {
         "mode": cal.mode,
         "layers_ms": cal.layers_ms,
-        "session_ms": cal.session_ms,
+        "session_ms": session,
         "residual_ms": cal.residual_ms,
         "anchors": [list(a) for a in cal.anchors],
     }
-    if cal.profile is not None:
-        prof = cal.profile
+    if prof is not None:
         data.update(
             overhead_ms=prof.overhead_ms,
             internal_ms=prof.internal_ms,

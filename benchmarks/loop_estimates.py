@@ -28,7 +28,7 @@ from onnx_netadapt.graph.load import load_model
 from onnx_netadapt.graph.save import save_json, save_text
 from onnx_netadapt.measure.estimate import Estimator
 from onnx_netadapt.measure.host import cpu_model_name
-from onnx_netadapt.measure.profile import make_runner
+from onnx_netadapt.measure.registry import make_runner
 from onnx_netadapt.measure.table import LatencyTable
 
 MODES = ("constant", "split", "profile")

@@ -41,7 +41,9 @@ def _latency_side_by_side(paths: list[str], budget_s: float = 8.0) -> list[float
     import numpy as np
     import onnxruntime as ort
 
-    from onnx_netadapt.verify import random_inputs
+    from onnx_netadapt.graph.probe import random_inputs
+    from onnx_netadapt.measure.interleave import interleaved
+    from onnx_netadapt.measure.stats import time_ms
 
     sessions, feeds = [], None
     for path in paths:
@@ -57,24 +59,21 @@ def _latency_side_by_side(paths: list[str], budget_s: float = 8.0) -> list[float
     feeds = random_inputs(onnx.load(paths[0], load_external_data=False))
     for session in sessions:
         session.run(None, feeds)  # warm-up
-    times: list[list[float]] = [[] for _ in sessions]
-    start = time.perf_counter()
-    while True:
-        for session, bucket in zip(sessions, times, strict=True):
-            t = time.perf_counter()
-            session.run(None, feeds)
-            bucket.append((time.perf_counter() - t) * 1000)
-        n = len(times[0])
-        if n >= 30 or (n >= 5 and time.perf_counter() - start > budget_s):
-            break
-    return [float(np.median(b)) for b in times]
+    times = interleaved(
+        lambda session: time_ms(lambda: session.run(None, feeds)),
+        dict(enumerate(sessions)),
+        rounds=30,
+        min_rounds=5,
+        max_seconds=budget_s,
+    )
+    return [float(np.median(b)) for b in times.values()]
 
 
 def evaluate(path: str) -> dict[str, Any]:
     """Analyse, prune and check one exported model (runs inside the per-model subprocess)."""
     from onnx_netadapt import analyse, load_model, prune
     from onnx_netadapt.graph.save import save_model
-    from onnx_netadapt.prune.apply import parameter_count
+    from onnx_netadapt.measure.metrics import parameter_count
     from onnx_netadapt.verify import check_against_masked
 
     row: dict[str, Any] = {}
@@ -93,6 +92,7 @@ def evaluate(path: str) -> dict[str, Any]:
         share=summary["prunable_share"],
         share_with_approximate=summary["prunable_share_with_approximate"],
         unsupported_nodes=summary["unsupported_nodes"],
+        head_groups=sum(g.prunable and g.attention_heads for g in analysis.groups),
         unprunable_reasons=sorted(
             {g.reasons[0] for g in analysis.groups if g.status == "unprunable"}
         )[:8],
@@ -332,18 +332,18 @@ def _markdown(summary: dict, timing_data: dict | None, rows: list[dict]) -> str:
         "",
         "## Per model",
         "",
-        "| model | exporter | groups | prunable | approx | share | best share | oracle "
-        "| latency ratio | param ratio | analysis s | note |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | exporter | groups | prunable | approx | head groups | share | best share "
+        "| oracle | latency ratio | param ratio | analysis s | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: (r["source"], r["family"], r["name"], r["exporter"])):
         if not r["export_ok"]:
             note = f"export failed: {(r['export_error'] or '')[:80]}"
-            lines.append(f"| {r['key']} | {r['exporter']} | | | | | | | | | | {note} |")
+            lines.append(f"| {r['key']} | {r['exporter']} | | | | | | | | | | | {note} |")
             continue
         if not r.get("analysed"):
             lines.append(
-                f"| {r['key']} | {r['exporter']} | | | | | | | | | | "
+                f"| {r['key']} | {r['exporter']} | | | | | | | | | | | "
                 f"analysis failed: {r.get('error', '')[:80]} |"
             )
             continue
@@ -351,7 +351,8 @@ def _markdown(summary: dict, timing_data: dict | None, rows: list[dict]) -> str:
         oracle = "" if not r.get("pruned") else ("pass" if r.get("oracle_ok") else "FAIL")
         lines.append(
             f"| {r['key']} | {r['exporter']} | {r['groups']} | {r['prunable_groups']} | "
-            f"{r['approximate_groups']} | {r['share']:.3f} | {_best_share(r):.3f} | {oracle} | "
+            f"{r['approximate_groups']} | {r.get('head_groups', '')} | {r['share']:.3f} | "
+            f"{_best_share(r):.3f} | {oracle} | "
             f"{r.get('latency_ratio', float('nan')):.2f} | {r.get('param_ratio', float('nan')):.2f}"
             f" | {r['analysis_s']:.2f} | {note} |"
         )

@@ -25,10 +25,9 @@ from pathlib import Path
 
 from onnx_netadapt import analyse, load_model
 from onnx_netadapt.graph.load import LoadedModel
-from onnx_netadapt.measure.estimate import model_signatures
 from onnx_netadapt.measure.kernels import kernel_table
-from onnx_netadapt.measure.profile import make_runner
-from onnx_netadapt.measure.signature import LayerSignature
+from onnx_netadapt.measure.registry import make_runner
+from onnx_netadapt.measure.signature import LayerSignature, model_signatures
 from onnx_netadapt.measure.table import LatencyTable
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,9 +17,11 @@ import click
 
 from onnx_netadapt.channels.analysis import ChannelAnalysis, analyse
 from onnx_netadapt.cli_adapt import adapt_cmd
-from onnx_netadapt.errors import NetAdaptError, PruneError
+from onnx_netadapt.errors import NetAdaptError, PruneError, UsageError
+from onnx_netadapt.graph.deliverable import with_original_interface
 from onnx_netadapt.graph.load import LoadedModel, load_model, parse_input_shape
 from onnx_netadapt.graph.save import save_json, save_model
+from onnx_netadapt.paths import check_distinct, check_output_file
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +104,8 @@ def _format_analysis(analysis: ChannelAnalysis, limit: int | None) -> str:
         units = (
             f"{g.channels}" if g.class_width == 1 else f"{g.channels}({g.units}x{g.class_width})"
         )
+        if g.attention_heads:
+            units = f"{g.channels}({g.units} heads)"
         detail = g.reasons[0] if g.reasons else f"-> {len(g.consumers)} consumers"
         lines.append(f"{g.id:>5}  {g.status:<11} {units:>8}  {producers}  {detail}")
     if limit is not None and len(analysis.groups) > limit:
@@ -120,13 +124,35 @@ def _format_analysis(analysis: ChannelAnalysis, limit: int | None) -> str:
 
 
 def _parse_keep(values: tuple[str, ...]) -> dict[int, int]:
-    keep = {}
+    keep: dict[int, int] = {}
     for value in values:
         group, sep, count = value.partition("=")
         if not sep or not group.strip().isdigit() or not count.strip().isdigit():
-            raise PruneError(f"cannot read --keep {value!r}: write GROUP=N, e.g. --keep 3=48")
+            raise UsageError(f"cannot read --keep {value!r}: write GROUP=N, e.g. --keep 3=48")
+        if int(group) in keep:
+            raise UsageError(
+                f"--keep names group {int(group)} twice ({int(group)}={keep[int(group)]} and "
+                f"{value}): give one count per group"
+            )
         keep[int(group)] = int(count)
     return keep
+
+
+def _check_prune_outputs(model: Path, output: Path, report: Path | None) -> None:
+    """Every output path of ``prune`` is checked before anything is written."""
+    outputs = {"-o": output} if report is None else {"-o": output, "--report": report}
+    for option, path in outputs.items():
+        check_output_file(path, option, [model])
+    check_distinct(outputs)
+
+
+def _nothing_pruned(analysis: ChannelAnalysis, ratio: float, round_to: int) -> PruneError:
+    largest = max((g.channels for g in analysis.groups if g.prunable), default=0)
+    return PruneError(
+        f"nothing to prune: with --round-to {round_to}, --ratio {ratio:g} keeps every channel "
+        f"of every prunable group (the largest has {largest} channels); use a smaller "
+        "--round-to or --ratio. Nothing written."
+    )
 
 
 @main.command()
@@ -169,17 +195,16 @@ def prune(
     input_shapes: tuple[str, ...],
 ) -> None:
     """Remove channels from MODEL and write the pruned model to OUTPUT."""
-    from onnx_netadapt.prune.apply import parameter_count
+    from onnx_netadapt.measure.metrics import parameter_count
     from onnx_netadapt.prune.apply import prune as prune_model
 
     try:
         if (ratio is None) == (not keeps):
-            raise PruneError("give exactly one of --ratio R or --keep GROUP=N")
-        if output.resolve() == model.resolve():
-            raise PruneError("the output path is the input model: choose another -o")
+            raise UsageError("give exactly one of --ratio R or --keep GROUP=N")
         if round_to < 1:
-            raise PruneError("--round-to must be at least 1")
+            raise UsageError(f"--round-to {round_to} must be at least 1")
         keep = _parse_keep(keeps) if keeps else None
+        _check_prune_outputs(model, output, report)
         analysis = analyse(_load(model, input_shapes))
         result = prune_model(
             analysis, keep, ratio=ratio, round_to=round_to, allow_approximate=allow_approximate
@@ -187,6 +212,8 @@ def prune(
         data = result.report
         data["params_before"] = parameter_count(analysis.loaded.model)
         data["params_after"] = parameter_count(result.model)
+        if ratio is not None and ratio < 1 and data["params_after"] == data["params_before"]:
+            raise _nothing_pruned(analysis, ratio, round_to)
         if verify:
             from onnx_netadapt.verify import check_against_masked
 
@@ -197,7 +224,9 @@ def prune(
                     f"the pruned model differs from the masked original by "
                     f"{outcome.max_abs_diff:.3g}; nothing written. Please report this model."
                 )
-        save_model(result.model, output)
+        deliverable = with_original_interface(result.model, model)
+        data["interface"] = deliverable.note
+        save_model(deliverable.model, output)
         if report is not None:
             save_json(data, report)
     except NetAdaptError as exc:
@@ -237,8 +266,8 @@ def runners_cmd(as_json: bool) -> None:
     for row in rows:
         mark = "yes" if row["available"] else "no "
         click.echo(f"{row['name']:<10} {mark}  {row['summary']}")
-        if not row["available"]:
-            click.echo(f"{'':<15}why: {row['reason']}")
+        if row["reason"]:  # why not; or, for an available runner, what it cannot do here
+            click.echo(f"{'':<15}{'note' if row['available'] else 'why'}: {row['reason']}")
             if row["fix"]:
                 click.echo(f"{'':<15}fix: {row['fix']}")
 
@@ -279,6 +308,8 @@ def profile(
 
     try:
         options = parse_runner_options(runner_options)
+        if table_path is not None:
+            check_output_file(table_path, "--table", [model])
         report = profile_model(_load(model, input_shapes), target, table_path, threads, options)
     except NetAdaptError as exc:
         _fail(exc)

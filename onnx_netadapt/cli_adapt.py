@@ -12,10 +12,14 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from onnx_netadapt.adapt import Adaptation, AdaptConfig, IterationResult, parse_budgets
 from onnx_netadapt.adapt.config import SELECT_MODES
-from onnx_netadapt.errors import NetAdaptError
+from onnx_netadapt.adapt.rundir import RunDir, RunDirError
+from onnx_netadapt.adapt.state import RunState, RunSummary
+from onnx_netadapt.engines import ENGINES
+from onnx_netadapt.errors import NetAdaptError, UsageError
 from onnx_netadapt.graph.load import parse_input_shape
 from onnx_netadapt.measure.estimate import MODES as ESTIMATE_MODES
 
@@ -32,6 +36,15 @@ def parse_runner_options(values: tuple[str, ...]) -> dict[str, object]:
         except json.JSONDecodeError:
             options[key.replace("-", "_")] = value
     return options
+
+
+def _parse_workers(value: str) -> int | None:
+    """``auto`` -> None (decided from the devices), else a positive count."""
+    if value == "auto":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter(f"{value!r}: a positive count or auto", param_hint="--workers")
+    return int(value)
 
 
 class _Progress:
@@ -52,11 +65,10 @@ class _Progress:
             nl=done == total,
         )
 
-    def iteration(self, result: IterationResult, state: dict) -> None:
+    def iteration(self, result: IterationResult, state: RunState) -> None:
         if self.quiet:
             return
-        limits, original = state["limits"], state["original"]
-        units = state["units"]
+        limits, original, units = state.goals, state.original, state.units
         shares = [
             (original[r] - result.measured[r]) / (original[r] - lim)
             for r, lim in limits.items()
@@ -70,12 +82,12 @@ class _Progress:
         for r, lim in limits.items():
             text += f"  {r} {result.measured[r]:.4g}/{lim:.4g}"
         text += f"  holdout {100 * result.holdout_accuracy:.1f}%"
-        group = result.record.get("group")
-        if group:
+        group = result.record.group if result.record else None
+        if result.record and group:
             text += (
                 f"  group {group['group']} ({group['producers'][0]}) "
                 f"{group['channels_before']}->{group['channels_after']}"
-                f"  {result.record['seconds']['total']:.1f}s"
+                f"  {result.record.total_seconds:.1f}s"
             )
         click.echo(text, err=True)
 
@@ -108,13 +120,47 @@ class _Progress:
 @click.option("--long-epochs", default=5.0, show_default=True, help="Final fine-tune epochs.")
 @click.option("--select", type=click.Choice(SELECT_MODES), default="accuracy", show_default=True)
 @click.option(
+    "--margin",
+    default=0.0,
+    show_default=True,
+    help="A latency budget counts as met only at budget x (1 - margin) (room for noise).",
+)
+@click.option(
     "--estimator",
     type=click.Choice(ESTIMATE_MODES),
     default="auto",
     show_default=True,
     help="How a proposal's latency is estimated from the table and the current network.",
 )
-@click.option("--workers", default=1, show_default=True, help="Proposals evaluated in parallel.")
+@click.option(
+    "--workers",
+    default="auto",
+    show_default=True,
+    help="Proposals evaluated in parallel: auto = one per GPU, else fill the CPU cores.",
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="Where proposals train: auto (every GPU, else CPU), cpu, cuda or cuda:N.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="local",
+    show_default=True,
+    help="Where proposals run: this machine, or Ray (pip install 'onnx-netadapt[cluster]').",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster for --engine ray: auto joins this machine's cluster (default: start one).",
+)
+@click.option(
+    "--deterministic",
+    is_flag=True,
+    help="Deterministic training kernels (GPU results repeat exactly, a little slower).",
+)
 @click.option("--train-threads", default=1, show_default=True, help="Torch threads per proposal.")
 @click.option("--threads", default=1, show_default=True, help="Runner threads (ort, tflite).")
 @click.option("--batch-size", default=64, show_default=True)
@@ -140,6 +186,12 @@ class _Progress:
     metavar="NAME:D1,D2,...",
     help="Static shape of a model input with dynamic dimensions (repeatable).",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Let -o be a folder that holds other files or an earlier run; only the files a run "
+    "writes are replaced (never the input model).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def adapt_cmd(
@@ -151,17 +203,25 @@ def adapt_cmd(
     input_shapes: tuple[str, ...],
     as_json: bool,
     quiet: bool,
+    overwrite: bool,
     **settings: object,
 ) -> None:
     """Adapt MODEL until every --budget holds (NetAdapt), writing the run to -o DIR."""
     progress = _Progress(quiet)
     out_dir = resume or output or (model.with_name(model.stem + "_netadapt") if model else None)
+    run: Adaptation | None = None
     try:
         config = None
+        if resume is not None and (ignored := _ignored_on_resume(click.get_current_context())):
+            raise UsageError(
+                f"--resume {resume} continues the run with the settings it started with; "
+                f"{', '.join(ignored)} would be ignored: drop them (or start a new run with -o)"
+            )
         if resume is None:
             if model is None:
                 raise click.UsageError("give a MODEL to adapt (or --resume DIR)")
             table = settings.pop("table")
+            settings["workers"] = _parse_workers(str(settings["workers"]))
             config = AdaptConfig(
                 budgets=parse_budgets(budgets),
                 input_shapes={k: list(v) for k, v in map(parse_input_shape, input_shapes)},
@@ -175,46 +235,113 @@ def adapt_cmd(
             resume=resume is not None,
             runner_options=parse_runner_options(runner_options),
             progress=progress,
+            overwrite=overwrite,
         )
         for result in run.run():
             progress.iteration(result, run.state)
+    except KeyboardInterrupt:
+        _interrupted(out_dir, as_json)
     except NetAdaptError as exc:
-        summary = _read_summary(out_dir)
+        # refused before this run saved a state: a summary there is an earlier run's
+        summary = _read_summary(out_dir) if hasattr(run, "state") else None
         if as_json:
-            click.echo(json.dumps({"error": str(exc), "exit_code": exc.exit_code, **summary}))
+            data = summary.to_dict() if summary else {}
+            click.echo(json.dumps({**data, "error": str(exc), "exit_code": exc.exit_code}))
+        elif summary and not quiet:
+            _print_summary(summary, out_dir)
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     summary = _read_summary(out_dir)
+    if summary is None:
+        raise click.ClickException(f"{out_dir} holds no finished run")
     if as_json:
-        click.echo(json.dumps(summary, indent=1))
+        click.echo(json.dumps(summary.to_dict(), indent=1))
     elif not quiet:
         _print_summary(summary, out_dir)
 
 
-def _read_summary(out_dir: Path | None) -> dict:
-    """The summary of the run in ``out_dir`` (empty when the run never got that far)."""
-    if out_dir is None:
-        return {}
+# What --resume still takes: everything else is a setting the run keeps from its start.
+_RESUME_OPTIONS = {"resume", "runner_options", "as_json", "quiet"}
+
+
+def _ignored_on_resume(ctx: click.Context) -> list[str]:
+    """Options and arguments given explicitly that a resumed run would not use."""
+    given = []
+    for param in ctx.command.params:
+        if param.name in _RESUME_OPTIONS or param.name is None:
+            continue
+        source = ctx.get_parameter_source(param.name)
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            given.append(
+                param.human_readable_name
+                if param.param_type_name == "argument"
+                else min(param.opts, key=len)
+            )
+    return given
+
+
+# Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED_EXIT = 130
+
+
+def _interrupted(out_dir: Path | None, as_json: bool) -> None:
+    """Ctrl-C: say where the run stands and how to continue it, then exit 130."""
+    state = _read_state(out_dir)
+    if state is None:
+        message = (
+            "interrupted before the first iteration was saved; start it again with the same command"
+        )
+    else:
+        message = (
+            f"interrupted: the run is saved up to iteration {state.iteration}; continue it with "
+            f"onnx-netadapt --resume {out_dir}"
+        )
+    if as_json:
+        click.echo(json.dumps({"error": message, "exit_code": INTERRUPTED_EXIT}))
+    click.echo(message, err=True)
+    sys.exit(INTERRUPTED_EXIT)
+
+
+def _read_state(out_dir: Path | None) -> RunState | None:
+    """The saved state of the run in ``out_dir`` (None when nothing readable was saved)."""
+    if out_dir is None or not RunDir(out_dir).state_path.exists():
+        return None
     try:
-        return json.loads((Path(out_dir) / "state.json").read_text()).get("summary") or {}
-    except (OSError, json.JSONDecodeError):
-        return {}
+        return RunDir(out_dir).load_state()
+    except RunDirError:
+        return None
 
 
-def _print_summary(summary: dict, out_dir: Path) -> None:
-    units = summary["units"]
-    for resource, original in summary["original"].items():
-        final = summary["final"][resource]
-        limit = summary["limits"].get(resource)
-        budget = f" (budget {limit:.4g})" if limit is not None else ""
+def _read_summary(out_dir: Path | None) -> RunSummary | None:
+    """The summary of the run in ``out_dir`` (None when the run never got that far)."""
+    state = _read_state(out_dir)
+    return state.summary if state else None
+
+
+def _print_summary(summary: RunSummary, out_dir: Path) -> None:
+    units = summary.units
+    click.echo(f"status: {summary.status}: {summary.meaning}")
+    for resource, original in summary.original.items():
+        final = summary.final[resource]
+        limit = summary.limits.get(resource)
+        budget = ""
+        if limit is not None:
+            goal = summary.goals[resource]
+            held = "met" if final <= goal else "NOT met"
+            budget = f" (budget {limit:.4g}" + (f", goal {goal:.4g}" if goal != limit else "")
+            budget += f": {held})"
+        spread = summary.final_spread[resource]
+        noise = ""
+        if spread["rounds"] > 1:
+            noise = f" [p10-p90 {spread['p10']:.4g}-{spread['p90']:.4g}, {spread['rounds']} rounds]"
         click.echo(
             f"{resource}: {original:.4g} -> {final:.4g} {units[resource]}{budget}, "
-            f"x{final / original:.3f}"
+            f"x{final / original:.3f}{noise}"
         )
-    va = summary["val_accuracy"]
+    va = summary.val_accuracy
     click.echo(
         f"validation accuracy: {100 * va['original']:.2f}% -> {100 * va['adapted']:.2f}%  "
-        f"({summary['iterations']} iterations, {summary['seconds_total']:.0f} s, "
-        f"{summary['table_measurements']} table measurements)"
+        f"({summary.iterations} iterations, {summary.seconds_total:.0f} s, "
+        f"{summary.table_measurements} table measurements)"
     )
     click.echo(f"wrote {out_dir}/adapted.onnx, history.json, report.md")

@@ -12,6 +12,16 @@ class NetAdaptError(Exception):
     exit_code = 1
 
 
+class UsageError(NetAdaptError):
+    """An option value or combination that cannot work (out of range, contradictory, ignored)."""
+
+    exit_code = 2
+
+
+class OutputError(NetAdaptError):
+    """An output cannot be written (read-only file system, disk full, no permission)."""
+
+
 class ModelLoadError(NetAdaptError):
     """The model file cannot be read, is not ONNX, or fails the ONNX checker."""
 

@@ -18,7 +18,7 @@ from onnx import numpy_helper
 
 from onnx_netadapt.channels.analysis import ChannelAnalysis
 from onnx_netadapt.graph.large import ort_session
-from onnx_netadapt.graph.ops import numpy_dtype
+from onnx_netadapt.graph.probe import random_inputs
 from onnx_netadapt.prune.apply import PruneResult
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ def masked_original(analysis: ChannelAnalysis, result: PruneResult) -> onnx.Mode
             if spec.role != "consumer":
                 continue
             gone = atom_removed[spec.atoms]
+            if gone.ndim > 1:  # an entry goes only when it goes with every atom it follows
+                gone = gone.all(axis=tuple(a for a in range(gone.ndim) if a != spec.atoms_axis))
             if not gone.any():
                 continue
             array = arrays.setdefault(spec.tensor, numpy_helper.to_array(inits[spec.tensor]).copy())
@@ -69,28 +71,17 @@ def masked_original(analysis: ChannelAnalysis, result: PruneResult) -> onnx.Mode
     return model
 
 
-def random_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random feeds for every graph input (static shapes required)."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for vi in model.graph.input:
-        shape = [d.dim_value for d in vi.type.tensor_type.shape.dim]
-        dtype = numpy_dtype(vi.type.tensor_type.elem_type)
-        if np.issubdtype(dtype, np.floating):
-            feeds[vi.name] = rng.standard_normal(shape).astype(dtype)
-        else:
-            feeds[vi.name] = rng.integers(0, 2, shape).astype(dtype)
-    return feeds
-
-
 def run_model(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Run ``model`` once in ONNX Runtime (CPU, all optimisations off, one thread)."""
+    """Run ``model`` once in ONNX Runtime (CPU, all optimisations and pre-packing off, one
+    thread)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.intra_op_num_threads = 1
     options.log_severity_level = 3
+    # a constant weight is pre-packed, a computed one is not: the sums then round differently
+    options.add_session_config_entry("session.disable_prepacking", "1")
     session = ort_session(model, options, ["CPUExecutionProvider"])
     return session.run(None, feeds)
 

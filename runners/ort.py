@@ -17,10 +17,10 @@ import numpy as np
 import onnx
 
 from onnx_netadapt.graph.large import ort_session
+from onnx_netadapt.graph.probe import random_inputs
 from onnx_netadapt.measure.host import cpu_model_name
 from onnx_netadapt.measure.runner import Availability, Runner, RunnerError
 from onnx_netadapt.measure.stats import MeasureSettings, sample_until_stable, time_ms
-from onnx_netadapt.verify import random_inputs
 
 logger = logging.getLogger(__name__)
 

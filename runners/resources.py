@@ -7,15 +7,15 @@ paper's MAC-guided ablation can be run). Their "statistics" are exact: one sampl
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 
 import numpy as np
 import onnx
 
 from onnx_netadapt.graph.load import load_model
 from onnx_netadapt.graph.ops import numpy_dtype
+from onnx_netadapt.measure.metrics import model_macs, parameter_count
 from onnx_netadapt.measure.runner import Runner
-from onnx_netadapt.measure.signature import LayerSignature, layer_signature
+from onnx_netadapt.measure.signature import LayerSignature
 
 logger = logging.getLogger(__name__)
 
@@ -25,22 +25,6 @@ class _DeviceFree(Runner):
 
     def _fingerprint_impl(self) -> dict[str, object]:
         return {"device": "none", "resource": self.name, "unit": self.unit}
-
-
-def model_macs(model: onnx.ModelProto) -> int:
-    """Multiply-accumulates of every Conv/ConvTranspose/Gemm/MatMul-with-constant layer."""
-    loaded = load_model(model, fold=False)
-    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for node in loaded.model.graph.node:
-        for name in node.input:
-            consumers[name].append(node)
-    constants = loaded.initializers
-    total = 0
-    for node in loaded.model.graph.node:
-        sig = layer_signature(node, loaded.shapes, consumers, constants)
-        if sig is not None:
-            total += sig.macs()
-    return total
 
 
 class MacsRunner(_DeviceFree):
@@ -65,8 +49,6 @@ class ParamsRunner(_DeviceFree):
     unit = "Mparam"
 
     def _measure_impl(self, model: onnx.ModelProto) -> list[float]:
-        from onnx_netadapt.prune.apply import parameter_count
-
         return [parameter_count(model) / 1e6]
 
     def _measure_layer_impl(self, signature: LayerSignature) -> list[float]:

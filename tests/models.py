@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from onnx_compat import make_model
 
 DEFAULT_OPSET = 17
 FLOAT = TensorProto.FLOAT
@@ -179,8 +180,7 @@ class GraphBuilder:
         graph = helper.make_graph(
             self.nodes, self.name, self.inputs, self.outputs, self.initializers
         )
-        model = helper.make_model(graph, opset_imports=opsets, producer_name="onnx-netadapt-tests")
-        model.ir_version = helper.find_min_ir_version_for(opsets, ignore_unknown=True)
+        model = make_model(graph, opset_imports=opsets, producer_name="onnx-netadapt-tests")
         return model
 
     # -- layers --------------------------------------------------------------------------------
@@ -951,3 +951,328 @@ def quantized() -> onnx.ModelProto:
     y2, s2, z2 = qconv(y1, s1, z1, 16, 8, 0.1)
     b.output(b.op("DequantizeLinear", [y2, s2, z2]), [1, 8, 8, 8])
     return b.build()
+
+
+# ---------------------------------------------------------------------------------------------
+# Declared shapes and weights computed at run time (issue 12)
+# ---------------------------------------------------------------------------------------------
+
+
+def paddle_declared_dims(batch: int = 1) -> onnx.ModelProto:
+    """Paddle-style declarations: IR 7, opset 11, output batch ``dim_value: -1``, a value_info
+    with ``dim_value: 0``; the input batch is ``batch`` (-1 for the CLI test)."""
+    b = GraphBuilder("paddle_declared_dims", 11)
+    x = b.relu(b.conv(b.input("x", [batch, 3, 12, 24]), 3, 16, stride=2))
+    hidden = b.relu(b.conv(x, 16, 16))
+    b.output(b.op("Identity", [b.head(hidden, 16, 2)]), [-1, 2])
+    model = b.build()
+    model.graph.value_info.append(helper.make_tensor_value_info(hidden, FLOAT, [0, 16, 6, 12]))
+    model.ir_version = 7
+    return model
+
+
+register(
+    "paddle_declared_dims",
+    expect_prunable=2,
+    note="IR 7 / opset 11, output declared with dim_value -1, a value_info with 0 (Paddle)",
+)(paddle_declared_dims)
+
+
+def _run_time_weight_net(
+    name: str, make_weight: Callable[[GraphBuilder], str], opset: int = DEFAULT_OPSET
+) -> onnx.ModelProto:
+    """conv0 (3->8) -> Conv 'wconv_0' (8->8, weight computed by ``make_weight``) -> conv2
+    (8->16) -> classifier. Groups: conv0 (read by wconv), wconv, conv2; the Gemm is an output."""
+    b = GraphBuilder(name, opset)
+    h = b.relu(b.conv(b.input("input", [1, 3, 8, 8]), 3, 8))
+    w = make_weight(b)
+    bias = b.param([8], "wconv_b", 0.1)
+    y = b.op("Conv", [h, w, bias], hint="wconv", kernel_shape=[3, 3], pads=[1] * 4)
+    y = b.relu(b.conv(b.relu(y), 8, 16))
+    b.output(b.head(y, 16), [1, 10])
+    return b.build()
+
+
+def _stored(b: GraphBuilder, name: str, shape: Sequence[int], scale: float = 0.3) -> str:
+    return b.const((b.rng.standard_normal(tuple(shape)) * scale).astype(np.float32), name=name)
+
+
+def _standardised(b: GraphBuilder, v: str, axes: Sequence[int]) -> str:
+    """(v - mean) / sqrt(var + eps) over ``axes`` (BiT-style weight standardisation)."""
+    centred = b.op("Sub", [v, b.reduce("ReduceMean", v, axes)])
+    var = b.reduce("ReduceMean", b.op("Mul", [centred, centred]), axes)
+    return b.op("Div", [centred, b.op("Sqrt", [b.op("Add", [var, b.scalar(1e-6)])])])
+
+
+@register(
+    "ws_scaled_std_conv_bn_opset13",
+    expect_prunable=2,
+    note="ws_scaled_std_conv_bn as exported at opset 11-13: inference-mode BatchNormalization "
+    "whose mean/var come from the exporter's transposed copy of the weight",
+    opset=13,
+)
+@register(
+    "ws_scaled_std_conv_bn",
+    expect_prunable=2,
+    note="timm ScaledStdConv2d, legacy export: BatchNormalization(training_mode=1) over the "
+    "weight reshaped to [1,O,I*k*k], times a gain: conv0 (its input channels) approximate",
+)
+def ws_scaled_std_conv_bn(opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    def weight(b: GraphBuilder) -> str:
+        v = b.rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+        flat = b.const(v.reshape(1, 8, 72), name="ws_v")  # the exporter folds the first reshape
+        copy = b.const(v.reshape(1, 8, 72).transpose(0, 2, 1).copy(), name="ws_vt")
+        mean = b.reduce("ReduceMean", copy, [0, 1], keepdims=False)
+        centred = b.op("Sub", [copy, b.reduce("ReduceMean", copy, [0, 1])])
+        var = b.reduce("ReduceMean", b.op("Mul", [centred, centred]), [0, 1], keepdims=False)
+        gain = b.const((b.rng.uniform(0.5, 1.5, 8) / np.sqrt(72)).astype(np.float32), name="ws_g")
+        zero = b.const(np.zeros(8, np.float32), name="ws_zero")
+        inputs = [flat, gain, zero, mean, var]
+        if opset >= 14:  # batch statistics of the weight itself; mean/var only feed outputs 1, 2
+            y = b.ops("BatchNormalization", inputs, 3, epsilon=1e-6, momentum=1.0, training_mode=1)
+        else:
+            y = b.ops("BatchNormalization", inputs, 1, epsilon=1e-6, momentum=1.0)
+        return b.op("Reshape", [y[0], b.ints([8, 8, 3, 3])])
+
+    return _run_time_weight_net(f"ws_scaled_std_conv_bn_opset{opset}", weight, opset=opset)
+
+
+@register(
+    "ws_reduce_gain",
+    expect_prunable=2,
+    note="weight standardisation as ReduceMean/Sub/Div over [1,2,3] times a per-filter gain",
+    gain=True,
+)
+@register(
+    "ws_reduce",
+    expect_prunable=2,
+    note="BiT weight standardisation as ReduceMean/Sub/Div over [1,2,3]: conv0 approximate",
+)
+def ws_reduce(gain: bool = False) -> onnx.ModelProto:
+    def weight(b: GraphBuilder) -> str:
+        w = _standardised(b, _stored(b, "ws_v", [8, 8, 3, 3]), [1, 2, 3])
+        if gain:
+            w = b.op("Mul", [w, b.const(np.full((8, 1, 1, 1), 0.1, np.float32), name="ws_g")])
+        return w
+
+    return _run_time_weight_net(f"ws_reduce_gain{int(gain)}", weight)
+
+
+@register(
+    "weight_norm_inputs",
+    expect_prunable=2,
+    note="weight norm g[1,I] * v / ||v|| over [0,2,3] (per input channel): conv0 exact, "
+    "wconv's own filters approximate",
+    axes=(0, 2, 3),
+)
+@register(
+    "weight_norm_filters",
+    expect_prunable=2,
+    note="weight norm g[O] * v / ||v|| over [1,2,3] (torch dim=0): conv0 approximate, "
+    "wconv's filters exact",
+)
+def weight_norm(axes: tuple[int, ...] = (1, 2, 3)) -> onnx.ModelProto:
+    def weight(b: GraphBuilder) -> str:
+        v = _stored(b, "wn_v", [8, 8, 3, 3])
+        g_shape = [1, 1, 1, 1]
+        g_shape[({0, 1, 2, 3} - set(axes)).pop()] = 8
+        g = b.const(b.rng.uniform(0.5, 1.5, g_shape).astype(np.float32), name="wn_g")
+        return b.op("Mul", [g, b.op("Div", [v, b.reduce("ReduceL2", v, axes)])])
+
+    return _run_time_weight_net(f"weight_norm_{''.join(map(str, axes))}", weight)
+
+
+@register(
+    "reparam_branches_runtime",
+    expect_prunable=3,
+    note="RepVGG branches summed at run time: w3x3 + Pad(w1x1) + identity kernel (exact)",
+)
+def reparam_branches_runtime() -> onnx.ModelProto:
+    def weight(b: GraphBuilder) -> str:
+        identity = np.zeros((8, 8, 3, 3), np.float32)
+        identity[np.arange(8), np.arange(8), 1, 1] = 1.0
+        w1 = b.op("Pad", [_stored(b, "rep_w1", [8, 8, 1, 1]), b.ints([0, 0, 1, 1, 0, 0, 1, 1])])
+        w = b.op("Add", [_stored(b, "rep_w3", [8, 8, 3, 3]), w1])
+        return b.op("Add", [w, b.const(identity, name="rep_id")])
+
+    return _run_time_weight_net("reparam_branches_runtime", weight)
+
+
+@register(
+    "scaled_weight_runtime",
+    expect_prunable=3,
+    note="weight * scale[O,1,1,1] computed at run time (per-filter constant arithmetic, exact)",
+)
+def scaled_weight_runtime() -> onnx.ModelProto:
+    def weight(b: GraphBuilder) -> str:
+        scale = b.const(b.rng.uniform(0.5, 1.5, (8, 1, 1, 1)).astype(np.float32), name="sc_s")
+        return b.op("Mul", [_stored(b, "sc_v", [8, 8, 3, 3]), scale])
+
+    return _run_time_weight_net("scaled_weight_runtime", weight)
+
+
+@register(
+    "low_rank_weight_runtime",
+    expect_prunable=3,
+    note="weight = Reshape(A[O,4] @ B[4,I*9]) at run time: rows follow A, columns B (exact)",
+)
+def low_rank_weight_runtime() -> onnx.ModelProto:
+    def weight(b: GraphBuilder) -> str:
+        product = b.op("MatMul", [_stored(b, "lr_a", [8, 4]), _stored(b, "lr_b", [4, 72])])
+        return b.op("Reshape", [product, b.ints([8, 8, 3, 3])])
+
+    return _run_time_weight_net("low_rank_weight_runtime", weight)
+
+
+@register(
+    "gathered_weight_runtime",
+    expect_prunable=1,
+    note="weight = Gather(v, permutation, axis=1) at run time: not followed, wconv pinned",
+)
+def gathered_weight_runtime() -> onnx.ModelProto:
+    def weight(b: GraphBuilder) -> str:
+        order = b.const(np.asarray([3, 1, 0, 2, 7, 5, 4, 6], np.int64), name="ga_order")
+        return b.op("Gather", [_stored(b, "ga_v", [8, 8, 3, 3]), order], axis=1)
+
+    return _run_time_weight_net("gathered_weight_runtime", weight)
+
+
+@register(
+    "condconv_runtime",
+    expect_prunable=2,
+    note="CondConv: weight = routing(x) @ experts, computed from the input: conv0 pinned "
+    "(weight computed at run time); the routing Gemm's experts and conv2 exact",
+)
+def condconv_runtime() -> onnx.ModelProto:
+    b = GraphBuilder("condconv_runtime")
+    h = b.relu(b.conv(b.input("input", [1, 3, 8, 8]), 3, 8))
+    pooled = b.op("Flatten", [b.op("GlobalAveragePool", [h])])
+    routing = b.op("Sigmoid", [b.gemm(pooled, 8, 4)])  # [1, 4 experts]
+    mixed = b.op("MatMul", [routing, _stored(b, "cc_experts", [4, 8 * 8 * 9])])
+    w = b.op("Reshape", [mixed, b.ints([8, 8, 3, 3])])
+    y = b.op("Conv", [h, w], hint="wconv", kernel_shape=[3, 3], pads=[1] * 4)
+    y = b.relu(b.conv(b.relu(y), 8, 16))
+    b.output(b.head(y, 16), [1, 10])
+    return b.build()
+
+
+@register(
+    "weight_norm_linear",
+    expect_prunable=1,
+    note="weight norm on Gemm (transB=1, norm over axis 1) and MatMul ([I,O], norm over axis 0): "
+    "the conv and the Gemm's features approximate, the MatMul's features exact",
+)
+def weight_norm_linear() -> onnx.ModelProto:
+    b = GraphBuilder("weight_norm_linear")
+    x = b.relu(b.conv(b.input("input", [1, 3, 8, 8]), 3, 8))
+    x = b.op("Flatten", [b.op("GlobalAveragePool", [x])])
+    v = _stored(b, "wn_gemm_v", [16, 8])
+    w = b.op("Div", [v, b.reduce("ReduceL2", v, [1])])
+    x = b.relu(b.op("Gemm", [x, w, b.param([16], "wn_gemm_b", 0.1)], transB=1))
+    v = _stored(b, "wn_matmul_v", [16, 12])
+    x = b.relu(b.op("MatMul", [x, b.op("Div", [v, b.reduce("ReduceL2", v, [0])])]))
+    b.output(b.gemm(x, 12, 10), [1, 10])
+    return b.build()
+
+
+# -- attention heads (issue 12, section 4) ---------------------------------------------------
+def _heads(b: GraphBuilder, x: str, n: int, heads: int, dim: int, perm: Sequence[int]) -> str:
+    """[1, N, H*D] -> Reshape [1, N, H, D] -> Transpose ``perm``."""
+    return b.op("Transpose", [b.op("Reshape", [x, b.ints([1, n, heads, dim])])], perm=list(perm))
+
+
+def _attention_core(
+    b: GraphBuilder, q: str, kt: str, v: str, n: int, heads: int, dim: int, bias: bool, rel: bool
+) -> str:
+    """softmax(q k^T / sqrt(D) [+ per-head bias]) v, back to [1, N, H*D]."""
+    scores = b.op("Mul", [b.op("MatMul", [q, kt]), b.scalar(dim**-0.5)])
+    if bias:  # Swin's relative position bias: a constant [1, H, N, N]
+        scores = b.add_param(scores, [1, heads, n, n])
+    if rel:  # BotNet's relative logits: q times one matrix shared by every head
+        scores = b.op("Add", [scores, b.op("MatMul", [q, b.param([dim, n], "rel_w")])])
+    out = b.op("MatMul", [b.op("Softmax", [scores], axis=-1), v])
+    out = b.op("Transpose", [out], perm=[0, 2, 1, 3])
+    return b.op("Reshape", [out, b.ints([1, n, heads * dim])])
+
+
+def _attention_block(
+    name: str, heads: int, dim: int, fused: str | None = None, bias: bool = False, rel: bool = False
+) -> onnx.ModelProto:
+    """Token embedding, one multi-head self-attention with a residual, token-mean classifier."""
+    b = GraphBuilder(name)
+    n, c = 6, heads * dim
+    x = b.add_param(b.matmul(b.input("input", [1, n, 8]), 8, c), [c])
+    if fused is None:
+        q, k, v = (b.add_param(b.matmul(x, c, c), [c]) for _ in range(3))
+        q = _heads(b, q, n, heads, dim, [0, 2, 1, 3])
+        kt = _heads(b, k, n, heads, dim, [0, 2, 3, 1])
+        v = _heads(b, v, n, heads, dim, [0, 2, 1, 3])
+    else:  # one projection to [3, H, D] per token, taken apart like the exporters do
+        qkv = b.add_param(b.matmul(x, c, 3 * c), [3 * c])
+        qkv = b.op("Reshape", [qkv, b.ints([1, n, 3, heads, dim])])
+        qkv = b.op("Transpose", [qkv], perm=[2, 0, 3, 1, 4])  # [3, 1, H, N, D]
+        if fused == "split":
+            parts = b.ops("Split", [qkv, b.ints([1, 1, 1])], 3, axis=0)
+            q, k, v = (b.squeeze(p, [0]) for p in parts)
+        else:  # Gather with a scalar index (torchvision's Swin: qkv[0], qkv[1], qkv[2])
+            q, k, v = (b.op("Gather", [qkv, b.const(np.asarray(i, np.int64))]) for i in range(3))
+        kt = b.op("Transpose", [k], perm=[0, 1, 3, 2])
+    out = _attention_core(b, q, kt, v, n, heads, dim, bias, rel)
+    x = b.op("Add", [x, b.add_param(b.matmul(out, c, c), [c])])
+    b.output(b.reduce("ReduceMean", b.matmul(x, c, 10), [1], keepdims=False), [1, 10])
+    return b.build()
+
+
+@register(
+    "attention_heads",
+    expect_prunable=2,
+    note="MHA, 2 heads of 8: q/k/v/out-projection heads as one group of 2 units; residual",
+)
+def attention_heads() -> onnx.ModelProto:
+    return _attention_block("attention_heads", heads=2, dim=8)
+
+
+@register(
+    "attention_heads_bias",
+    expect_prunable=2,
+    note="MHA, 4 heads of 4 with a constant per-head [1,H,N,N] score bias (Swin): bias sliced",
+)
+def attention_heads_bias() -> onnx.ModelProto:
+    return _attention_block("attention_heads_bias", heads=4, dim=4, bias=True)
+
+
+@register(
+    "attention_relative_logits",
+    expect_prunable=2,
+    note="MHA, 4 heads of 4, scores + q @ W_rel (one constant matrix for every head, BotNet)",
+)
+def attention_relative_logits() -> onnx.ModelProto:
+    return _attention_block("attention_relative_logits", heads=4, dim=4, rel=True)
+
+
+@register(
+    "attention_fused_qkv_split",
+    expect_prunable=2,
+    note="fused qkv MatMul -> [1,N,3,H,D] -> Transpose -> Split on the 3 -> Squeeze (legacy)",
+)
+def attention_fused_qkv_split() -> onnx.ModelProto:
+    return _attention_block("attention_fused_qkv_split", heads=3, dim=4, fused="split")
+
+
+@register(
+    "attention_fused_qkv_gather",
+    expect_prunable=2,
+    note="fused qkv MatMul -> [1,N,3,H,D] -> Transpose -> Gather scalar 0/1/2 (Swin)",
+)
+def attention_fused_qkv_gather() -> onnx.ModelProto:
+    return _attention_block("attention_fused_qkv_gather", heads=4, dim=4, fused="gather")
+
+
+@register(
+    "attention_single_head",
+    expect_prunable=2,
+    note="single-head attention: q/k pinned (every score depends on all of them); v and the "
+    "output projection's rows prune together (the scores do not depend on v)",
+)
+def attention_single_head() -> onnx.ModelProto:
+    return _attention_block("attention_single_head", heads=1, dim=8)

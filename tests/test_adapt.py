@@ -15,7 +15,7 @@ from onnx_netadapt.adapt import AdaptConfig, adapt, adapt_model, parse_budget
 from onnx_netadapt.adapt import resources as resources_module
 from onnx_netadapt.adapt.rundir import RunDirError
 from onnx_netadapt.cli import main
-from onnx_netadapt.errors import BudgetError, DataError
+from onnx_netadapt.errors import BudgetError, DataError, UsageError
 from onnx_netadapt.measure.runner import RunnerError
 from onnx_netadapt.measure.stats import LatencyStats
 from runners.resources import MacsRunner
@@ -226,7 +226,7 @@ def test_loop_tracks_ort_latency_under_a_params_budget(
 
 
 def test_unknown_estimator_is_refused() -> None:
-    with pytest.raises(BudgetError, match="--estimator"):
+    with pytest.raises(UsageError, match="--estimator"):
         _config(estimator="guess").validate()
 
 

@@ -10,11 +10,12 @@ from models import CASES
 
 from onnx_netadapt.adapt import parse_budget
 from onnx_netadapt.adapt import resources as resources_module
-from onnx_netadapt.adapt.resources import ResourceSet, pruned_signatures
+from onnx_netadapt.adapt.resources import ResourceSet
 from onnx_netadapt.channels.analysis import analyse
 from onnx_netadapt.graph.load import load_model
-from onnx_netadapt.measure.estimate import model_signatures
-from onnx_netadapt.prune.apply import parameter_count, prune
+from onnx_netadapt.measure.metrics import parameter_count
+from onnx_netadapt.measure.signature import model_signatures, pruned_signatures
+from onnx_netadapt.prune.apply import prune
 from runners.resources import MacsRunner
 
 

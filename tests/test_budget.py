@@ -31,8 +31,8 @@ def test_parse_budget(text: str, expected: Budget) -> None:
     "text, fragment",
     [
         ("5", "add a unit"),
-        ("1.0", "no reduction"),
         ("0", "(0, 1]"),
+        ("-1", "must be positive"),
         ("12parsecs", "unknown unit"),
         ("half", "cannot read"),
         ("-3ms", "positive"),
@@ -41,6 +41,18 @@ def test_parse_budget(text: str, expected: Budget) -> None:
 def test_bad_budgets_say_how_to_fix(text: str, fragment: str) -> None:
     with pytest.raises(BudgetError, match=fragment.replace("(", r"\(").replace("]", r"\]")):
         parse_budget(text)
+
+
+def test_a_negative_bare_budget_suggests_no_negative_value() -> None:
+    with pytest.raises(BudgetError) as info:
+        parse_budget("-1")
+    assert "-1ms" not in str(info.value) and "12ms" in str(info.value)
+
+
+def test_a_budget_of_one_is_accepted() -> None:
+    """(0, 1] as documented: 1 means the resource must not grow (beside another budget)."""
+    assert parse_budget("1") == Budget("latency", 1.0, True)
+    assert [b.value for b in parse_budgets(["1", "params=0.5"])] == [1.0, 0.5]
 
 
 def test_one_budget_per_resource_and_at_least_one() -> None:
@@ -55,5 +67,13 @@ def test_limits_and_units() -> None:
     assert parse_budget("0.5").limit(10.0) == 5.0
     assert parse_budget("3ms").limit(10.0) == 3.0
     check_unit(parse_budget("3ms"), "ms")
-    with pytest.raises(BudgetError, match="measures in MMAC"):
+    with pytest.raises(BudgetError, match=r"'macs' runner measures MMAC.*macs=150MMAC"):
         check_unit(parse_budget("macs=3ms"), "MMAC")
+
+
+def test_a_latency_budget_on_a_macs_target_names_the_target() -> None:
+    with pytest.raises(BudgetError) as info:
+        check_unit(parse_budget("12ms"), "MMAC", "macs")
+    message = str(info.value)
+    assert "--budget 12ms is in ms, but --target macs measures MMAC" in message
+    assert "'latency' runner" not in message and "--budget 150MMAC" in message

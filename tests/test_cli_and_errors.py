@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -10,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from models import CASES
 from onnx import TensorProto, helper, numpy_helper
+from onnx_compat import make_model
 
 from onnx_netadapt import (
     ModelLoadError,
@@ -81,8 +83,12 @@ def test_prune_keep_count(model_file, tmp_path):
         (["--ratio", "0"], 5, "outside (0, 1]"),
         (["--ratio", "1.5"], 5, "outside (0, 1]"),
         (["--keep", "999=4"], 5, "no channel group 999"),
-        (["--keep", "abc"], 5, "GROUP=N"),
-        ([], 5, "exactly one of"),
+        (["--keep", "abc"], 2, "GROUP=N"),
+        ([], 2, "exactly one of"),
+        (["--ratio", "0.5", "--keep", "1=4"], 2, "exactly one of"),
+        (["--keep", "1=8", "--keep", "1=4"], 2, "group 1 twice"),
+        (["--ratio", "0.5", "--round-to", "0"], 2, "--round-to 0"),
+        (["--ratio", "0.5", "--round-to", "1000"], 5, "nothing to prune"),
     ],
 )
 def test_bad_prune_requests(model_file, tmp_path, args, code, needle):
@@ -105,13 +111,77 @@ def test_unprunable_group_is_refused_with_its_reason(model_file, tmp_path):
     assert not out.exists()
 
 
-def test_output_over_input_is_refused(model_file):
+def test_output_over_input_is_refused(model_file, tmp_path, monkeypatch):
     before = model_file.read_bytes()
+    link = tmp_path / "link.onnx"
+    link.symlink_to(model_file)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    for model, output in [
+        (model_file, model_file),  # the same path
+        (link, model_file),  # through a symlink
+        (model_file, "sub/../model.onnx"),  # relative, with ..
+    ]:
+        result = CliRunner().invoke(
+            main, ["prune", str(model), "-o", str(output), "--ratio", "0.5"]
+        )
+        assert result.exit_code == 2, result.output
+        assert "is the input model" in result.output
     result = CliRunner().invoke(
-        main, ["prune", str(model_file), "-o", str(model_file), "--ratio", "0.5"]
+        main, ["prune", "model.onnx", "-o", "o.onnx", "--ratio", "0.5", "--report", "model.onnx"]
     )
-    assert result.exit_code == 5
+    assert result.exit_code == 2 and "--report model.onnx is the input model" in result.output
     assert model_file.read_bytes() == before
+    assert not (tmp_path / "o.onnx").exists()
+
+
+@pytest.mark.parametrize("which", ["-o", "--report"])
+def test_prune_outputs_checked_before_anything_is_written(model_file, tmp_path, which):
+    """A directory as -o or --report is refused before the model is written (exit 2)."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    out, report = tmp_path / "out.onnx", tmp_path / "report.json"
+    paths = {"-o": out, "--report": report, which: folder}
+    args = ["prune", str(model_file), "--ratio", "0.5"]
+    result = CliRunner().invoke(
+        main, [*args, "-o", str(paths["-o"]), "--report", str(paths["--report"])]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"{which} {folder} is a directory" in result.output
+    assert not out.exists() and not report.exists() and not any(folder.iterdir())
+    same = CliRunner().invoke(main, [*args, "-o", str(out), "--report", str(out)])
+    assert same.exit_code == 2 and "name the same file" in same.output and not out.exists()
+
+
+def test_prune_into_an_unwritable_folder_is_a_clear_error(model_file, tmp_path, monkeypatch):
+    """A read-only file system (access says no): refused before any work, exit 2."""
+    import onnx_netadapt.paths as paths
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_access = paths.os.access
+    monkeypatch.setattr(paths.os, "access", lambda p, mode: Path(p) != ro and real_access(p, mode))
+    result = CliRunner().invoke(
+        main, ["prune", str(model_file), "-o", str(ro / "out.onnx"), "--ratio", "0.5"]
+    )
+    assert result.exit_code == 2 and "read-only file system or no permission" in result.output
+
+
+def test_a_failing_write_is_an_error_not_a_traceback(model_file, tmp_path, monkeypatch):
+    """When the OS refuses the write itself (EROFS, disk full), the error names the file."""
+    import errno
+
+    import onnx_netadapt.graph.save as save
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(save.tempfile, "mkstemp", refuse)
+    out = tmp_path / "out.onnx"
+    result = CliRunner().invoke(main, ["prune", str(model_file), "-o", str(out), "--ratio", "0.5"])
+    assert result.exit_code == 1, result.output
+    assert f"cannot write {out}: Read-only file system" in result.output
+    assert not out.exists()
 
 
 def test_truncated_file(model_file, tmp_path):
@@ -130,12 +200,30 @@ def test_not_an_onnx_file(tmp_path):
         main, ["prune", str(bad), "-o", str(tmp_path / "o.onnx"), "--ratio", "0.5"]
     )
     assert result.exit_code == 3
+    assert "is not an ONNX model: it looks like a text file" in result.output
+    assert "truncated" not in result.output
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_an_image_named_onnx_is_not_called_truncated(tmp_path):
+    png = tmp_path / "picture.onnx"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    result = CliRunner().invoke(main, ["inspect", str(png)])
+    assert result.exit_code == 3
+    assert "not an ONNX model: it looks like a PNG image" in result.output
+    assert "truncated" not in result.output
 
 
 def test_missing_file(tmp_path):
     result = CliRunner().invoke(main, ["inspect", str(tmp_path / "nope.onnx")])
     assert result.exit_code == 3 and "not found" in result.output
+
+
+def test_a_directory_as_the_model_is_called_a_directory(tmp_path):
+    result = CliRunner().invoke(main, ["inspect", str(tmp_path)])
+    assert result.exit_code == 3
+    assert "is a directory, not an ONNX model file" in result.output
+    assert "not found" not in result.output
 
 
 @pytest.mark.parametrize("opset", [9, 22])
@@ -149,7 +237,7 @@ def test_opset_out_of_range(opset):
 def test_opset_out_of_range_message(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
-    model = helper.make_model(
+    model = make_model(
         helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
         opset_imports=[helper.make_opsetid("", 9)],
     )
@@ -180,6 +268,65 @@ def test_dynamic_shape_needs_input_shape(tmp_path):
     )
     ok = CliRunner().invoke(main, ["inspect", str(path), "--input-shape", f"{name}:{dims}"])
     assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.parametrize("command", ["inspect", "prune", "profile"])
+def test_input_shape_cannot_change_a_fixed_dimension(model_file, tmp_path, command):
+    """Channels fixed at 3 cannot become 5: refused naming the dimension (exit 4), nothing
+    written, and profile gives this error instead of ONNX Runtime's traceback."""
+    graph_input = onnx.load(str(model_file)).graph.input[0]
+    dims = [d.dim_value for d in graph_input.type.tensor_type.shape.dim]
+    bad = [dims[0], dims[1] + 2, *dims[2:]]
+    args = {
+        "inspect": [],
+        "prune": ["-o", str(tmp_path / "o.onnx"), "--ratio", "0.5"],
+        "profile": ["--target", "macs"],
+    }[command]
+    spec = f"{graph_input.name}:{','.join(map(str, bad))}"
+    result = CliRunner().invoke(main, [command, str(model_file), "--input-shape", spec, *args])
+    assert result.exit_code == 4, result.output
+    assert f"sets dimension 1 of {graph_input.name!r} to {dims[1] + 2}" in result.output
+    assert f"fixes it at {dims[1]}" in result.output
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_input_shape_sets_dynamic_dimensions_only(tmp_path):
+    path = tmp_path / "dyn.onnx"
+    onnx.save(_dynamic_batch_model(), str(path))
+    vi = _dynamic_batch_model().graph.input[0]
+    dims = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+    good = f"{vi.name}:4,{','.join(map(str, dims[1:]))}"
+    ok = CliRunner().invoke(main, ["inspect", str(path), "--input-shape", good])
+    assert ok.exit_code == 0, ok.output  # batch is dynamic: any value
+    wrong = f"{vi.name}:{','.join(map(str, [4, dims[1], dims[2] + 1, *dims[3:]]))}"
+    bad = CliRunner().invoke(main, ["inspect", str(path), "--input-shape", wrong])
+    assert bad.exit_code == 4 and "dimension 2" in bad.output
+
+
+def test_unknown_runner_option_is_refused_with_the_accepted_ones(model_file):
+    result = CliRunner().invoke(
+        main, ["profile", str(model_file), "--target", "ort", "--runner-option", "thread=2"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--runner-option thread: no runner of this run takes it" in result.output
+    assert "ort takes threads, providers, optimization" in result.output
+
+
+def test_profile_table_is_never_the_model(model_file, tmp_path):
+    """A table path that is the model used to move the model aside as a 'corrupt table'."""
+    before = model_file.read_bytes()
+    for table in (model_file, tmp_path):
+        result = CliRunner().invoke(
+            main, ["profile", str(model_file), "--target", "macs", "--table", str(table)]
+        )
+        assert result.exit_code == 2, result.output
+    assert model_file.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def test_unknown_target_exits_7(model_file):
+    result = CliRunner().invoke(main, ["profile", str(model_file), "--target", "nope"])
+    assert result.exit_code == 7 and "no runner named 'nope'" in result.output
 
 
 def test_unknown_op_is_reported_not_crashing():
@@ -239,7 +386,7 @@ def test_gather_with_constant_permutation_on_channels():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 1, 1])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     analysis = analyse(load_model(model))
     group = next(g for g in analysis.groups if g.producers[0].node == "conv1")
     assert group.prunable

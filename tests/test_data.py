@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnx_compat import make_model
 
 from onnx_netadapt.data import ArrayDataset, carve_holdout, check_fits, load_data
 from onnx_netadapt.data.builtin import load_builtin
@@ -397,7 +398,7 @@ def _linear_model(batch: int | str) -> onnx.ModelProto:
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 3])],
         [numpy_helper.from_array(weights, "w")],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
 @pytest.mark.parametrize("batch", [1, 4, "N"])
@@ -422,3 +423,37 @@ def test_evaluate_helpers_and_errors():
         accuracy(model, ArrayDataset(x))
     with pytest.raises(DataError, match="empty"):
         accuracy(model, ArrayDataset(x[:0]))
+
+
+# --- data too small for the method ---------------------------------------------------------
+
+
+def test_one_class_data_is_refused_for_classification(tmp_path):
+    """A folder with one class of 5 images used to run on 2/2/1 images."""
+    _write_images(tmp_path / "imgs", classes=("cat",), per_class=5)
+    with pytest.raises(DataError, match=r"single class \(0, \d+ examples\).*at least two classes"):
+        load_data(str(tmp_path / "imgs"), NCHW, holdout_per_class=1, num_classes=10)
+
+
+def test_holdout_per_class_beyond_the_data_is_refused():
+    x, y = _digits_like(60, classes=3)  # 20 per class: at most 10 each go to the holdout
+    data = ArrayDataset(x, y)
+    with pytest.raises(DataError, match=r"--holdout-per-class 100000 asks for more.*use"):
+        carve_holdout(data, per_class=100000, seed=0)
+    rest, holdout = carve_holdout(data, per_class=10, seed=0)
+    assert np.bincount(holdout.y).tolist() == [10, 10, 10] and len(rest) == 30
+
+
+def test_a_small_holdout_is_warned_about(tmp_path, caplog):
+    x, y = _digits_like(90, classes=3)
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=x, y_train=y)
+    with caplog.at_level(logging.WARNING):
+        load_data(str(path), NCHW, holdout_per_class=3)
+    assert "only 3 example(s) of class" in caplog.text and "mostly noise" in caplog.text
+    caplog.clear()
+    x, y = _digits_like(150, classes=3)
+    np.savez(path, x_train=x, y_train=y)
+    with caplog.at_level(logging.WARNING):
+        load_data(str(path), NCHW, holdout_per_class=10)
+    assert "mostly noise" not in caplog.text

@@ -10,10 +10,10 @@ from models import CASES, GraphBuilder
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.measure.calibration import node_elements
-from onnx_netadapt.measure.estimate import Estimator, estimate_from, model_signatures
+from onnx_netadapt.measure.estimate import Estimator, estimate_from
 from onnx_netadapt.measure.registry import get_runner
 from onnx_netadapt.measure.runner import ProfileUnsupported, Runner, RunnerError
-from onnx_netadapt.measure.signature import LayerSignature
+from onnx_netadapt.measure.signature import LayerSignature, model_signatures
 from onnx_netadapt.measure.stats import MeasureSettings
 from onnx_netadapt.measure.table import LatencyTable
 
@@ -124,7 +124,7 @@ def test_without_profile_auto_splits_the_residual():
     with FakeRunner(profiles=False) as runner:
         estimator = _calibrated(runner, model)
         assert estimator.calibration.mode == "split"
-        assert estimator.calibration.session_ms == pytest.approx(SESSION + MS_PER_MAC)
+        assert estimator.calibration.base.session_ms == pytest.approx(SESSION + MS_PER_MAC)
         assert estimator.estimate(model) == pytest.approx(runner.measure(model).median_ms)
         estimates = [estimator.estimate(p) for p in _prunings(model)]
         assert estimates[0] > estimates[1] > estimates[2] > 0

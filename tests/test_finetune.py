@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnx_compat import make_model
 
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.data.dataset import ArrayDataset
@@ -327,7 +328,7 @@ def _conv_model(custom: bool = False, shared: bool = False) -> onnx.ModelProto:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])],
         inits,
     )
-    return helper.make_model(graph, opset_imports=opsets)
+    return make_model(graph, opset_imports=opsets)
 
 
 def test_unsupported_op_is_named():
@@ -404,7 +405,7 @@ def _fed_weights_model() -> onnx.ModelProto:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model = make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     return load_model(model).model
 
 
@@ -450,7 +451,7 @@ def test_constants_pinning_a_static_batch_follow_the_batch():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
         inits,
     )
-    model = load_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    model = load_model(make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
     x = digits().x[:6]
     expected = run_onnx(model.model, x)[0]  # one example at a time
     got = run_torch(to_torch(model.model), x)[0]
@@ -487,7 +488,7 @@ def _single_op_model(
         [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs],
         inits,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def _i64(*values: int) -> np.ndarray:

@@ -90,7 +90,8 @@ def test_ratio_prune_respects_the_grid():
 def test_large_model_helpers_on_a_model_over_the_limit(monkeypatch):
     """Models over 2 GiB: shape inference on a weightless skeleton, ORT through a file."""
     from onnx_netadapt.graph import large
-    from onnx_netadapt.verify import random_inputs, run_model
+    from onnx_netadapt.graph.probe import random_inputs
+    from onnx_netadapt.verify import run_model
 
     model = CASES["residual_chain"].build()
     monkeypatch.setattr(large, "LARGE_MODEL_BYTES", 1000)  # pretend this small model is huge

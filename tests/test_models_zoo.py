@@ -57,7 +57,13 @@ EXPECTED_OPSET = {
     "split_channels_opset18": 18,
     "split_channels_opset11": 11,
     "squeeze_unsqueeze_opset11": 11,
+    "paddle_declared_dims": 11,
+    "ws_scaled_std_conv_bn_opset13": 13,
 }
+
+# Cases that declare dims the PaddlePaddle way (-1 or 0 for dynamic): strict shape inference
+# rejects them next to a static input, as it does for the exported model with --input-shape.
+NONPOSITIVE_DIMS = {"paddle_declared_dims"}
 
 # Cases built from the same weights that must compute the same function (other opset, constant
 # style or op spelling); a handy oracle for pruning tests too.
@@ -99,14 +105,15 @@ def test_register_rejects_duplicate_names() -> None:
 @ALL_CASES
 def test_case_is_valid_onnx(case: TinyCase) -> None:
     model = case.build()
-    onnx.checker.check_model(model, full_check=True)
+    onnx.checker.check_model(model, full_check=case.name not in NONPOSITIVE_DIMS)
     assert case.note and "\n" not in case.note
     assert case.expect_prunable is None or case.expect_prunable >= 0
     names = [n.name for n in model.graph.node]
     assert all(names), "every node needs a name"
     assert len(names) == len(set(names)), "node names must be unique"
     for value in [*model.graph.input, *model.graph.output]:
-        _static_shape(value)
+        if case.name not in NONPOSITIVE_DIMS or value in model.graph.input:
+            _static_shape(value)
     assert _default_opset(model) == EXPECTED_OPSET.get(case.name, 17)
     assert case.build().SerializeToString() == model.SerializeToString(), "not deterministic"
 
@@ -136,7 +143,8 @@ def test_case_runs_in_ort(case: TinyCase) -> None:
     results = _run(model)
     assert len(results) == len(model.graph.output)
     for value, result in zip(model.graph.output, results, strict=True):
-        assert list(result.shape) == _static_shape(value), value.name
+        if case.name not in NONPOSITIVE_DIMS:
+            assert list(result.shape) == _static_shape(value), value.name
         assert np.isfinite(result).all(), value.name
 
 

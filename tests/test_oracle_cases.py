@@ -12,7 +12,8 @@ import pytest
 from models import CASES
 
 from onnx_netadapt import analyse, load_model, prune
-from onnx_netadapt.verify import check_against_masked, random_inputs, run_model
+from onnx_netadapt.graph.probe import random_inputs
+from onnx_netadapt.verify import check_against_masked, run_model
 
 RUNNABLE = [name for name, case in CASES.items() if case.runs_in_ort]
 

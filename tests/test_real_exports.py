@@ -15,7 +15,8 @@ import onnx
 import pytest
 
 from onnx_netadapt import analyse, load_model, prune
-from onnx_netadapt.verify import check_against_masked, random_inputs, run_model
+from onnx_netadapt.graph.probe import random_inputs
+from onnx_netadapt.verify import check_against_masked, run_model
 
 torch = pytest.importorskip("torch")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
+from onnx_compat import make_model
 
 from onnx_netadapt import analyse, load_model, prune
 
@@ -34,7 +35,7 @@ def _grn_model():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])],
         inits,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    return make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
 def test_global_response_norm_is_approximate_not_blocked():
@@ -66,7 +67,7 @@ def _model(nodes, inits, x_shape, y_shape, opset=17):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)],
         inits,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def _const(name, array):
@@ -179,7 +180,8 @@ def test_group_norm_from_both_exporters_is_approximate():
     import onnx
     import pytest
 
-    from onnx_netadapt.verify import random_inputs, run_model
+    from onnx_netadapt.graph.probe import random_inputs
+    from onnx_netadapt.verify import run_model
 
     torch = pytest.importorskip("torch")
     net = torch.nn.Sequential(

@@ -13,14 +13,15 @@ import onnx
 import pytest
 from fakes.snpe.fake_sdk import SERIAL, FakeSnpe, build_fake_snpe
 from onnx import TensorProto, helper, numpy_helper
+from onnx_compat import make_model
 
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.measure.micromodel import onnx_layer_model
 from onnx_netadapt.measure.runner import RunnerError, RunnerUnavailable
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.stats import MeasureSettings
+from runners.android import AdbDevice, parse_devices, select_device
 from runners.snpe import SnpeRunner
-from runners.snpe.adb import AdbDevice, parse_devices, select_device
 from runners.snpe.diagview import TOTAL_INFERENCE, parse_diagview
 from runners.snpe.inputs import input_list_text, input_specs
 from runners.snpe.sdk import SDK_FIX
@@ -74,7 +75,7 @@ def two_conv_model() -> onnx.ModelProto:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 8, 8])],
         inits,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
 # -- availability -------------------------------------------------------------------------

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from click.testing import CliRunner
 from onnx import numpy_helper
 
+from onnx_netadapt.cli import main
 from onnx_netadapt.measure.micromodel import onnx_layer_model
 from onnx_netadapt.measure.runner import ProfileUnsupported, RunnerError, RunnerUnavailable
 from onnx_netadapt.measure.signature import LayerSignature
@@ -342,6 +344,18 @@ def test_device_disconnecting_mid_run(fake_adb, monkeypatch):
     assert "adb devices" in message and "--device SERIAL" in message
 
 
+def test_the_phone_path_uses_the_shared_android_client(fake_adb, monkeypatch):
+    from runners.android import Adb, DeviceLostError
+
+    monkeypatch.setenv("FAKE_ADB_DISCONNECT_AFTER", "4")  # devices, mkdir, test -x, push
+    runner = TfliteRunner(device=SERIAL, settings=TINY)
+    with runner:
+        assert isinstance(runner.adb, Adb) and runner.adb.serial == SERIAL
+        with pytest.raises(DeviceLostError, match="run the same command again"):
+            runner.measure_layers([CONV])
+    assert runner.adb is None  # released with the runner
+
+
 def test_no_adb_on_path(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RunnerUnavailable, match="platform-tools"):
@@ -351,8 +365,22 @@ def test_no_adb_on_path(monkeypatch, tmp_path):
 # -- whole networks through onnx2tf -----------------------------------------------------------
 def test_missing_onnx2tf_says_how_to_install_it(tmp_path):
     runner = TfliteRunner(settings=TINY, onnx2tf=str(tmp_path / "venv" / "bin" / "onnx2tf"))
-    with runner, pytest.raises(RunnerUnavailable, match=r"own virtual environment.*--onnx2tf"):
+    fix = r"own virtual environment.*--runner-option onnx2tf="
+    with runner, pytest.raises(RunnerUnavailable, match=fix):
         runner.measure(onnx_layer_model(CONV))
+
+
+def test_runners_listing_says_whole_networks_need_onnx2tf(monkeypatch, tmp_path):
+    """Listed as available (single layers run on LiteRT), with the onnx2tf note and the real
+    option spelling (there is no --onnx2tf option)."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = CliRunner().invoke(main, ["runners"])
+    assert result.exit_code == 0, result.output
+    tflite = result.output[result.output.index("tflite") :]
+    assert tflite.split()[1] == "yes" and "note: whole networks need onnx2tf" in tflite
+    assert "--runner-option onnx2tf=" in tflite
+    cli_options = {p.name for p in main.commands["adapt"].params}
+    assert "onnx2tf" not in cli_options
 
 
 def test_rgb_network_converts_offline(fake_adb, monkeypatch, tmp_path):

@@ -18,7 +18,7 @@ from torch import nn
 
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.graph.save import save_json, save_model
-from onnx_netadapt.prune.apply import parameter_count
+from onnx_netadapt.measure.metrics import parameter_count
 from onnx_netadapt.verify import check_against_masked
 
 

@@ -3,7 +3,8 @@
 ``--budget 0.5`` means half of the original's measured latency; ``--budget 12ms`` is absolute;
 ``--budget params=0.7`` puts a budget on another resource (any registered runner: ``macs``,
 ``params``, ``memory``, or a second latency target such as ``tflite``). A bare number must be a
-fraction in (0, 1]; an absolute value needs a unit, so ``0.5`` and ``5`` cannot be confused.
+fraction in (0, 1] (``1``: the resource must not grow, useful beside another budget); an
+absolute value needs a unit, so ``0.5`` and ``5`` cannot be confused.
 """
 
 from __future__ import annotations
@@ -84,14 +85,17 @@ def parse_budget(text: str) -> Budget:
         raise BudgetError(f"cannot read the number in budget {text!r}") from None
     unit = match["unit"].lower()
     if not unit:
-        if not 0.0 < number <= 1.0:
+        if number <= 0:
+            raise BudgetError(
+                f"budget {text!r} must be positive: a fraction of the original in (0, 1] "
+                "(0.5 = half) or an absolute value with a unit (12ms)"
+            )
+        if number > 1.0:
             raise BudgetError(
                 f"budget {text!r}: a bare number is a fraction of the original and must be in "
                 f"(0, 1]; for an absolute budget add a unit (e.g. {number:g}ms)"
             )
-        if number == 1.0:
-            raise BudgetError(f"budget {text!r} asks for no reduction: use a fraction below 1")
-        return Budget(resource, number, relative=True)
+        return Budget(resource, number, relative=True)  # 1: must not grow (with other budgets)
     if unit not in _UNITS:
         raise BudgetError(
             f"budget {text!r}: unknown unit {match['unit']!r} (known: {', '.join(_UNITS)})"
@@ -115,10 +119,23 @@ def parse_budgets(texts: tuple[str, ...] | list[str]) -> list[Budget]:
     return budgets
 
 
-def check_unit(budget: Budget, runner_unit: str) -> None:
+# An example value per resource unit, for messages.
+_EXAMPLES = {"ms": "12ms", "MMAC": "150MMAC", "Mparam": "1.5Mparam", "MB": "2MB"}
+
+
+def check_unit(budget: Budget, runner_unit: str, runner_name: str = "") -> None:
     """An absolute budget's unit must match what its runner measures."""
-    if not budget.relative and budget.unit != runner_unit:
-        raise BudgetError(
-            f"budget {budget.describe()}: the {budget.resource!r} runner measures in "
-            f"{runner_unit}, not {budget.unit}"
-        )
+    if budget.relative or budget.unit == runner_unit:
+        return
+    prefix = "" if budget.resource == LATENCY else f"{budget.resource}="
+    who = (
+        f"--target {runner_name}"
+        if budget.resource == LATENCY and runner_name
+        else f"the {budget.resource!r} runner"
+    )
+    example = _EXAMPLES.get(runner_unit)
+    absolute = f" or a value in {runner_unit} (--budget {prefix}{example})" if example else ""
+    raise BudgetError(
+        f"--budget {prefix}{budget.value:g}{budget.unit} is in {budget.unit}, but {who} measures "
+        f"{runner_unit}: give a fraction of the original (--budget {prefix}0.5){absolute}"
+    )

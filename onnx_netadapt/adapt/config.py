@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from onnx_netadapt.adapt.budget import Budget
-from onnx_netadapt.errors import BudgetError
+from onnx_netadapt.engines import ENGINES
+from onnx_netadapt.errors import BudgetError, UsageError
 from onnx_netadapt.measure.estimate import MODES as ESTIMATE_MODES
 
 SELECT_MODES = ("accuracy", "ratio")
+OPTIMIZERS = ("sgd", "adamw")
 
 
 @dataclass
@@ -26,11 +28,20 @@ class AdaptConfig:
         long_epochs: epochs of the long-term fine-tune of the final network.
         select: ``accuracy`` (highest holdout accuracy) or ``ratio`` (least accuracy lost per
             resource saved).
-        workers: proposals evaluated in parallel (results do not depend on it).
+        workers: proposals evaluated in parallel (results do not depend on it); None: one per
+            GPU, or fill the CPU cores with ``train_threads`` each.
         train_threads: torch threads per proposal (fixed, so results do not depend on workers).
+        device: where proposals train: ``auto`` (every GPU torch sees, else the CPU), ``cpu``,
+            ``cuda`` or ``cuda:N``.
+        engine: where proposals run: ``local`` (this machine) or ``ray`` (a Ray instance or
+            cluster, ``ray_address``: None starts a local one, ``auto`` joins a cluster).
+        deterministic: deterministic training kernels (GPU results then repeat exactly).
         max_iterations: stop after this many iterations even if the budget is not met.
         estimator: how a pruned network's latency is estimated from the table and the current
             network (``onnx_netadapt.measure.estimate.MODES``; see benchmarks/loop_estimates).
+        margin: a measured (latency) budget counts as met only when the confirmation
+            measurement is at most ``budget * (1 - margin)``: room for the measurement noise
+            of whoever measures the adapted network next.
     """
 
     target: str = "ort"
@@ -52,14 +63,19 @@ class AdaptConfig:
     select: str = "accuracy"
     holdout_per_class: int = 10
     seed: int = 0
-    workers: int = 1
+    workers: int | None = 1
     train_threads: int = 1
+    device: str = "auto"
+    engine: str = "local"
+    ray_address: str | None = None
+    deterministic: bool = False
     max_iterations: int = 200
     table: str | None = None
     estimator: str = "auto"
+    margin: float = 0.0
 
     def validate(self) -> None:
-        """Reject settings that cannot work, before any work starts."""
+        """Reject settings that cannot work, before any work starts (also on resume)."""
         if not self.budgets:
             raise BudgetError("no budget given: use --budget (e.g. --budget 0.5)")
         checks = [
@@ -68,15 +84,25 @@ class AdaptConfig:
             (self.round_to >= 1, f"--round-to {self.round_to} must be >= 1"),
             (self.short_steps >= 0, f"--short-steps {self.short_steps} must be >= 0"),
             (self.long_epochs >= 0, f"--long-epochs {self.long_epochs} must be >= 0"),
-            (self.workers >= 1, f"--workers {self.workers} must be >= 1"),
+            (self.batch_size >= 1, f"--batch-size {self.batch_size} must be >= 1"),
+            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {OPTIMIZERS}"),
+            (self.lr > 0, f"--lr {self.lr} must be > 0"),
+            (self.long_lr is None or self.long_lr > 0, f"long_lr {self.long_lr} must be > 0"),
+            (self.holdout_per_class >= 1, "--holdout-per-class must be >= 1"),
+            (self.seed >= 0, f"--seed {self.seed} must be >= 0"),
+            (self.workers is None or self.workers >= 1, f"--workers {self.workers} must be >= 1"),
+            (self.engine in ENGINES, f"--engine must be one of {ENGINES}"),
+            (self.train_threads >= 1, f"--train-threads {self.train_threads} must be >= 1"),
+            (self.threads >= 1, f"--threads {self.threads} must be >= 1"),
             (self.select in SELECT_MODES, f"--select must be one of {SELECT_MODES}"),
             (0.0 <= self.distill <= 1.0, f"--distill {self.distill} must be in [0, 1]"),
             (self.max_iterations >= 1, "--max-iterations must be >= 1"),
             (self.estimator in ESTIMATE_MODES, f"--estimator must be one of {ESTIMATE_MODES}"),
+            (0.0 <= self.margin < 0.5, f"--margin {self.margin} must be in [0, 0.5)"),
         ]
         for ok, message in checks:
             if not ok:
-                raise BudgetError(message)
+                raise UsageError(message)
 
     def to_dict(self) -> dict:
         """JSON-ready form (stored in the run directory)."""

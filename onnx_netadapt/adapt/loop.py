@@ -11,30 +11,41 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
 
 from onnx_netadapt.adapt.config import AdaptConfig
-from onnx_netadapt.adapt.proposals import (
-    EvalContext,
-    ProposalEvaluator,
-    ProposalJob,
-    TrainPlan,
-    proposal_seed,
-)
-from onnx_netadapt.adapt.resources import ResourceSet
+from onnx_netadapt.adapt.proposals import EvalContext, ProposalJob, TrainPlan, proposal_seed
+from onnx_netadapt.adapt.resources import Measurement, ResourceSet
 from onnx_netadapt.adapt.rundir import RunDir, RunDirError, file_digest
 from onnx_netadapt.adapt.search import Candidate, Skipped, minimal_network, search_all
 from onnx_netadapt.adapt.select import choose
+from onnx_netadapt.adapt.state import Confirmation, IterationRecord, RunState, RunSummary
+from onnx_netadapt.adapt.status import (
+    EXIT_CODES,
+    FINISHED,
+    MAX_ITERATIONS,
+    MEANING,
+    MET,
+    RUNNING,
+    UNREACHABLE,
+    outcome_error,
+)
 from onnx_netadapt.channels.analysis import ChannelAnalysis, analyse
 from onnx_netadapt.data.dataset import DataSplits
+from onnx_netadapt.engines import make_engine, plan_devices
 from onnx_netadapt.errors import BudgetError, DataError, NetAdaptError
 from onnx_netadapt.evaluate import accuracy, output_classes, predict
+from onnx_netadapt.graph.deliverable import with_original_interface
 from onnx_netadapt.graph.load import LoadedModel, load_model
 from onnx_netadapt.graph.save import save_model
-from onnx_netadapt.measure.estimate import model_signatures
+from onnx_netadapt.measure.signature import model_signatures
+
+if TYPE_CHECKING:
+    from onnx_netadapt.engines.base import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +60,18 @@ class IterationResult:
     """One finished iteration (iteration 0 is the original network).
 
     Attributes:
-        status: ``running``, then at the end ``met`` (every budget holds), ``unreachable``
-            (no group can shrink further) or ``max_iterations``.
-        record: the iteration's entry of history.json.
+        status: ``running``, then at the end ``met`` (every budget holds, confirmed by a
+            longer measurement), ``unreachable`` (no group can shrink further) or
+            ``max_iterations`` (see ``onnx_netadapt.adapt.status``).
+        record: the iteration's entry of history.json (``None`` for the end of the loop).
     """
 
     iteration: int
     network: Path
     measured: dict[str, float]
     holdout_accuracy: float
-    status: str = "running"
-    record: dict = field(default_factory=dict)
+    status: str = RUNNING
+    record: IterationRecord | None = None
 
 
 class Adaptation:
@@ -74,20 +86,24 @@ class Adaptation:
         data: DataSplits | None = None,
         runner_options: dict | None = None,
         progress: Progress | None = None,
+        overwrite: bool = False,
     ) -> None:
         self.rundir = RunDir(out_dir)
+        self.overwrite = overwrite
         self.progress = progress or (lambda stage, done, total: None)
         self.runner_options = runner_options or {}
+        self.state: RunState
         if resume:
             self.state = self.rundir.load_state()
-            self.config = AdaptConfig.from_dict(self.state["config"])
-            self.model_path = Path(self.state["model"]["path"])
+            self.config = AdaptConfig.from_dict(self.state.config)
+            self.model_path = Path(self.state.model["path"])
             if model is not None and Path(model).resolve() != self.model_path.resolve():
                 raise RunDirError(
                     f"--resume {out_dir} adapts {self.model_path}, not {model}: "
                     "drop the model argument or use another output directory"
                 )
-            if file_digest(self.model_path) != self.state["model"]["sha256"]:
+            self.rundir.check_model(self.model_path, self.state.model["sha256"])
+            if file_digest(self.model_path) != self.state.model["sha256"]:
                 raise RunDirError(
                     f"{self.model_path} changed since the run in {out_dir} started: "
                     "resuming would mix two models; start a new run"
@@ -97,10 +113,14 @@ class Adaptation:
                 raise RunDirError("a new run needs a model and settings")
             self.config = config
             self.model_path = Path(model)
-            self.state = {}
         self.config.validate()
+        if not resume:
+            self.rundir.check_new(self.model_path, self.config.table, overwrite)
         self.resume = resume
         self._data = data
+        # table entries measured by earlier processes of this run (counts go on across resumes)
+        self._measured_before = self.state.table_measurements if resume else 0
+        self._engine_started = False
 
     # -- setup ---------------------------------------------------------------------------
     def _load_original(self) -> LoadedModel:
@@ -140,6 +160,7 @@ class Adaptation:
             lr=self.config.lr,
             distill=self.config.distill,
             threads=self.config.train_threads,
+            deterministic=self.config.deterministic,
         )
         needs_teacher = self.config.distill > 0 or not data.train.has_targets
         return EvalContext(data, plan, original if needs_teacher else None, reference)
@@ -160,27 +181,30 @@ class Adaptation:
             self.runner_options,
             estimator=cfg.estimator,
         )
-        with resources, ProposalEvaluator(ctx, cfg.workers) as evaluator:
+        plan = plan_devices(cfg.device, cfg.workers, cfg.train_threads, cfg.deterministic)
+        engine = make_engine(cfg.engine, plan, cfg.ray_address)
+        with resources, engine:
             if self.resume:
-                current = load_model(self.rundir.path / self.state["current"], fold=False)
-                resources.restore(self.state["calibration"], current)
+                current = load_model(self.rundir.path / self.state.current, fold=False)
+                resources.restore(self.state.calibration, current)
                 reference = onnx.load(self.rundir.network_path(0))
-                resources.set_reference(reference, self.state["original"])
-                if self.state.get("status") == "finished":
+                resources.set_reference(reference, self.state.original)
+                if self.state.status == FINISHED:
                     logger.info("the run in %s has already finished", self.rundir.path)
+                    self._raise_outcome()
                     return
             else:
                 yield self._start(original, data, ctx, resources)
-            status = self.state["status"]
+            status = self.state.status
             try:
-                while status == "running":
-                    result = self._iteration(resources, evaluator, ctx)
+                while status == RUNNING:
+                    result = self._iteration(resources, engine, ctx)
                     status = result.status
                     if result.record:
                         yield result
             except NetAdaptError as exc:
                 exc.args = (
-                    f"{exc} -- the run is saved up to iteration {self.state['iteration']}: "
+                    f"{exc} -- the run is saved up to iteration {self.state.iteration}: "
                     f"continue it with --resume {self.rundir.path}",
                 )
                 raise
@@ -189,54 +213,65 @@ class Adaptation:
     def _start(
         self, original: LoadedModel, data: DataSplits, ctx: EvalContext, resources: ResourceSet
     ) -> IterationResult:
-        self.rundir.start()
+        self.rundir.start(self.overwrite)
         start = time.perf_counter()
         net0 = save_model(original.model, self.rundir.network_path(0))
         analysis = analyse(original)
         if not any(g.prunable_with(self.config.allow_approximate) for g in analysis.groups):
+            approximate = sum(g.prunable_with(True) for g in analysis.groups)
+            hint = (
+                f"; {approximate} groups are approximate (pruning them changes other channels' "
+                "values, e.g. weights standardised at run time): allow them with "
+                "--allow-approximate"
+                if approximate
+                else ""
+            )
             raise BudgetError(
-                "no channel group of this model can be pruned (see `onnx-netadapt inspect`)"
+                "no channel group of this model can be pruned exactly (see `onnx-netadapt "
+                f"inspect`){hint}"
             )
         measured = resources.calibrate(original)
         resources.set_reference(original.model, measured)
         limits = {t.resource: t.budget.limit(measured[t.resource]) for t in resources.budgeted}
-        floor = self._check_reachable(analysis, resources, limits)
+        goals = {
+            t.resource: limits[t.resource] * (1.0 - self.config.margin if t.unit == "ms" else 1.0)
+            for t in resources.budgeted
+        }
+        floor = self._check_reachable(analysis, resources, goals)
         holdout = accuracy(original.model, data.holdout, reference=ctx.holdout_reference)
-        record = {
-            "iteration": 0,
-            "network": str(net0.relative_to(self.rundir.path)),
-            "measured": measured,
-            "holdout_accuracy": holdout,
-            "seconds": time.perf_counter() - start,
-            "table_measurements": resources.measurements(),
-        }
-        self.state = {
-            "model": {
-                "path": str(self.model_path.resolve()),
-                "sha256": file_digest(self.model_path),
-            },
-            "config": self.config.to_dict(),
-            "data": data.summary(),
-            "iteration": 0,
-            "current": record["network"],
-            "calibration": resources.calibration(),
-            "original": measured,
-            "limits": limits,
-            "floor": floor,
-            "units": {t.resource: t.unit for t in resources},
-            "holdout_accuracy": holdout,
-            "history": [record],
-            "status": "running",
-        }
+        record = IterationRecord(
+            iteration=0,
+            network=str(net0.relative_to(self.rundir.path)),
+            measured=measured,
+            holdout_accuracy=holdout,
+            seconds={"total": time.perf_counter() - start},
+            table_measurements=resources.measurements(),
+        )
+        self.state = RunState(
+            model={"path": str(self.model_path.resolve()), "sha256": file_digest(self.model_path)},
+            config=self.config.to_dict(),
+            data=data.summary(),
+            original=measured,
+            limits=limits,
+            goals=goals,
+            floor=floor,
+            units={t.resource: t.unit for t in resources},
+            calibration=resources.calibration(),
+            current=record.network,
+            holdout_accuracy=holdout,
+            history=[record],
+            table_measurements=record.table_measurements,
+        )
         self._checkpoint()
-        return IterationResult(0, net0, measured, holdout, "running", record)
+        return IterationResult(0, net0, measured, holdout, RUNNING, record)
 
     def _check_reachable(
         self, analysis: ChannelAnalysis, resources: ResourceSet, limits: dict[str, float]
     ) -> dict[str, float]:
         """Measure the smallest network pruning can reach; refuse a budget below it.
 
-        Returns the smallest network's value per budgeted resource (the floor)."""
+        ``limits`` are the goals (the budgets less ``--margin``). Returns the smallest
+        network's value per budgeted resource (the floor)."""
         smallest = minimal_network(analysis, self.config.round_to, self.config.allow_approximate)
         problems = []
         floors = {}
@@ -244,7 +279,8 @@ class Adaptation:
             floor = floors[item.resource] = resources.measure(item, smallest)
             if floor > limits[item.resource]:
                 problems.append(
-                    f"{item.resource}: budget {limits[item.resource]:.4g} {item.unit}, but even "
+                    f"{item.resource}: goal {limits[item.resource]:.4g} {item.unit} (the budget "
+                    f"less --margin {self.config.margin:g}), but even "
                     f"with every prunable group cut to {self.config.round_to} channels the "
                     f"network measures {floor:.4g} {item.unit} (original "
                     f"{item.measured:.4g} {item.unit}; the rest is in layers pruning cannot "
@@ -258,26 +294,31 @@ class Adaptation:
         """This iteration's resource targets (only for budgets not yet met)."""
         step = self.config.step * self.config.decay ** (iteration - 1) * fraction
         targets = {}
-        for resource, limit in self.state["limits"].items():
+        for resource, limit in self.state.goals.items():
             if values[resource] <= limit:
                 targets[resource] = limit
             else:
-                reduced = values[resource] - step * self.state["original"][resource]
+                reduced = values[resource] - step * self.state.original[resource]
                 targets[resource] = max(limit, reduced)
         return targets
 
     def _iteration(
-        self, resources: ResourceSet, evaluator: ProposalEvaluator, ctx: EvalContext
+        self, resources: ResourceSet, engine: Engine, ctx: EvalContext
     ) -> IterationResult:
         cfg = self.config
-        i = self.state["iteration"] + 1
-        values = resources.values()
-        if all(values[r] <= limit for r, limit in self.state["limits"].items()):
-            return self._ended("met")
-        if i > cfg.max_iterations:
-            return self._ended("max_iterations")
+        i = self.state.iteration + 1
         start = time.perf_counter()
-        current = load_model(self.rundir.path / self.state["current"], fold=False)
+        current = load_model(self.rundir.path / self.state.current, fold=False)
+        values = resources.values()
+        if self._meets(values):
+            # the first 3-round measurement that meets the goals is biased low (that is why it
+            # stopped): a longer one decides, and the loop goes on if it misses
+            confirmed = self._confirm(resources, current)
+            if self._meets({r: m.value for r, m in confirmed.items()}):
+                return self._ended(MET)
+            values = resources.values()
+        if i > cfg.max_iterations:
+            return self._ended(MAX_ITERATIONS, resources, current)
         analysis = analyse(current)
         signatures = model_signatures(current)
         candidates: list[Candidate] = []
@@ -291,10 +332,14 @@ class Adaptation:
                 break
         searched = time.perf_counter()
         if not candidates:
-            self.state["unreachable"] = [s.describe() for s in skipped]
-            return self._ended("unreachable")
+            self.state.unreachable = [s.describe() for s in skipped]
+            return self._ended(UNREACHABLE, resources, current)
         jobs = self._write_proposals(i, candidates)
-        scores = evaluator.evaluate(jobs, lambda d, n: self.progress("proposals", d, n))
+        if not self._engine_started:  # started late: its workers' start-up never overlaps
+            engine.start(ctx)  # the measurements of the original and the floor
+            self._engine_started = True
+        current_file = (self.rundir.path / self.state.current).read_bytes()
+        scores = engine.evaluate(jobs, current_file, lambda d, n: self.progress("proposals", d, n))
         evaluated = time.perf_counter()
         primary = cfg.budgets[0].resource
         pick = choose(
@@ -303,7 +348,7 @@ class Adaptation:
             cfg.select,
             primary,
             values[primary],
-            self.state["holdout_accuracy"],
+            self.state.holdout_accuracy,
         )
         if pick is None:
             errors = "; ".join(f"group {s.group_id}: {s.error}" for s in scores if s.error)
@@ -315,42 +360,42 @@ class Adaptation:
         shutil.rmtree(self.rundir.proposal_dir(), ignore_errors=True)
         loaded = load_model(network, fold=False)
         measured = resources.calibrate(loaded)
-        record = {
-            "iteration": i,
-            "network": str(network.relative_to(self.rundir.path)),
-            "targets": targets,
-            "group": chosen.describe(),
-            "estimate": chosen.estimate,
-            "measured": measured,
-            "holdout_accuracy": score.holdout_accuracy,
-            "proposals": [
+        record = IterationRecord(
+            iteration=i,
+            network=str(network.relative_to(self.rundir.path)),
+            targets=targets,
+            group=chosen.describe(),
+            estimate=chosen.estimate,
+            measured=measured,
+            holdout_accuracy=score.holdout_accuracy,
+            proposals=[
                 {
                     **c.describe(),
                     "holdout_accuracy": s.holdout_accuracy,
                     "holdout_loss": s.holdout_loss,
                     "seconds": s.seconds,
+                    "stages": s.stages,
                     "error": s.error,
                 }
                 for c, s in zip(candidates, scores, strict=True)
             ],
-            "skipped": [s.describe() for s in skipped],
-            "seconds": {
+            skipped=[s.describe() for s in skipped],
+            seconds={
                 "search": searched - start,
                 "proposals": evaluated - searched,
                 "measure": time.perf_counter() - evaluated,
                 "total": time.perf_counter() - start,
             },
-            "table_measurements": resources.measurements(),
-        }
-        self.state.update(
-            iteration=i,
-            current=record["network"],
-            calibration=resources.calibration(),
-            holdout_accuracy=score.holdout_accuracy,
+            table_measurements=self._table_measurements(resources),
         )
-        self.state["history"].append(record)
+        state = self.state
+        state.iteration, state.current = i, record.network
+        state.calibration = resources.calibration()
+        state.holdout_accuracy = score.holdout_accuracy
+        state.table_measurements = record.table_measurements
+        state.history.append(record)
         self._checkpoint()
-        return IterationResult(i, network, measured, score.holdout_accuracy, "running", record)
+        return IterationResult(i, network, measured, score.holdout_accuracy, RUNNING, record)
 
     def _write_proposals(self, iteration: int, candidates: list[Candidate]) -> list[ProposalJob]:
         folder = self.rundir.proposal_dir()
@@ -359,19 +404,57 @@ class Adaptation:
         for cand in candidates:
             path = save_model(cand.model, folder / f"group_{cand.group_id:04d}.onnx")
             seed = proposal_seed(self.config.seed, iteration, cand.producers)
-            jobs.append(ProposalJob(cand.group_id, str(path), seed))
+            jobs.append(
+                ProposalJob(
+                    cand.group_id, str(path), seed, cand.units, self.config.allow_approximate
+                )
+            )
             cand.model = None  # type: ignore[assignment]  # free memory: it is on disk now
         return jobs
 
-    def _ended(self, status: str) -> IterationResult:
-        self.state["status"] = status
+    def _meets(self, values: dict[str, float]) -> bool:
+        """Whether ``values`` meet every goal (the budgets less ``--margin``)."""
+        return all(values[r] <= goal for r, goal in self.state.goals.items())
+
+    def _table_measurements(self, resources: ResourceSet) -> int:
+        """Table entries measured by this run so far, across resumes."""
+        return self._measured_before + resources.measurements()
+
+    def _confirm(self, resources: ResourceSet, current: LoadedModel) -> dict[str, Measurement]:
+        """The longer measurement of the current network; recorded and checkpointed."""
+        confirmed = resources.confirm(current)
+        entry = Confirmation(
+            iteration=self.state.iteration,
+            measured={r: m.to_dict() for r, m in confirmed.items()},
+            meets=self._meets({r: m.value for r, m in confirmed.items()}),
+        )
+        if not entry.meets:
+            logger.info(
+                "iteration %d met the budget in 3 rounds but not in %d: going on",
+                entry.iteration,
+                next(iter(confirmed.values())).rounds,
+            )
+        self.state.confirmations.append(entry)
+        self.state.calibration = resources.calibration()
         self._checkpoint()
-        current = self.rundir.path / self.state["current"]
+        return confirmed
+
+    def _ended(
+        self,
+        status: str,
+        resources: ResourceSet | None = None,
+        current: LoadedModel | None = None,
+    ) -> IterationResult:
+        """End the loop with ``status``; the final network gets its confirmation measurement."""
+        if self.state.confirmed() is None and resources is not None and current is not None:
+            self._confirm(resources, current)
+        self.state.status = status
+        self._checkpoint()
         return IterationResult(
-            self.state["iteration"],
-            current,
-            self.state["history"][-1]["measured"],
-            self.state["holdout_accuracy"],
+            self.state.iteration,
+            self.rundir.path / self.state.current,
+            self.state.latest.measured,
+            self.state.holdout_accuracy,
             status,
         )
 
@@ -383,95 +466,112 @@ class Adaptation:
         resources: ResourceSet,
         status: str,
     ) -> None:
-        """Long-term fine-tune, final measurements, validation accuracy, report."""
+        """Long-term fine-tune, final figures, validation accuracy, report; then the outcome."""
         from onnx_netadapt.adapt.report import write_report
 
-        cfg = self.config
         start = time.perf_counter()
-        final = onnx.load(self.rundir.path / self.state["current"])
-        if cfg.long_epochs > 0 and self.state["iteration"] > 0:
-            from onnx_netadapt.finetune import TrainSettings, fine_tune
-
-            settings = TrainSettings(
-                epochs=cfg.long_epochs,
-                batch_size=cfg.batch_size,
-                optimizer=cfg.optimizer,
-                lr=cfg.long_lr or cfg.lr,
-                distill=cfg.distill if ctx.teacher is not None else 0.0,
-                seed=cfg.seed,
-            )
-            final = fine_tune(final, data.train, settings, teacher=ctx.teacher).model
-        save_model(final, self.rundir.adapted_path)
-        loaded = load_model(final, fold=False)
-        measured = resources.calibrate(loaded)
+        chosen = onnx.load(self.rundir.path / self.state.current)
+        final = self._long_finetune(chosen, data, ctx)
+        deliverable = with_original_interface(final, self.model_path)
+        save_model(deliverable.model, self.rundir.adapted_path)
+        final_values, noise = self._final_figures(resources, chosen, final)
         val_reference = None if data.val.has_targets else predict(original.model, data.val)
-        summary = {
-            "status": status,
-            "iterations": self.state["iteration"],
-            "original": self.state["original"],
-            "final": measured,
-            "limits": self.state["limits"],
-            "units": self.state["units"],
-            "budgets_met": all(measured[r] <= lim for r, lim in self.state["limits"].items()),
-            "val_accuracy": {
+        state = self.state
+        state.summary = RunSummary(
+            status=status,
+            meaning=MEANING[status],
+            exit_code=EXIT_CODES[status],
+            budgets_met=status == MET,
+            iterations=state.iteration,
+            original=state.original,
+            final=final_values,
+            final_spread=noise,
+            limits=state.limits,
+            goals=state.goals,
+            margin=self.config.margin,
+            units=state.units,
+            val_accuracy={
                 "original": accuracy(original.model, data.val, reference=val_reference),
-                "before_long_finetune": accuracy(
-                    onnx.load(self.rundir.path / self.state["current"]),
-                    data.val,
-                    reference=val_reference,
-                ),
+                "before_long_finetune": accuracy(chosen, data.val, reference=val_reference),
                 "adapted": accuracy(final, data.val, reference=val_reference),
             },
-            "long_finetune_seconds": time.perf_counter() - start,
-            "seconds_total": sum(_seconds(r) for r in self.state["history"])
+            long_finetune_seconds=time.perf_counter() - start,
+            seconds_total=sum(r.total_seconds for r in state.history)
             + (time.perf_counter() - start),
-            "table_measurements": resources.measurements(),
-            "table_seconds": resources.measure_seconds(),
-            "network_measurements": resources.network_measurements,
-            "table_entries": {t.resource: len(t.table) for t in resources},
-            "adapted": str(self.rundir.adapted_path),
-        }
-        if status == "unreachable":
-            summary["unreachable"] = self.state.get("unreachable", [])
-        self.state["summary"] = summary
-        self.state["status"] = "finished"
-        write_report(self.rundir, self.state, original.model, final)
+            table_measurements=self._table_measurements(resources),
+            table_seconds=resources.measure_seconds(),
+            network_measurements=resources.network_measurements,
+            table_entries={t.resource: len(t.table) for t in resources},
+            adapted=str(self.rundir.adapted_path),
+            adapted_interface=deliverable.note,
+            unreachable=state.unreachable if status == UNREACHABLE else [],
+        )
+        state.status = FINISHED
+        write_report(self.rundir, state, original.model, final)
         self._checkpoint()
-        if status == "unreachable":
-            reasons = "; ".join(
-                f"group {s['group']} ({', '.join(s['producers'][:2])}): {s['reason']}"
-                for s in summary["unreachable"][:5]
+        self._raise_outcome()
+
+    def _long_finetune(
+        self, chosen: onnx.ModelProto, data: DataSplits, ctx: EvalContext
+    ) -> onnx.ModelProto:
+        """The long-term fine-tune of the chosen network (none for the original itself)."""
+        cfg = self.config
+        if cfg.long_epochs <= 0 or self.state.iteration == 0:
+            return chosen
+        from onnx_netadapt.finetune import TrainSettings, fine_tune
+
+        settings = TrainSettings(
+            epochs=cfg.long_epochs,
+            batch_size=cfg.batch_size,
+            optimizer=cfg.optimizer,
+            lr=cfg.long_lr or cfg.lr,
+            distill=cfg.distill if ctx.teacher is not None else 0.0,
+            seed=cfg.seed,
+        )
+        return fine_tune(chosen, data.train, settings, teacher=ctx.teacher).model
+
+    def _final_figures(
+        self, resources: ResourceSet, chosen: onnx.ModelProto, final: onnx.ModelProto
+    ) -> tuple[dict[str, float], dict[str, dict]]:
+        """The adapted network's values and the spread of their measurement.
+
+        Latency comes from the confirmation measurement of the chosen network: the long
+        fine-tune changes weights only (checked here), and the status was decided on that same
+        measurement. Exact resources are measured on the final network itself.
+        """
+        if _weight_shapes(chosen) != _weight_shapes(final):
+            raise NetAdaptError(
+                "internal error: the long fine-tune changed the network's weight shapes; "
+                "please report this model"
             )
-            raise BudgetError(
-                f"the budget could not be met: after {self.state['iteration']} iterations no "
-                f"channel group can shrink enough ({reasons}). The best network reached is "
-                f"{self.rundir.adapted_path}"
-            )
+        if self.state.confirmed() is None:  # ended before any confirmation (schema 1 run)
+            self._confirm(resources, load_model(chosen, fold=False))
+        confirmed = self.state.confirmed()
+        assert confirmed is not None
+        values, spread = {}, {}
+        for name, item in resources.tracked.items():
+            if item.unit == "ms":
+                spread[name] = confirmed.measured[name]
+            else:
+                spread[name] = resources.measure_rounds(item, final, 1).to_dict()
+            values[name] = spread[name]["value"]
+        return values, spread
+
+    def _raise_outcome(self) -> None:
+        """Raise the error of a finished run whose budget was missed (its exit code)."""
+        assert self.state.summary is not None
+        error = outcome_error(self.state.summary)
+        if error is not None:
+            raise error
 
     def _checkpoint(self) -> None:
-        self.rundir.save_history(
-            {
-                k: self.state.get(k)
-                for k in (
-                    "model",
-                    "config",
-                    "data",
-                    "original",
-                    "limits",
-                    "floor",
-                    "units",
-                    "history",
-                    "status",
-                    "summary",
-                )
-            }
-        )
-        self.rundir.save_state(self.state)
+        """Write history.json, then state.json (the checkpoint a resume starts from)."""
+        self.rundir.save(self.state)
 
 
-def _seconds(record: dict) -> float:
-    value = record.get("seconds", 0.0)
-    return float(value["total"] if isinstance(value, dict) else value)
+def _weight_shapes(model: onnx.ModelProto) -> list[tuple[str, tuple[int, ...]]]:
+    """Name and shape of every initializer: the architecture, for a before/after check."""
+    return sorted((i.name, tuple(i.dims)) for i in model.graph.initializer)
 
 
 def adapt(
@@ -483,6 +583,7 @@ def adapt(
     data: DataSplits | None = None,
     runner_options: dict | None = None,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> Iterator[IterationResult]:
     """Adapt ``model`` under ``config``; yields one result per finished iteration.
 
@@ -491,7 +592,8 @@ def adapt(
     >>> for it in adapt("model.onnx", cfg, "out"):          # doctest: +SKIP
     ...     print(it.iteration, it.measured["latency"], it.holdout_accuracy)
     """
-    return Adaptation(model, config, out_dir, resume, data, runner_options, progress).run()
+    run = Adaptation(model, config, out_dir, resume, data, runner_options, progress, overwrite)
+    return run.run()
 
 
 def adapt_model(
@@ -504,4 +606,4 @@ def adapt_model(
     run = Adaptation(model, config, out_dir, **kwargs)  # type: ignore[arg-type]
     for _ in run.run():
         pass
-    return run.state.get("summary", {})
+    return run.state.summary.to_dict() if run.state.summary else {}

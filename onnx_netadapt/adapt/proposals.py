@@ -2,20 +2,16 @@
 
 Proposals are independent: each is a pruned ONNX file plus a seed derived from the run seed,
 the iteration and the group's producers, and torch uses a fixed thread count per proposal, so
-the results are the same whether they run one after another or in ``workers`` processes.
+the results are the same whichever engine runs them, in whatever order (``onnx_netadapt.engines``).
 Fine-tuning happens in the bridge (``onnx_netadapt.finetune``), imported only here and lazily.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import time
-import traceback
 import zlib
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -38,15 +34,22 @@ class TrainPlan:
     lr: float
     distill: float
     threads: int
+    deterministic: bool = False
 
 
 @dataclass(frozen=True)
 class ProposalJob:
-    """Fine-tune the pruned model at ``path`` in place and score it on the holdout set."""
+    """Fine-tune the pruned model at ``path`` in place and score it on the holdout set.
+
+    ``units`` (the group's kept units) and ``allow_approximate`` let an engine whose workers
+    cannot read ``path`` rebuild the same proposal from the current network.
+    """
 
     group_id: int
     path: str
     seed: int
+    units: int = 0
+    allow_approximate: bool = False
 
 
 @dataclass
@@ -59,6 +62,7 @@ class ProposalScore:
     train_loss: float | None = None
     error: str | None = None
     holdout_loss: float = float("nan")
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage (convert, ...)
 
 
 def proposal_seed(seed: int, iteration: int, producers: list[str]) -> int:
@@ -77,11 +81,30 @@ class EvalContext:
     holdout_reference: np.ndarray | None = None
 
 
-def evaluate_proposal(job: ProposalJob, ctx: EvalContext) -> ProposalScore:
-    """Fine-tune the proposal (steps of ``ctx.plan``), write it back, score on the holdout."""
+def rebuild_proposal(current: bytes, job: ProposalJob) -> onnx.ModelProto:
+    """The proposal of ``job`` made again from the current network's file content (the same
+    normalisation, analysis and L2 pruning as the loop's search, so the same model)."""
+    from onnx_netadapt.channels.analysis import analyse
+    from onnx_netadapt.graph.load import load_model
+    from onnx_netadapt.prune.apply import prune
+
+    analysis = analyse(load_model(current, fold=False))
+    keep = {job.group_id: job.units}
+    return prune(analysis, keep, allow_approximate=job.allow_approximate, check=False).model
+
+
+def fine_tune_and_score(
+    model: onnx.ModelProto, job: ProposalJob, ctx: EvalContext, device: str = "cpu"
+) -> tuple[ProposalScore, onnx.ModelProto]:
+    """Fine-tune ``model`` (the proposal of ``job``) on ``device`` and score it on the holdout.
+
+    Returns the score and the fine-tuned model; a NetAdaptError (an operator without
+    converter, ORT and torch disagreeing) is a failed proposal, anything else a bug that
+    propagates, whichever engine runs it.
+    """
     start = time.perf_counter()
-    model = onnx.load(job.path)
     loss = None
+    stages: dict[str, float] = {}
     try:
         if ctx.plan.steps > 0:
             from onnx_netadapt.finetune import TrainSettings, fine_tune
@@ -93,80 +116,36 @@ def evaluate_proposal(job: ProposalJob, ctx: EvalContext) -> ProposalScore:
                 lr=ctx.plan.lr,
                 distill=ctx.plan.distill if ctx.teacher is not None else 0.0,
                 seed=job.seed,
+                device=device,
                 threads=ctx.plan.threads,
+                deterministic=ctx.plan.deterministic,
             )
             result = fine_tune(model, ctx.data.train, settings, teacher=ctx.teacher)
-            model, loss = result.model, result.stats.final_loss
-            save_model(model, job.path)
+            model, loss, stages = result.model, result.stats.final_loss, dict(result.seconds)
+        scoring = time.perf_counter()
         acc, holdout_loss = score_holdout(model, ctx.data.holdout, ctx.holdout_reference)
+        stages["score"] = time.perf_counter() - scoring
     except NetAdaptError as exc:
-        return ProposalScore(
+        failed = ProposalScore(
             job.group_id, float("nan"), time.perf_counter() - start, error=str(exc)
         )
+        return failed, model
     seconds = time.perf_counter() - start
-    return ProposalScore(job.group_id, acc, seconds, loss, holdout_loss=holdout_loss)
+    score = ProposalScore(
+        job.group_id, acc, seconds, loss, holdout_loss=holdout_loss, stages=stages
+    )
+    return score, model
 
 
-# -- worker processes ----------------------------------------------------------------------
-_WORKER_CONTEXT: EvalContext | None = None
-
-
-def _init_worker(ctx: EvalContext) -> None:
-    global _WORKER_CONTEXT
-    _WORKER_CONTEXT = ctx
-
-
-def _run_in_worker(job: ProposalJob) -> ProposalScore:
-    assert _WORKER_CONTEXT is not None
-    try:
-        return evaluate_proposal(job, _WORKER_CONTEXT)
-    except Exception as exc:  # report, never hang the pool
-        detail = traceback.format_exc(limit=3)
-        return ProposalScore(job.group_id, float("nan"), 0.0, error=f"{exc!r}\n{detail}")
-
-
-class ProposalEvaluator:
-    """Evaluates batches of proposals in this process or in a pool of ``workers`` processes.
-
-    The pool (spawned once per run: torch is imported once per worker) is the seam where a
-    cluster engine can plug in: anything with ``evaluate(jobs, progress)`` returning scores in
-    job order works.
-    """
-
-    def __init__(self, ctx: EvalContext, workers: int = 1) -> None:
-        self.ctx = ctx
-        self.workers = workers
-        self._pool: ProcessPoolExecutor | None = None
-
-    def __enter__(self) -> ProposalEvaluator:
-        if self.workers > 1:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(self.ctx,),
-            )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
-
-    def evaluate(
-        self, jobs: list[ProposalJob], progress: Callable[[int, int], None] | None = None
-    ) -> list[ProposalScore]:
-        """Scores of ``jobs``, in job order."""
-        results: list[ProposalScore] = []
-        for done, score in enumerate(self._iterate(jobs), start=1):
-            results.append(score)
-            if progress:
-                progress(done, len(jobs))
-        return results
-
-    def _iterate(self, jobs: list[ProposalJob]) -> Iterator[ProposalScore]:
-        if self._pool is None:
-            for job in jobs:
-                yield evaluate_proposal(job, self.ctx)
-            return
-        yield from self._pool.map(_run_in_worker, jobs)
+def evaluate_proposal(job: ProposalJob, ctx: EvalContext, device: str = "cpu") -> ProposalScore:
+    """Fine-tune the proposal at ``job.path`` in place (steps of ``ctx.plan``) and score it."""
+    start = time.perf_counter()
+    model = onnx.load(job.path)
+    loaded = time.perf_counter() - start
+    score, model = fine_tune_and_score(model, job, ctx, device)
+    start = time.perf_counter()
+    if score.error is None and ctx.plan.steps > 0:
+        save_model(model, job.path)
+    score.stages["file_io"] = loaded + time.perf_counter() - start
+    score.seconds += score.stages["file_io"]
+    return score

@@ -13,6 +13,7 @@ import logging
 import onnx
 
 from onnx_netadapt.adapt.rundir import RunDir
+from onnx_netadapt.adapt.state import RunState
 from onnx_netadapt.graph.ops import attr
 from onnx_netadapt.graph.save import save_bytes, save_text
 
@@ -44,7 +45,7 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def _plots(rundir: RunDir, state: dict, before: dict, after: dict) -> list[str]:
+def _plots(rundir: RunDir, state: RunState, before: dict, after: dict) -> list[str]:
     try:
         import matplotlib
 
@@ -53,23 +54,23 @@ def _plots(rundir: RunDir, state: dict, before: dict, after: dict) -> list[str]:
     except ImportError:
         logger.warning("matplotlib is not installed: the report has no plots")
         return []
-    history = state["history"]
-    unit = state["units"]["latency"]
+    history = state.history
+    unit = state.units["latency"]
     fig, ax = plt.subplots(figsize=(6, 4))
-    lat = [r["measured"]["latency"] for r in history]
-    acc = [100 * r["holdout_accuracy"] for r in history]
+    lat = [r.measured["latency"] for r in history]
+    acc = [100 * r.holdout_accuracy for r in history]
     ax.plot(lat, acc, "o-", label="after each iteration (short fine-tune)")
-    summary = state.get("summary", {})
+    summary = state.summary
     if summary:
         ax.plot(
-            [summary["final"]["latency"]],
-            [100 * summary["val_accuracy"]["adapted"]],
+            [summary.final["latency"]],
+            [100 * summary.val_accuracy["adapted"]],
             "r*",
             markersize=12,
             label="adapted (long fine-tune, validation)",
         )
-    if "latency" in state["limits"]:
-        ax.axvline(state["limits"]["latency"], color="gray", ls="--", label="budget")
+    if "latency" in state.limits:
+        ax.axvline(state.limits["latency"], color="gray", ls="--", label="budget")
     ax.set_xlabel(f"measured latency ({unit})")
     ax.set_ylabel("holdout accuracy (%)")
     ax.invert_xaxis()
@@ -96,53 +97,63 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def render_markdown(state: dict, before: dict, after: dict, plots: list[str]) -> str:
-    """report.md text."""
-    s = state["summary"]
-    cfg = state["config"]
-    units = state["units"]
+def render_markdown(state: RunState, before: dict, after: dict, plots: list[str]) -> str:
+    """report.md text (of a finished run)."""
+    assert state.summary is not None
+    s = state.summary
+    cfg = state.config
+    units = state.units
     lines = [
         "# onnx-netadapt report",
         "",
-        f"Model: `{state['model']['path']}`; target `{cfg['target']}`; "
-        f"data `{cfg['data']}` ({state['data']['train']} train / {state['data']['holdout']} "
-        f"holdout / {state['data']['val']} validation).",
-        f"Status: **{s['status']}** after {s['iterations']} iterations; budgets met: "
-        f"**{'yes' if s['budgets_met'] else 'no'}**.",
+        f"Model: `{state.model['path']}`; target `{cfg['target']}`; "
+        f"data `{cfg['data']}` ({state.data['train']} train / {state.data['holdout']} "
+        f"holdout / {state.data['val']} validation).",
+        f"Status: **{s.status}**: {s.meaning}; {s.iterations} iterations, exit code {s.exit_code}.",
+        f"Adapted model interface: {s.adapted_interface}.",
         "",
-        "| resource | original | budget | adapted | ratio |",
-        "|---|---|---|---|---|",
+        "| resource | original | budget | adapted | p10-p90 (rounds) | ratio |",
+        "|---|---|---|---|---|---|",
     ]
-    for resource, original in s["original"].items():
-        limit = s["limits"].get(resource)
-        final = s["final"][resource]
+    for resource, original in s.original.items():
+        limit = s.limits.get(resource)
+        final = s.final[resource]
+        spread = s.final_spread[resource]
         lines.append(
             f"| {resource} ({units[resource]}) | {_fmt(original)} | "
             f"{_fmt(limit) if limit is not None else '-'} | {_fmt(final)} | "
+            f"{_fmt(spread['p10'])}-{_fmt(spread['p90'])} ({spread['rounds']}) | "
             f"{final / original:.3f} |"
         )
-    floor = state.get("floor") or {}
+    if s.margin:
+        lines += [
+            "",
+            f"Latency budgets count as met at budget x (1 - {s.margin:g}) (--margin).",
+        ]
+    floor = state.floor
     if floor:
         lines += [
             "",
             "Smallest network pruning can reach (every group at the grid minimum): "
             + ", ".join(
-                f"{r} {_fmt(v)} {units[r]} ({v / s['original'][r]:.3f} of the original)"
+                f"{r} {_fmt(v)} {units[r]} ({v / s.original[r]:.3f} of the original)"
                 for r, v in floor.items()
             )
             + ".",
         ]
-    va = s["val_accuracy"]
+    va = s.val_accuracy
     lines += [
         "",
         f"Validation accuracy: original {100 * va['original']:.2f}%, adapted "
         f"{100 * va['adapted']:.2f}% (before the long-term fine-tune "
         f"{100 * va['before_long_finetune']:.2f}%).",
-        f"Time: {s['seconds_total']:.1f} s in total ({s['long_finetune_seconds']:.1f} s long "
-        f"fine-tune and final measurement); measurements: {s['table_measurements']} layer "
-        f"entries for the tables (in {s.get('table_seconds', 0.0):.1f} s), "
-        f"{s['network_measurements']} whole networks (each "
-        "timed against the original in 3 interleaved rounds).",
+        f"Time: {s.seconds_total:.1f} s in total ({s.long_finetune_seconds:.1f} s long "
+        f"fine-tune and final measurement); measurements: {s.table_measurements} layer "
+        f"entries for the tables (in {s.table_seconds:.1f} s), "
+        f"{s.network_measurements} whole networks (each "
+        "timed against the original in 3 interleaved rounds; a network that meets the budget "
+        "again in 11 rounds before the run declares it met, and these 11 give the adapted "
+        "network's figures).",
         "",
         "## Iterations",
         "",
@@ -150,28 +161,28 @@ def render_markdown(state: dict, before: dict, after: dict, plots: list[str]) ->
         "proposals | seconds |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in state["history"]:
-        if r["iteration"] == 0:
+    for r in state.history:
+        g = r.group
+        if g is None:  # the original
             lines.append(
-                f"| 0 | original | - | - | {_fmt(r['measured']['latency'])} | "
-                f"{100 * r['holdout_accuracy']:.1f}% | - | {r['seconds']:.1f} |"
+                f"| 0 | original | - | - | {_fmt(r.measured['latency'])} | "
+                f"{100 * r.holdout_accuracy:.1f}% | - | {r.total_seconds:.1f} |"
             )
             continue
-        g = r["group"]
         lines.append(
-            f"| {r['iteration']} | {g['group']} ({g['producers'][0]}) | "
+            f"| {r.iteration} | {g['group']} ({g['producers'][0]}) | "
             f"{g['channels_before']} -> {g['channels_after']} | "
-            f"{_fmt(r['estimate']['latency'])} | {_fmt(r['measured']['latency'])} | "
-            f"{100 * r['holdout_accuracy']:.1f}% | {len(r['proposals'])} | "
-            f"{r['seconds']['total']:.1f} |"
+            f"{_fmt(r.estimate['latency'])} | {_fmt(r.measured['latency'])} | "
+            f"{100 * r.holdout_accuracy:.1f}% | {len(r.proposals)} | "
+            f"{r.total_seconds:.1f} |"
         )
     lines += ["", "## Channels per layer", "", "| layer | original | adapted |", "|---|---|---|"]
     lines += [f"| {n} | {c} | {after.get(n, '-')} |" for n, c in before.items()]
-    if s.get("unreachable"):
+    if s.unreachable:
         lines += ["", "## Why the budget was not reached", ""]
         lines += [
             f"- group {u['group']} ({', '.join(u['producers'][:3])}): {u['reason']}"
-            for u in s["unreachable"]
+            for u in s.unreachable
         ]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
@@ -179,7 +190,7 @@ def render_markdown(state: dict, before: dict, after: dict, plots: list[str]) ->
 
 
 def write_report(
-    rundir: RunDir, state: dict, original: onnx.ModelProto, adapted: onnx.ModelProto
+    rundir: RunDir, state: RunState, original: onnx.ModelProto, adapted: onnx.ModelProto
 ) -> None:
     """Write report.md and the plots into the run directory."""
     before, after = layer_channels(original), layer_channels(adapted)

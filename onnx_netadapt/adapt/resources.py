@@ -4,8 +4,9 @@
 current network, measured every iteration (``onnx_netadapt.measure.estimate``; the mode is
 ``AdaptConfig.estimator``: by default "auto", the in-network profile where the runner has one).
 The layers of a pruned network are read off its weight shapes, so no shape inference runs per
-candidate (except for the "profile" mode, which scales the other nodes by their activation
-sizes). Non-additive resources (peak memory) are measured directly.
+candidate (except where the estimator's calibration needs shapes: the "profile" strategy scales
+the other nodes by their activation sizes). Non-additive resources (peak memory) are measured
+directly.
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ from __future__ import annotations
 import logging
 import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from onnx_netadapt.adapt.budget import LATENCY, Budget, check_unit
-from onnx_netadapt.graph.load import LoadedModel, load_model
-from onnx_netadapt.graph.ops import attr
+from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.graph.shapes import infer_shapes
-from onnx_netadapt.measure.estimate import Estimator, model_signatures
-from onnx_netadapt.measure.profile import make_runner
+from onnx_netadapt.measure.estimate import Estimator
+from onnx_netadapt.measure.interleave import interleaved_medians
+from onnx_netadapt.measure.registry import check_runner_options, make_runner
 from onnx_netadapt.measure.runner import Runner
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.table import LatencyTable
@@ -32,6 +34,28 @@ logger = logging.getLogger(__name__)
 
 # Whole-network measurements that decide an iteration are repeated and the median kept.
 WHOLE_NETWORK_ROUNDS = 3
+# The measurement that confirms a budget is met (and gives the adapted network's figures) uses
+# more rounds: the iteration that first meets a budget is the one whose 3-round measurement came
+# out low, so a second, longer measurement must decide.
+CONFIRM_ROUNDS = 11
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A robust whole-network value: the median over rounds, with the spread of the rounds.
+
+    For latency each round is the network timed against the reference (the original) back to
+    back, converted to the network's latency; exact resources have one round.
+    """
+
+    value: float
+    p10: float
+    p90: float
+    rounds: int
+
+    def to_dict(self) -> dict[str, float]:
+        """JSON form (history.json, the summary)."""
+        return {"value": self.value, "p10": self.p10, "p90": self.p90, "rounds": self.rounds}
 
 
 @dataclass
@@ -71,9 +95,8 @@ class Tracked:
         """Estimated value of ``model``, a pruning of the calibrated network."""
         if self.estimator is None:
             return self.runner.measure(model).median_ms
-        cal = self.estimator.calibration
         shapes = {}
-        if cal and cal.mode == "profile":  # scales other nodes by their activation sizes
+        if self.estimator.needs_shapes:  # e.g. scales other nodes by their activation sizes
             copy = onnx.ModelProto()
             copy.CopyFrom(model)  # infer_shapes writes value_info; the proposal stays as it is
             shapes = infer_shapes(copy)  # a pruning of a loaded model: no checker, no normalising
@@ -93,6 +116,7 @@ class ResourceSet:
         estimator: str = "auto",
     ) -> None:
         names = [LATENCY] + [b.resource for b in budgets if b.resource != LATENCY]
+        check_runner_options([target if n == LATENCY else n for n in names], runner_options or {})
         by_resource = {b.resource: b for b in budgets}
         self.tracked: dict[str, Tracked] = {}
         self._runners: list[Runner] = []
@@ -115,7 +139,7 @@ class ResourceSet:
                 item.runner.__enter__()
                 entered.append(item.runner)
                 if item.budget is not None:
-                    check_unit(item.budget, item.unit)
+                    check_unit(item.budget, item.unit, item.runner.name)
                 path = self._table_path if item.runner.additive else None
                 item.table = LatencyTable(item.runner.fingerprint(), path)
                 if item.runner.additive:
@@ -167,14 +191,37 @@ class ResourceSet:
 
     def measure(self, item: Tracked, model: onnx.ModelProto) -> float:
         """A robust whole-network measurement of ``model`` on ``item``'s runner (counted)."""
+        return self.measure_rounds(item, model, WHOLE_NETWORK_ROUNDS).value
+
+    def measure_rounds(self, item: Tracked, model: onnx.ModelProto, rounds: int) -> Measurement:
+        """``model`` on ``item``'s runner over ``rounds`` rounds: median and spread (counted)."""
         self.network_measurements += 1
-        if item.unit != "ms" or self._reference is None:
-            return measure_robust(item.runner, model)
-        ratios = []
-        for _ in range(WHOLE_NETWORK_ROUNDS):
-            reference = item.runner.measure(self._reference).median_ms
-            ratios.append(item.runner.measure(model).median_ms / reference)
-        return self._reference_values[item.resource] * statistics.median(ratios)
+        if item.unit != "ms":
+            value = item.runner.measure(model).median_ms
+            return Measurement(value, value, value, 1)
+        if self._reference is None:
+            values = [item.runner.measure(model).median_ms for _ in range(rounds)]
+        else:
+            models = {"reference": self._reference, "model": model}
+            samples = interleaved_medians(item.runner, models, rounds)
+            anchor = self._reference_values[item.resource]
+            values = [
+                anchor * m / r for r, m in zip(samples["reference"], samples["model"], strict=True)
+            ]
+        p10, p90 = (float(q) for q in np.percentile(values, [10, 90]))
+        return Measurement(float(statistics.median(values)), p10, p90, rounds)
+
+    def confirm(self, loaded: LoadedModel) -> dict[str, Measurement]:
+        """Measure ``loaded`` on every runner in ``CONFIRM_ROUNDS`` rounds and calibrate on it.
+
+        Used before a run declares its budgets met, and for the figures of the network it
+        hands back; the estimator is recalibrated at the confirmed values.
+        """
+        confirmed = {}
+        for name, item in self.tracked.items():
+            confirmed[name] = self.measure_rounds(item, loaded.model, CONFIRM_ROUNDS)
+            item.calibrate(loaded, confirmed[name].value)
+        return confirmed
 
     def restore(self, calibration: Mapping[str, Mapping[str, float]], current: LoadedModel) -> None:
         """Calibrate on ``current`` at the values a previous run measured (for --resume)."""
@@ -197,53 +244,3 @@ class ResourceSet:
     ) -> dict[str, float]:
         """Estimated value of ``model`` (whose filter layers are ``signatures``) per resource."""
         return {name: item.estimate(model, signatures) for name, item in self.tracked.items()}
-
-    def save_tables(self) -> None:
-        """Persist every table that has a path."""
-        for item in self.tracked.values():
-            item.table.save()
-
-
-def measure_robust(
-    runner: Runner, model: onnx.ModelProto, rounds: int = WHOLE_NETWORK_ROUNDS
-) -> float:
-    """Median of ``rounds`` whole-network medians (a measurement right after the CPU was busy
-    fine-tuning, or idle, can be off by tens of percent; exact resources measure once)."""
-    first = runner.measure(model).median_ms
-    if runner.unit != "ms":
-        return first
-    return float(
-        statistics.median([first] + [runner.measure(model).median_ms for _ in range(rounds - 1)])
-    )
-
-
-def pruned_signatures(
-    signatures: Mapping[str, LayerSignature], pruned: onnx.ModelProto
-) -> dict[str, LayerSignature]:
-    """Signatures of ``pruned``'s filter layers, read off its weight shapes.
-
-    Pruning changes only channel counts (and conv groups), so each layer's signature is the
-    original one with the counts of its pruned weight. Falls back to shape inference when a
-    weight is not an initializer.
-    """
-    shapes = {i.name: tuple(int(d) for d in i.dims) for i in pruned.graph.initializer}
-    nodes = {n.name: n for n in pruned.graph.node}
-    out = {}
-    for name, sig in signatures.items():
-        node = nodes[name]
-        w = shapes.get(node.input[1]) if len(node.input) > 1 else None
-        if w is None:
-            return model_signatures(load_model(pruned, fold=False))
-        group = int(attr(node, "group", 1))
-        if node.op_type == "Conv":
-            cin, cout = w[1] * group, w[0]
-        elif node.op_type == "ConvTranspose":
-            cin, cout = w[0], w[1] * group
-        elif node.op_type == "Gemm" and int(attr(node, "transB", 0)):
-            cin, cout = w[1], w[0]
-        else:  # Gemm without transB, MatMul with a constant
-            cin, cout = w[0], w[1]
-        if sig.op == "Gemm":
-            group = 1
-        out[name] = replace(sig, in_channels=cin, out_channels=cout, groups=group)
-    return out

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import onnx
 
-from onnx_netadapt.adapt.resources import ResourceSet, pruned_signatures
+from onnx_netadapt.adapt.resources import ResourceSet
 from onnx_netadapt.channels.analysis import ChannelAnalysis, ChannelGroup
-from onnx_netadapt.measure.signature import LayerSignature
+from onnx_netadapt.errors import UsageError
+from onnx_netadapt.measure.signature import LayerSignature, pruned_signatures
 from onnx_netadapt.prune.apply import prune
 
 
@@ -189,12 +190,18 @@ def search_all(
 def minimal_network(
     analysis: ChannelAnalysis, round_to: int, allow_approximate: bool
 ) -> onnx.ModelProto:
-    """Every prunable group cut to its grid minimum: the cheapest network pruning can reach."""
-    keep = {
-        g.id: grid_step(g, round_to)
-        for g in analysis.groups
-        if g.prunable_with(allow_approximate) and g.units > grid_step(g, round_to)
-    }
+    """Every prunable group cut to its grid minimum: the cheapest network pruning can reach.
+
+    Raises UsageError when ``round_to`` is so coarse that no prunable group can shrink.
+    """
+    prunable = [g for g in analysis.groups if g.prunable_with(allow_approximate)]
+    keep = {g.id: grid_step(g, round_to) for g in prunable if g.units > grid_step(g, round_to)}
+    if prunable and not keep:
+        raise UsageError(
+            f"--round-to {round_to} is at least the size of every prunable group (the largest "
+            f"has {max(g.channels for g in prunable)} channels): no group can shrink on that "
+            "grid; use a smaller --round-to"
+        )
     if not keep:
         return analysis.loaded.model
     return prune(analysis, keep, allow_approximate=allow_approximate, check=False).model

@@ -17,11 +17,13 @@ import onnx
 
 from onnx_netadapt.channels import rules
 from onnx_netadapt.channels.atoms import Resolved
+from onnx_netadapt.channels.computed import mark_computed_weights
 from onnx_netadapt.channels.context import AnalysisState, ProducerSpace, RuleContext
 from onnx_netadapt.channels.edits import NodeEdit, SliceSpec
 from onnx_netadapt.channels.layout import Layout
+from onnx_netadapt.channels.rules.attention import attention_products
 from onnx_netadapt.graph.load import LoadedModel
-from onnx_netadapt.graph.ops import QUANTIZED_OPS
+from onnx_netadapt.graph.ops import QUANTIZED_OPS, consumers_of
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,9 @@ class ChannelGroup:
         reasons: why the group cannot be pruned (empty when it can), or why it is approximate.
         approximate: pruning changes the statistics of other channels (LayerNorm over channels).
         class_width: channels of the first producer per class (1 except for grouped convs,
-            where a class is a whole conv-group).
+            where a class is a whole conv-group, and attention, where it is a whole head).
+        attention_heads: the channels reach a product of two computed tensors (q @ k^T,
+            attn @ v): a unit is one attention head of q, k, v and the output projection.
     """
 
     id: int
@@ -54,6 +58,7 @@ class ChannelGroup:
     approximate: bool = False
     pinned: bool = False
     class_width: int = 1
+    attention_heads: bool = False
 
     @property
     def units(self) -> int:
@@ -99,6 +104,7 @@ class ChannelGroup:
             "channels": self.channels,
             "units": self.units,
             "class_width": self.class_width,
+            "attention_heads": self.attention_heads,
             "producers": [p.node for p in self.producers],
             "consumers": self.consumers,
             "followers": self.followers,
@@ -214,11 +220,9 @@ def analyse(loaded: LoadedModel) -> ChannelAnalysis:
     """
     model = loaded.model
     constants = {i.name: i for i in model.graph.initializer}
-    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    consumers = consumers_of(model.graph)
     producer_of: dict[str, onnx.NodeProto] = {}
     for node in model.graph.node:
-        for name in node.input:
-            consumers[name].append(node)
         for name in node.output:
             producer_of[name] = node
     state = AnalysisState(model, loaded.shapes, constants, consumers, producer_of)
@@ -237,6 +241,7 @@ def analyse(loaded: LoadedModel) -> ChannelAnalysis:
             reason = f"{ctx.describe()}: shape of {exc} unknown"
             state.unsupported[node.name] = reason
             ctx.pin_inputs(reason)
+    mark_computed_weights(state, loaded.computed_weights)
     for name, owner in outer_refs.items():
         if (lay := state.layouts.get(name)) is not None:
             state.table.pin(lay.atoms, f"used inside the subgraph of {owner}")
@@ -245,6 +250,9 @@ def analyse(loaded: LoadedModel) -> ChannelAnalysis:
             state.table.pin(lay.atoms, f"{OUTPUT_REASON} {out.name!r}")
     resolved = state.table.resolve()
     groups = _build_groups(state, resolved)
+    products = attention_products(state)
+    for group in groups:
+        group.attention_heads = bool(group.tensors & products)
     return ChannelAnalysis(loaded, groups, state.layouts, state.edits, resolved, state.unsupported)
 
 

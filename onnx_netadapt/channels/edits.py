@@ -52,10 +52,13 @@ class NodeEdit:
 
 @dataclass(frozen=True)
 class GroupAttrEdit(NodeEdit):
-    """Grouped/depthwise Conv: ``group`` becomes (new input channels) / ``channels_per_group``."""
+    """Grouped/depthwise Conv: ``group`` becomes (new input channels) / ``channels_per_group``;
+    with ``groups`` (a grouped conv), the number of its ``groups`` conv-groups that keep an input
+    channel (whole conv-groups or the same index of every group may have been removed)."""
 
     input_tensor: str
     channels_per_group: int
+    groups: int = 0
 
 
 @dataclass(frozen=True)

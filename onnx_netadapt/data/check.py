@@ -62,3 +62,17 @@ def _check_targets(y: np.ndarray, n: int, name: str, num_classes: int | None) ->
             f"{name} targets include class {high} but the model has {num_classes} outputs: "
             f"class indices must be in [0, {num_classes}); is this the right model or dataset?"
         )
+
+
+def check_classes(parts: dict[str, ArrayDataset], num_classes: int | None) -> None:
+    """Classification needs at least two classes in the training data (with targets)."""
+    train = parts.get("train")
+    if train is None or train.y is None or num_classes == 1:
+        return
+    present = np.unique(train.y)
+    if len(present) < 2:
+        raise DataError(
+            f"the training data has a single class ({int(present[0])}, {len(train)} examples): "
+            "a classifier cannot be fine-tuned or scored on one class; give examples of at "
+            "least two classes (an image folder needs one subfolder per class)"
+        )

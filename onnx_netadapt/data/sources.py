@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from onnx_netadapt.data.builtin import NUM_CLASSES, builtin_names, load_builtin, parse_builtin
-from onnx_netadapt.data.check import check_fits
+from onnx_netadapt.data.check import check_classes, check_fits
 from onnx_netadapt.data.dataset import ArrayDataset, DataSplits
 from onnx_netadapt.data.images import read_image_folder
 from onnx_netadapt.data.layout import (
@@ -30,7 +30,7 @@ from onnx_netadapt.data.layout import (
     to_model_layout,
     to_targets,
 )
-from onnx_netadapt.data.split import carve_fraction, carve_holdout
+from onnx_netadapt.data.split import carve_fraction, carve_holdout, warn_small_holdout
 from onnx_netadapt.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ def load_data(
     _check_targets_agree(parts, source)
     for name, data in parts.items():
         check_fits(data, input_shape, input_dtype, name, num_classes)
+    check_classes(parts, num_classes)
     train = parts["train"]
     if "val" not in parts:
         train, parts["val"] = carve_fraction(train, val_fraction, seed)
@@ -75,6 +76,7 @@ def load_data(
     if "holdout" not in parts:
         train, parts["holdout"] = carve_holdout(train, holdout_per_class, seed)
     parts["train"] = train
+    warn_small_holdout(parts["holdout"])
     for name in PARTS:
         check_fits(parts[name], input_shape, input_dtype, name, num_classes)
     classes = num_classes or classes or _infer_classes(parts)

@@ -11,6 +11,9 @@ from onnx_netadapt.errors import DataError
 
 logger = logging.getLogger(__name__)
 
+# Below this many holdout examples per class, comparing proposals is mostly noise.
+MIN_HOLDOUT_PER_CLASS = 10
+
 
 def carve_holdout(
     train: ArrayDataset, per_class: int, seed: int
@@ -37,6 +40,13 @@ def carve_holdout(
         chosen = rng.permutation(len(train))[:take]
     else:
         classes, counts = np.unique(train.y, return_counts=True)
+        if per_class > int(counts.max()) // 2:
+            raise DataError(
+                f"--holdout-per-class {per_class} asks for more than the data has: the largest "
+                f"class has {int(counts.max())} training examples, and at most half of each "
+                f"class goes to the holdout set; use --holdout-per-class "
+                f"{max(1, int(counts.max()) // 2)} or less, or give more data"
+            )
         small = [
             (int(c), int(n)) for c, n in zip(classes, counts, strict=True) if n < 2 * per_class
         ]
@@ -49,6 +59,25 @@ def carve_holdout(
             )
         chosen = _stratified_counts(train.y, rng, lambda count: min(per_class, count // 2))
     return _partition(train, chosen)
+
+
+def warn_small_holdout(holdout: ArrayDataset) -> None:
+    """Warn when some class has fewer than MIN_HOLDOUT_PER_CLASS holdout examples."""
+    if holdout.y is None:
+        return
+    classes, counts = np.unique(holdout.y, return_counts=True)
+    if len(counts) and counts.min() < MIN_HOLDOUT_PER_CLASS:
+        logger.warning(
+            "the holdout set that picks each iteration's proposal has only %d example(s) of "
+            "class %d (%d in all; one example moves its accuracy by %.1f points): the choice "
+            "between proposals is mostly noise; give at least %d per class "
+            "(--holdout-per-class, more data)",
+            int(counts.min()),
+            int(classes[counts.argmin()]),
+            len(holdout),
+            100 / len(holdout),
+            MIN_HOLDOUT_PER_CLASS,
+        )
 
 
 def carve_fraction(

@@ -11,7 +11,8 @@ Runtime and torch then agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -37,11 +38,13 @@ __all__ = [
 
 @dataclass
 class FineTuneResult:
-    """A fine-tuned model (a new proto), how training went, and the ORT/torch difference."""
+    """A fine-tuned model (a new proto), how training went, the ORT/torch difference, and
+    where the time went (seconds of ``convert``, ``train``, ``write_back``, ``check``)."""
 
     model: onnx.ModelProto
     stats: TrainStats
     max_abs_diff: float
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def fine_tune(
@@ -64,9 +67,19 @@ def fine_tune(
         FineTuneError: unsupported operator, failed conversion or training, or ORT and torch
             disagreeing after the write-back.
     """
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+
     module = to_torch(model)
+    seconds = {"convert": lap()}
     stats = train(module, data, settings, teacher=teacher)
+    seconds["train"] = lap()
     tuned = write_back(model, module)
+    seconds["write_back"] = lap()
     x = data.x[:CHECK_EXAMPLES] if check_batch is None else check_batch
     diff = check_agreement(tuned, module, np.asarray(x, dtype=np.float32)) if len(x) else 0.0
-    return FineTuneResult(model=tuned, stats=stats, max_abs_diff=diff)
+    seconds["check"] = lap()
+    return FineTuneResult(model=tuned, stats=stats, max_abs_diff=diff, seconds=seconds)

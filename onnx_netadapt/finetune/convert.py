@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from onnx_netadapt.errors import FineTuneError
 from onnx_netadapt.finetune import converters
 from onnx_netadapt.finetune._imports import import_onnx2torch
-from onnx_netadapt.graph.ops import attr, numpy_dtype, set_attr
+from onnx_netadapt.graph.ops import attr, set_attr
+from onnx_netadapt.graph.probe import run_on_zeros
 from onnx_netadapt.graph.shapes import static_dims
 
 logger = logging.getLogger(__name__)
@@ -84,11 +84,13 @@ def check_supported(model: onnx.ModelProto) -> None:
 
 
 def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A private copy ready for conversion: complete ranks, batch-free Reshape shapes."""
+    """A private copy ready for conversion: complete ranks, batch-free Reshape shapes, the
+    nodes our replacement converters take in their own domain."""
     prepared = onnx.ModelProto()
     prepared.CopyFrom(model)
     shapes = _complete_value_info(prepared)
     _free_batch(prepared, shapes)
+    converters.reroute(prepared)  # nodes our converters take instead of onnx2torch's
     return prepared
 
 
@@ -169,26 +171,8 @@ def _value_info_from_ort(
     model: onnx.ModelProto, names: list[str]
 ) -> dict[str, onnx.ValueInfoProto]:
     """Value infos (shape and type) of ``names`` from one ONNX Runtime run on zero inputs."""
-    import onnxruntime as ort
-
-    from onnx_netadapt.graph.large import ort_session
-
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    present = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in present)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
     try:
-        session = ort_session(probe, options, ["CPUExecutionProvider"])
-        feeds = {}
-        for vi in model.graph.input:
-            dims = static_dims(vi.type)
-            if dims is None:
-                return {}
-            feeds[vi.name] = np.zeros(dims, dtype=numpy_dtype(vi.type.tensor_type.elem_type))
-        values = session.run(names, feeds)
+        values = run_on_zeros(model, names)
     except Exception as exc:  # the converter may still manage without
         logger.debug("could not complete shapes with ONNX Runtime: %s", exc)
         return {}
@@ -196,7 +180,7 @@ def _value_info_from_ort(
         name: onnx.helper.make_tensor_value_info(
             name, onnx.helper.np_dtype_to_tensor_dtype(value.dtype), value.shape
         )
-        for name, value in zip(names, values, strict=True)
+        for name, value in values.items()
     }
 
 

@@ -11,6 +11,9 @@ import contextlib
 import hashlib
 import logging
 import math
+import os
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +51,8 @@ class TrainSettings:
         seed: seeds torch and the batch order.
         device: "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
         threads: torch CPU threads while training (restored after); None keeps torch's.
+        deterministic: deterministic kernels only (torch.use_deterministic_algorithms): on a
+            GPU the same seed then gives the same weights, at some speed.
     """
 
     steps: int = 100
@@ -62,6 +67,7 @@ class TrainSettings:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -130,7 +136,7 @@ def train(
         )
     distill = 1.0 if not data.has_targets else settings.distill if teacher is not None else 0.0
     start = time.perf_counter()
-    with _threads(settings.threads):
+    with _threads(settings.threads), _deterministic(settings.deterministic):
         torch.manual_seed(settings.seed)
         module.to(device)
         teacher_module = _teacher_module(teacher, device) if distill > 0 else None
@@ -138,8 +144,11 @@ def train(
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(total))
         module.train()
         losses: list[float] = []
-        for step, (x, y) in enumerate(_batches(data, settings, total)):
-            x = x.to(device)
+        batches = _batches(data, settings, total)
+        if device.type == "cuda":  # prepare the next batches while the GPU works
+            batches = _prefetched(batches, pin=True)
+        for step, (x, y) in enumerate(batches):
+            x = x.to(device, non_blocking=True)
             logits = _logits(_forward(module, x))
             loss = _loss(logits, y, teacher_module, x, distill, settings, device)
             if not torch.isfinite(loss):
@@ -177,6 +186,50 @@ def _threads(count: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _deterministic(enabled: bool) -> Iterator[None]:
+    """Deterministic kernels while training (restored after)."""
+    if not enabled:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it to comply
+    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
+
+
+# Batches prepared ahead of the training step (GPU only).
+PREFETCH_DEPTH = 2
+
+
+def _prefetched(
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor | None]], pin: bool
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """``batches`` made ``PREFETCH_DEPTH`` ahead in a background thread (pinned memory when
+    ``pin``), so slicing and copying data does not stall the GPU between steps."""
+    ahead: queue.Queue = queue.Queue(maxsize=PREFETCH_DEPTH)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for x, y in batches:
+                ahead.put((x.pin_memory() if pin else x, y))
+        except BaseException as exc:  # hand it to the training thread
+            ahead.put(exc)
+        ahead.put(done)
+
+    threading.Thread(target=produce, name="batch-prefetch", daemon=True).start()
+    while (item := ahead.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def _batches(

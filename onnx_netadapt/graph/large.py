@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import onnx
 
-PROTOBUF_LIMIT = 2**31 - 1
 # A little under the limit: leave room for the graph itself.
 LARGE_MODEL_BYTES = 1_900_000_000
 _SKELETON_MIN_BYTES = 1 << 20

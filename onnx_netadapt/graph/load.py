@@ -14,6 +14,7 @@ from onnx_netadapt.errors import ModelLoadError, UnsupportedModelError
 from onnx_netadapt.graph import normalize
 from onnx_netadapt.graph.large import is_large
 from onnx_netadapt.graph.shapes import infer_shapes, static_dims
+from onnx_netadapt.graph.weights import WeightComputation, trace_computed_weights
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ class LoadedModel:
         opset: the default-domain opset.
         source: the file it came from, if any.
         notes: what normalisation changed, one line each.
+        computed_weights: filter weights that the source computes at run time from stored
+            tensors (folded here), keyed by the filter node's output tensor.
     """
 
     model: onnx.ModelProto
@@ -39,6 +42,7 @@ class LoadedModel:
     opset: int
     source: str | None = None
     notes: list[str] = field(default_factory=list)
+    computed_weights: dict[str, WeightComputation] = field(default_factory=dict)
 
     @property
     def initializers(self) -> dict[str, onnx.TensorProto]:
@@ -77,19 +81,51 @@ def read_model(source: str | os.PathLike | bytes | onnx.ModelProto) -> onnx.Mode
         except Exception as exc:
             raise ModelLoadError(f"the bytes given are not an ONNX model ({exc})") from exc
     path = Path(source)
+    if path.is_dir():
+        hint = " (to continue a run, use --resume)" if (path / "state.json").exists() else ""
+        raise ModelLoadError(f"{path} is a directory, not an ONNX model file{hint}")
     if not path.is_file():
         raise ModelLoadError(f"model file not found: {path}")
     try:
         model = onnx.load(str(path), load_external_data=True)
     except Exception as exc:
-        raise ModelLoadError(
-            f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc}). "
-            "Check that the file is complete (not truncated) and that external-data files "
-            "sit next to it."
-        ) from exc
+        raise ModelLoadError(_unreadable(path, exc)) from exc
     if not model.graph.node:
         raise ModelLoadError(f"{path} holds no ONNX graph (is it really an .onnx file?)")
     return model
+
+
+# File signatures of what is most often given by mistake.
+_SIGNATURES = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"PK\x03\x04": "a zip archive (.npz, .pt, .zip)",
+    b"\x1f\x8b": "a gzip archive",
+    b"%PDF": "a PDF document",
+    b"\x80": "a pickle (a PyTorch or scikit-learn file?)",
+}
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why ``path`` cannot be parsed: not ONNX at all (what it looks like), or damaged ONNX."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    kind = next((name for sig, name in _SIGNATURES.items() if head.startswith(sig)), None)
+    if kind is None and head and b"\0" not in head:
+        try:
+            head.decode("utf-8")
+            kind = "a text file"
+        except UnicodeDecodeError:
+            pass
+    if kind is not None:
+        return f"{path} is not an ONNX model: it looks like {kind}"
+    if head[:1] != b"\x08":  # a serialised ModelProto starts with its ir_version field
+        return f"{path} is not an ONNX model (it does not start like one: {head[:8]!r})"
+    return (
+        f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc}). It starts like "
+        "one: check that the file is complete (not truncated) and that external-data files "
+        "sit next to it."
+    )
 
 
 def default_opset(model: onnx.ModelProto) -> int:
@@ -114,6 +150,7 @@ def _apply_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Seque
                 f"--input-shape gives {len(shape)} dims for {name!r}, "
                 f"which has rank {len(dims.dim)}"
             )
+        _check_fixed_dims(name, [d.dim_value if d.dim_value > 0 else None for d in dims.dim], shape)
         del dims.dim[:]
         for d in shape:
             dims.dim.add().dim_value = int(d)
@@ -128,6 +165,19 @@ def _apply_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Seque
                 f"--input-shape {vi.name}:"
                 + ",".join(str(d) if isinstance(d, int) and d > 0 else "N" for d in shown)
                 + " (replace N by the size you deploy with, e.g. batch 1)"
+            )
+
+
+def _check_fixed_dims(name: str, declared: list[int | None], shape: Sequence[int]) -> None:
+    """Only dynamic dimensions (None in ``declared``) may be set by --input-shape."""
+    pairs = list(zip(declared, shape, strict=False))  # no declared dims: nothing is fixed
+    for axis, (fixed, wanted) in enumerate(pairs):
+        if fixed is not None and fixed != wanted:
+            keep = ",".join(str(w if d is None else d) for d, w in pairs)
+            raise UnsupportedModelError(
+                f"--input-shape {name}:{','.join(map(str, shape))} sets dimension {axis} of "
+                f"{name!r} to {wanted}, but the model fixes it at {fixed}: only dynamic "
+                f"dimensions can be set (e.g. --input-shape {name}:{keep})"
             )
 
 
@@ -171,9 +221,14 @@ def load_model(
     notes: list[str] = []
     if n := normalize.drop_initializer_inputs(model):
         notes.append(f"{n} graph inputs that were initializers treated as constants")
+    if n := normalize.unfix_nonpositive_dims(model):
+        notes.append(f"{n} declared dims of -1 or 0 treated as dynamic")
     _apply_input_shapes(model, input_shapes or {})
     if n := normalize.constants_to_initializers(model):
         notes.append(f"{n} Constant nodes turned into initializers")
+    computed = trace_computed_weights(model)
+    if computed:
+        notes.append(f"{len(computed)} filter weights computed at run time from stored tensors")
     if fold and not normalize.has_quantized_ops(model):
         before = len(model.graph.node)
         model = normalize.fold_constants(model)
@@ -191,4 +246,11 @@ def load_model(
         ) from exc
     for note in notes:
         logger.info("normalise: %s", note)
-    return LoadedModel(model=model, shapes=shapes, opset=opset, source=label, notes=notes)
+    return LoadedModel(
+        model=model,
+        shapes=shapes,
+        opset=opset,
+        source=label,
+        notes=notes,
+        computed_weights=computed,
+    )

@@ -15,6 +15,7 @@ from onnx import numpy_helper
 
 from onnx_netadapt.graph.large import skeleton
 from onnx_netadapt.graph.ops import QUANTIZED_OPS
+from onnx_netadapt.graph.shapes import is_static_dim
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,24 @@ def name_nodes(model: onnx.ModelProto) -> int:
             renamed += 1
         seen.add(node.name)
     return renamed
+
+
+def unfix_nonpositive_dims(model: onnx.ModelProto) -> int:
+    """Make declared dims of -1 or 0 unknown (dynamic) in graph inputs, outputs and value_info.
+
+    PaddlePaddle and some other exporters write a dynamic batch as ``dim_value: -1`` (or 0);
+    taken literally, shape inference of the pruned model then fails ("Inferred shape and
+    existing shape differ in dimension 0: (1) vs (-1)"). Returns the number of dims changed.
+    """
+    changed = 0
+    for vi in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
+        if not vi.type.HasField("tensor_type"):
+            continue
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_value") and not is_static_dim(d):
+                d.Clear()
+                changed += 1
+    return changed
 
 
 def drop_initializer_inputs(model: onnx.ModelProto) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Mapping
 
 import numpy as np
@@ -30,6 +31,15 @@ QUANTIZED_OPS = frozenset(
         "QGemm",
     }
 )
+
+
+def consumers_of(graph: onnx.GraphProto) -> defaultdict[str, list[onnx.NodeProto]]:
+    """The nodes that read each tensor of ``graph``, by tensor name (in graph order)."""
+    consumers: defaultdict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for node in graph.node:
+        for name in node.input:
+            consumers[name].append(node)
+    return consumers
 
 
 def attr(node: onnx.NodeProto, name: str, default=None):

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import onnx
-
-from onnx_netadapt.graph.ops import numpy_dtype
 
 logger = logging.getLogger(__name__)
 
 
+def is_static_dim(dim: onnx.TensorShapeProto.Dimension) -> bool:
+    """True for a fixed size; a symbol, a missing value, or -1/0 (Paddle's and some other
+    exporters' way of writing a dynamic size) is dynamic."""
+    return dim.HasField("dim_value") and dim.dim_value > 0
+
+
 def static_dims(type_proto: onnx.TypeProto) -> tuple[int, ...] | None:
-    """Dims of a tensor type when all are known integers, else None."""
+    """Dims of a tensor type when all are known positive integers, else None."""
     if not type_proto.HasField("tensor_type") or not type_proto.tensor_type.HasField("shape"):
         return None
     dims = []
     for d in type_proto.tensor_type.shape.dim:
-        if not d.HasField("dim_value"):
+        if not is_static_dim(d):
             return None
         dims.append(int(d.dim_value))
     return tuple(dims)
@@ -62,29 +65,6 @@ def infer_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
 
 def _shapes_from_ort(model: onnx.ModelProto, names: list[str]) -> dict[str, tuple[int, ...]]:
     """Shapes of ``names`` read off one ONNX Runtime run of ``model`` on zero inputs."""
-    import onnxruntime as ort
+    from onnx_netadapt.graph.probe import run_on_zeros
 
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    known = {o.name for o in probe.graph.output}
-    for name in names:
-        if name not in known:
-            probe.graph.output.append(onnx.ValueInfoProto(name=name))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    from onnx_netadapt.graph.large import ort_session
-
-    session = ort_session(probe, options, ["CPUExecutionProvider"])
-    feeds = {}
-    for inp in session.get_inputs():
-        vi = next(i for i in model.graph.input if i.name == inp.name)
-        dtype = numpy_dtype(vi.type.tensor_type.elem_type)
-        feeds[inp.name] = np.zeros(static_dims(vi.type), dtype=dtype)
-    wanted = [o.name for o in session.get_outputs()]
-    values = session.run(wanted, feeds)
-    return {
-        n: tuple(int(d) for d in v.shape)
-        for n, v in zip(wanted, values, strict=False)
-        if n in set(names)
-    }
+    return {n: tuple(int(d) for d in v.shape) for n, v in run_on_zeros(model, names).items()}

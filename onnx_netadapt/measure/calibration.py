@@ -17,11 +17,12 @@ Filter layers that no unit holds add the change of their table entry.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import onnx
+
+from onnx_netadapt.graph.ops import consumers_of
 
 # A table entry minus the micro-model overhead never counts for less than this share of it.
 MIN_NET_SHARE = 0.2
@@ -119,10 +120,7 @@ def place_filters(
     kernel (e.g. a projection Conv into the residual Add after it): follow its output through
     single-consumer nodes to the first profiled one.
     """
-    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for node in model.graph.node:
-        for name in node.input:
-            consumers[name].append(node)
+    consumers = consumers_of(model.graph)
     by_name = {n.name: n for n in model.graph.node}
     out: dict[str, str | None] = {}
     for name in filters:

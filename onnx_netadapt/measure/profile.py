@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from pathlib import Path
 
 from onnx_netadapt.graph.load import LoadedModel
-from onnx_netadapt.measure.estimate import model_signatures
-from onnx_netadapt.measure.registry import get_runner
-from onnx_netadapt.measure.runner import Runner
+from onnx_netadapt.measure.registry import check_runner_options, make_runner
+from onnx_netadapt.measure.signature import model_signatures
 from onnx_netadapt.measure.table import LatencyTable
 
 logger = logging.getLogger(__name__)
-
-
-def make_runner(target: str, threads: int = 1, **options: object) -> Runner:
-    """Instantiate runner ``target``, passing ``threads`` and options only where it takes them."""
-    cls = get_runner(target)
-    params = inspect.signature(cls.__init__).parameters
-    kwargs = {k: v for k, v in {"threads": threads, **options}.items() if k in params}
-    return cls(**kwargs)
 
 
 def profile_model(
@@ -31,6 +21,7 @@ def profile_model(
     options: dict | None = None,
 ) -> dict:
     """Measure ``loaded`` whole and per layer on ``target``; JSON-ready report."""
+    check_runner_options([target], options or {})
     with make_runner(target, threads, **(options or {})) as runner:
         table = LatencyTable(runner.fingerprint(), table_path)
         stats = runner.measure(loaded.model)

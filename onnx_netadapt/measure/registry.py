@@ -10,13 +10,15 @@ A plugin that fails to import is reported with its name and the error; the other
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import logging
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
-from onnx_netadapt.errors import NetAdaptError
-from onnx_netadapt.measure.runner import Availability, Runner
+from onnx_netadapt.errors import UsageError
+from onnx_netadapt.measure.runner import Availability, Runner, RunnerUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +74,40 @@ def list_runners(pattern: str = "*") -> dict[str, RunnerInfo]:
 
 
 def get_runner(name: str) -> type[Runner]:
-    """The runner class registered as ``name``."""
+    """The runner class registered as ``name`` (RunnerUnavailable: none here, or it is broken)."""
     runners = discover()
     if name not in runners:
-        raise NetAdaptError(
+        raise RunnerUnavailable(
             f"no runner named {name!r}; registered runners: {', '.join(sorted(runners)) or 'none'}"
-            " (see `onnx-netadapt runners`)"
+            " (see `onnx-netadapt runners`; a plugin must be installed to be listed)"
         )
     info = runners[name]
     if info.runner is None:
-        raise NetAdaptError(f"runner {name!r} failed to load: {info.error}")
+        raise RunnerUnavailable(f"runner {name!r} failed to load: {info.error}")
     return info.runner
+
+
+def runner_options(cls: type[Runner]) -> list[str]:
+    """The options a runner takes (its constructor's keywords; ``--runner-option KEY=VALUE``)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = inspect.signature(cls.__init__).parameters
+    return [n for n, p in params.items() if p.kind in kinds and n not in ("self", "settings")]
+
+
+def check_runner_options(names: list[str], options: Mapping[str, object]) -> None:
+    """Refuse an option that none of the runners ``names`` takes (it would be ignored)."""
+    if not options:
+        return
+    accepted = {name: runner_options(get_runner(name)) for name in names}
+    for key in options:
+        if not any(key in keys for keys in accepted.values()):
+            takes = "; ".join(f"{n} takes {', '.join(k) or 'none'}" for n, k in accepted.items())
+            raise UsageError(f"--runner-option {key}: no runner of this run takes it ({takes})")
+
+
+def make_runner(target: str, threads: int = 1, **options: object) -> Runner:
+    """Instantiate runner ``target``, passing ``threads`` and options only where it takes them."""
+    cls = get_runner(target)
+    params = runner_options(cls)
+    kwargs = {k: v for k, v in {"threads": threads, **options}.items() if k in params}
+    return cls(**kwargs)

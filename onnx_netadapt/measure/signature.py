@@ -7,14 +7,14 @@ dilation, groups, input spatial size, input and output channels, and a fused act
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 
 import onnx
 
-from onnx_netadapt.graph.ops import attr
-
-# Activations that runtimes fuse into the preceding conv/fully-connected layer.
-FUSABLE_ACTIVATIONS = ("Relu", "Relu6", "HardSwish", "Sigmoid", "Tanh", "LeakyRelu")
+from onnx_netadapt.graph.load import LoadedModel, load_model
+from onnx_netadapt.graph.ops import attr, consumers_of
 
 
 @dataclass(frozen=True)
@@ -63,14 +63,6 @@ class LayerSignature:
     def key(self) -> str:
         """Stable text key (JSON of the fields)."""
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def from_key(cls, key: str) -> LayerSignature:
-        """Inverse of ``key``."""
-        data = json.loads(key)
-        for name in ("input_hw", "kernel", "stride", "pads", "dilation"):
-            data[name] = tuple(data[name])
-        return cls(**data)
 
     def macs(self) -> int:
         """Multiply-accumulates of the layer (a device-free proxy)."""
@@ -199,3 +191,56 @@ def _same_pads(in_hw, out_hw, kernel, stride, dilation) -> tuple[int, ...]:
         begins.append(total // 2)
         ends.append(total - total // 2)
     return tuple(begins + ends)
+
+
+def model_signatures(loaded: LoadedModel) -> dict[str, LayerSignature]:
+    """Signature of every filter layer of ``loaded``, by node name."""
+    consumers = consumers_of(loaded.model.graph)
+    constants = loaded.initializers
+    out = {}
+    for node in loaded.model.graph.node:
+        sig = layer_signature(node, loaded.shapes, consumers, constants)
+        if sig is not None:
+            out[node.name] = sig
+    return out
+
+
+def pruned_signatures(
+    signatures: Mapping[str, LayerSignature], pruned: onnx.ModelProto
+) -> dict[str, LayerSignature]:
+    """Signatures of ``pruned``'s filter layers, read off its weight shapes.
+
+    Pruning changes only channel counts (and conv groups), so each layer's signature is the
+    original one with the counts of its pruned weight; a MatMul's rows follow its input's pruned
+    shape (a matrix shared by attention heads loses the rows of removed heads). Falls back to
+    shape inference when a weight is not an initializer.
+    """
+    shapes = {i.name: tuple(int(d) for d in i.dims) for i in pruned.graph.initializer}
+    declared = {
+        vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        for vi in pruned.graph.value_info
+    }
+    nodes = {n.name: n for n in pruned.graph.node}
+    out = {}
+    for name, sig in signatures.items():
+        node = nodes[name]
+        w = shapes.get(node.input[1]) if len(node.input) > 1 else None
+        if w is None:
+            return model_signatures(load_model(pruned, fold=False))
+        group = int(attr(node, "group", 1))
+        if node.op_type == "Conv":
+            cin, cout = w[1] * group, w[0]
+        elif node.op_type == "ConvTranspose":
+            cin, cout = w[0], w[1] * group
+        elif node.op_type == "Gemm" and int(attr(node, "transB", 0)):
+            cin, cout = w[1], w[0]
+        else:  # Gemm without transB, MatMul with a constant
+            cin, cout = w[0], w[1]
+        if sig.op == "Gemm":
+            group = 1
+        rows = sig.rows
+        a_shape = declared.get(node.input[0])
+        if node.op_type == "MatMul" and a_shape and all(d > 0 for d in a_shape):
+            rows = math.prod(a_shape[:-1])
+        out[name] = replace(sig, in_channels=cin, out_channels=cout, groups=group, rows=rows)
+    return out

@@ -14,12 +14,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from onnx_netadapt.graph.save import save_text
 from onnx_netadapt.measure.runner import Runner
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.stats import LatencyStats
@@ -94,7 +93,7 @@ class LatencyTable:
             self.entries.update(
                 {k: LatencyStats.from_dict(v) for k, v in section["entries"].items()}
             )
-            _atomic_write_json(self.path, data)
+            save_text(json.dumps(data, indent=0, sort_keys=True), self.path)
 
     # -- file handling ---------------------------------------------------------------------
     @contextlib.contextmanager
@@ -134,17 +133,5 @@ class LatencyTable:
                 f"latency table {self.path} is unreadable ({exc}); moved it to {aside} "
                 "and starting a new one (entries will be re-measured)"
             )
-            warnings.warn(message, RuntimeWarning, stacklevel=3)
-            logger.warning(message)
+            logger.warning(message)  # once: the CLI shows warnings through logging
             return empty
-
-
-def _atomic_write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=0, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -243,7 +243,10 @@ def _apply_edits(
     shapes = analysis.loaded.shapes
     for edit in edits:
         node = nodes[edit.node]
-        if isinstance(edit, GroupAttrEdit):
+        if isinstance(edit, GroupAttrEdit) and edit.groups:
+            kept = atom_kept[analysis.layouts[edit.input_tensor].atoms].reshape(edit.groups, -1)
+            set_attr(node, "group", int(kept.any(axis=1).sum()))
+        elif isinstance(edit, GroupAttrEdit):
             channels = new_shapes[edit.input_tensor][1]
             set_attr(node, "group", channels // edit.channels_per_group)
         elif isinstance(edit, ShapeInputEdit):
@@ -393,14 +396,3 @@ def _report(
             }
         )
     return {"model": analysis.loaded.source, "groups": groups}
-
-
-def parameter_count(model: onnx.ModelProto) -> int:
-    """Number of elements in all initializers (a model's parameter count)."""
-    total = 0
-    for init in model.graph.initializer:
-        n = 1
-        for d in init.dims:
-            n *= int(d)
-        total += n
-    return total

@@ -1,8 +1,9 @@
 """Qualcomm SNPE runner plugin: latency measured on a phone's GPU (or CPU/DSP) over adb.
 
-Modules: ``runner`` (SnpeRunner), ``adb`` (device selection, push/pull/shell), ``sdk`` (the
-host SDK tree), ``device`` (device layout and scripts), ``inputs`` (raw inputs, input lists),
-``diagview`` (snpe-diagview output parser), ``proc`` (subprocesses with timeouts).
+Modules: ``runner`` (SnpeRunner), ``sdk`` (the host SDK tree), ``device`` (device layout and
+scripts), ``inputs`` (raw inputs, input lists), ``diagview`` (snpe-diagview output parser). The
+adb client (``runners/android.py``) and subprocesses with timeouts (``runners/proc.py``) are
+shared with the TFLite runner.
 """
 
 from __future__ import annotations

@@ -46,7 +46,6 @@ from dataclasses import dataclass, field
 logger = logging.getLogger(__name__)
 
 TOTAL_INFERENCE = "Total Inference Time"
-FORWARD_PROPAGATE = "Forward Propagate Time"
 
 _STAT = re.compile(
     r"^\s*([A-Za-z][A-Za-z0-9 ()/\-]*?)\s*:\s*(\d+(?:\.\d+)?)\s*(us|ms|cycles)?\s*(?:NONE)?\s*$"

@@ -30,8 +30,9 @@ from onnx_netadapt.measure.runner import (
     RunnerUnavailable,
 )
 from onnx_netadapt.measure.stats import MeasureSettings
-from runners.snpe import device, proc
-from runners.snpe.adb import Adb, ShellResult, find_adb, select_device
+from runners import proc
+from runners.android import ADB_FIX, Adb, ShellResult, connect, find_adb
+from runners.snpe import device
 from runners.snpe.diagview import TOTAL_INFERENCE, DiagviewReport, parse_diagview
 from runners.snpe.inputs import InputSpec, input_list_text, input_specs, write_raw_inputs
 from runners.snpe.sdk import CONVERTER, DIAGVIEW, NET_RUN, SDK_FIX, SnpeSdk, parse_version
@@ -54,9 +55,6 @@ PERF_PROFILES = (
 )
 # "off" writes no timings; per-layer times need "detailed" (profile_layers asks for it).
 PROFILING_LEVELS = ("basic", "moderate", "detailed", "linting")
-ADB_FIX = (
-    "install the Android platform-tools and put adb on PATH, then connect one device (adb devices)"
-)
 
 
 @dataclass
@@ -402,11 +400,7 @@ class SnpeRunner(Runner):
         return binary, libs, dsp
 
     def _connect(self) -> Adb:
-        adb_path = find_adb()
-        if adb_path is None:
-            raise RunnerUnavailable(f"adb is not on PATH. {ADB_FIX}")
-        serial = select_device(Adb.devices(adb_path), self.device)
-        return Adb(adb_path, serial)
+        return connect(self.device)
 
     def _active_adb(self) -> Adb:
         self._require_active()

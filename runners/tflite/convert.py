@@ -35,7 +35,7 @@ INSTALL_HINT = (
     "environment, not this one: `python3 -m venv ~/venvs/onnx2tf && "
     "~/venvs/onnx2tf/bin/pip install onnx2tf` plus the pinned dependencies its README lists "
     "(tensorflow, onnx, onnx-graphsurgeon, ...), then point the runner at it with "
-    "`--onnx2tf ~/venvs/onnx2tf/bin/onnx2tf` (TfliteRunner(onnx2tf=...))"
+    "`--runner-option onnx2tf=~/venvs/onnx2tf/bin/onnx2tf` (TfliteRunner(onnx2tf=...))"
 )
 
 

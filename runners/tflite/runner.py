@@ -40,7 +40,7 @@ from onnx_netadapt.measure.runner import (
 )
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.stats import MeasureSettings, sample_until_stable, time_ms
-from runners.tflite.adb import Adb
+from runners.android import Adb, DeviceUnavailable, connect
 from runners.tflite.benchmark_output import (
     BenchmarkResult,
     OpTiming,
@@ -109,7 +109,8 @@ class TfliteRunner(Runner):
                     f"runner 'tflite': cpu_mask must be a hex CPU mask such as f0, got {cpu_mask!r}"
                 ) from None
         self.timeout = float(timeout)
-        self.adb = Adb(device, adb) if device else None
+        self.adb_program = adb
+        self.adb: Adb | None = None  # connected to ``device`` while entered
         self.last_result: BenchmarkResult | None = None
         self._fingerprint: dict[str, object] | None = None
         self._converted: dict[str, bytes] = {}
@@ -129,24 +130,41 @@ class TfliteRunner(Runner):
                 f"LiteRT is not importable ({exc})",
                 "install it: pip install ai-edge-litert",
             )
+        if shutil.which("onnx2tf") is None:  # single layers work; whole networks need it
+            return Availability(
+                True,
+                "whole networks need onnx2tf, which is not on PATH (single layers work)",
+                "install onnx2tf in its own environment and pass --runner-option "
+                "onnx2tf=~/venvs/onnx2tf/bin/onnx2tf (README: 'Whole networks on TFLite')",
+            )
         return Availability(True)
 
     def _acquire(self) -> None:
-        if self.adb is None:
+        if not self.device:
             self._pin_host()
             return
-        self.adb.check_device()
-        mkdir = self.adb.shell_quote("mkdir", "-p", REMOTE_DIR)
-        self.adb.shell(mkdir, what=f"creating {REMOTE_DIR}")
+        self.adb = self._connect()
+        mkdir = self.adb.quote("mkdir", "-p", REMOTE_DIR)
+        self.adb.output(mkdir, what=f"creating {REMOTE_DIR}")
         probe = f"test -x {shlex.quote(self.benchmark_model)} && echo present || echo absent"
-        if "present" not in self.adb.shell(probe, what="looking for benchmark_model"):
+        if "present" not in self.adb.output(probe, what="looking for benchmark_model"):
             raise RunnerUnavailable(
                 f"benchmark_model is not an executable at {self.benchmark_model} on "
                 f"{self.device!r}: "
                 + BENCHMARK_MODEL_HELP.format(serial=self.device, path=self.benchmark_model)
             )
 
+    def _connect(self) -> Adb:
+        """The adb client of ``device``; one that is not attached or usable is a RunnerError."""
+        try:
+            return connect(self.device, self.adb_program)
+        except DeviceUnavailable as exc:
+            raise RunnerError(
+                f"adb device {self.device!r} is not attached or not usable: {exc}"
+            ) from exc
+
     def _release(self) -> None:
+        self.adb = None
         if self._saved_affinity is not None:
             os.sched_setaffinity(0, self._saved_affinity)
             self._saved_affinity = None
@@ -154,7 +172,9 @@ class TfliteRunner(Runner):
     # -- protocol -------------------------------------------------------------------------
     def _fingerprint_impl(self) -> dict[str, object]:
         if self._fingerprint is None:
-            self._fingerprint = self._phone_fingerprint() if self.adb else self._host_fingerprint()
+            self._fingerprint = (
+                self._phone_fingerprint() if self.device else self._host_fingerprint()
+            )
         return self._fingerprint
 
     def _measure_impl(self, model: onnx.ModelProto) -> list[float]:
@@ -209,7 +229,7 @@ class TfliteRunner(Runner):
 
     # -- timing ---------------------------------------------------------------------------
     def _time(self, model: bytes, what: str) -> list[float]:
-        if self.adb is None:
+        if not self.device:
             return self._time_on_host(model, what)
         timings = self._bench(model, profile=False).timings
         if timings.count < self.settings.min_runs:
@@ -255,7 +275,7 @@ class TfliteRunner(Runner):
         with tempfile.TemporaryDirectory(prefix="onnx_netadapt_tflite_") as tmp:
             local = Path(tmp) / name
             local.write_bytes(model)
-            bench = self._bench_phone if self.adb else self._bench_host
+            bench = self._bench_phone if self.device else self._bench_host
             output = bench(local, profile)
         self.last_result = parse_benchmark_output(output)
         return self.last_result
@@ -263,16 +283,16 @@ class TfliteRunner(Runner):
     def _bench_phone(self, local: Path, profile: bool) -> str:
         assert self.adb is not None
         remote = f"{REMOTE_DIR}/{local.name}"
-        self.adb.push(local, remote)
+        self.adb.push([local], REMOTE_DIR, what=f"pushing {local.name} to {REMOTE_DIR}")
         taskset = ["taskset", self.cpu_mask] if self.cpu_mask else []
-        command = self.adb.shell_quote(
+        command = self.adb.quote(
             *taskset, self.benchmark_model, *self._bench_flags(remote, profile)
         )
         try:
-            return self.adb.shell(command, self.timeout, what=f"running `{command}`")
+            return self.adb.output(command, what=f"running `{command}`", timeout=self.timeout)
         finally:
             try:
-                self.adb.shell(self.adb.shell_quote("rm", "-f", remote), what="cleaning up")
+                self.adb.output(self.adb.quote("rm", "-f", remote), what="cleaning up")
             except NetAdaptError as exc:  # the device may be gone: keep the first error
                 logger.debug("could not remove %s: %s", remote, exc)
 
@@ -316,9 +336,9 @@ class TfliteRunner(Runner):
     def _phone_fingerprint(self) -> dict[str, object]:
         assert self.adb is not None
         props = ["ro.product.manufacturer", "ro.product.model", "ro.soc.model", "ro.board.platform"]
-        out = self.adb.shell("; ".join(f"getprop {p}" for p in props), what="reading properties")
+        out = self.adb.output("; ".join(f"getprop {p}" for p in props), what="reading properties")
         maker, model, soc, board = ([*out.splitlines(), "", "", "", ""])[:4]
-        digest = self.adb.shell(
+        digest = self.adb.output(
             f"sha256sum {shlex.quote(self.benchmark_model)} 2>/dev/null || echo unknown",
             what="hashing benchmark_model",
         ).split()

@@ -39,7 +39,7 @@ class RooflineRunner(Runner):
 
     def _measure_impl(self, model: onnx.ModelProto) -> list[float]:
         from onnx_netadapt.graph.load import load_model
-        from onnx_netadapt.measure.estimate import model_signatures
+        from onnx_netadapt.measure.signature import model_signatures
 
         layers = model_signatures(load_model(model, fold=False))
         return [sum(self._layer_ms(sig) for sig in layers.values())]

@@ -93,35 +93,24 @@ def conv(ctx: RuleContext) -> None:
         ctx.edit(GroupAttrEdit(ctx.node.name, ctx.node.input[0], 1))
         ctx.set_output(Layout((1,), out))
         return
-    if c_in_per_group >= group:
-        _grouped_by_columns(ctx, lay, group, c_in_per_group, c_out)
-        return
-    # many narrow groups (ResNeXt, RegNet): remove whole conv-groups (inputs and outputs together)
-    out = ctx.produce(c_out, weight_index=1, weight_axis=0)
-    for g in range(group):
-        block_in = lay.atoms[g * c_in_per_group : (g + 1) * c_in_per_group]
-        block_out = out[g * out_per_group : (g + 1) * out_per_group]
-        ctx.table.union_all(np.concatenate([block_in, block_out]))
-    _bias(ctx, out)
-    ctx.edit(GroupAttrEdit(ctx.node.name, ctx.node.input[0], int(c_in_per_group)))
-    ctx.set_output(Layout((1,), out))
+    _grouped(ctx, lay, group, int(c_in_per_group), int(c_out))
 
 
-def _grouped_by_columns(
-    ctx: RuleContext, lay: Layout, group: int, c_in_per_group: int, c_out: int
-) -> None:
-    """Few wide groups (ResNeSt radix, grouped 1x1s): remove the same index in every group.
+def _grouped(ctx: RuleContext, lay: Layout, group: int, c_in_per_group: int, c_out: int) -> None:
+    """Grouped conv: whole conv-groups (inputs and outputs together: ResNeXt, RegNet) or the same
+    index in every group (ResNeSt radix, grouped 1x1s; the number of groups does not change).
 
-    Input channel j of every group is one unit (the weight's input axis keeps j); output
-    filters are coupled the same way across groups. The number of groups does not change.
+    Which one is decided once all unions are known: the structure that leaves more units of the
+    input channels (EfficientViT's aggregation convs over attention heads need whole groups),
+    on a tie whole groups when they are many and narrow, columns otherwise.
     """
-    columns_in = lay.atoms.reshape(group, c_in_per_group)
-    ctx.table.union(columns_in[:1], columns_in[1:])
-    ctx.slice(1, 1, columns_in[0], "consumer")
     out = ctx.produce(c_out, weight_index=1, weight_axis=0)
-    columns_out = out.reshape(group, c_out // group)
-    ctx.table.union(columns_out[:1], columns_out[1:])
+    rows_in = lay.atoms.reshape(group, c_in_per_group)
+    ctx.slice_nd(1, 1, rows_in, 1, "consumer")  # index j of every group: "any kept" keeps it
+    rows = np.concatenate([rows_in, out.reshape(group, c_out // group)], axis=1)
+    ctx.table.require_block(rows, 1 if c_in_per_group >= group else 0, counted=c_in_per_group)
     _bias(ctx, out)
+    ctx.edit(GroupAttrEdit(ctx.node.name, ctx.node.input[0], c_in_per_group, groups=group))
     ctx.set_output(Layout((1,), out))
 
 

@@ -23,6 +23,7 @@ from onnx_netadapt.channels.layout import (
 )
 from onnx_netadapt.channels.rules import rule
 from onnx_netadapt.channels.rules.elementwise import combine_broadcast
+from onnx_netadapt.channels.rules.reduction import couple_along
 from onnx_netadapt.graph.ops import attr, axes_of, normalize_axis
 
 
@@ -48,19 +49,15 @@ def reshape_layout(ctx: RuleContext, lay: Layout) -> Layout | None:
         ctx.table.pin(lay.atoms, f"{ctx.describe()} reshapes a single channel away")
         return None
     if len(out.axes) > 1:
-        _keep_product_structure(ctx, out)
+        ctx.table.require_block(out.atoms)  # which lines is decided once all unions are known
     return out
 
 
-def _keep_product_structure(ctx: RuleContext, lay: Layout, free: int | None = None) -> None:
-    """Couple atoms so that what remains after pruning is still a rectangular block.
-
-    The channel axis was split into several axes (channel shuffle: [C] -> [g, C/g]). Pruning
-    must remove whole lines along the longest axis: every atom of a line through the other axes
-    is removed together (shuffle: the same index of every stream).
+def _keep_product_structure(ctx: RuleContext, lay: Layout, free: int) -> None:
+    """Couple atoms so that what remains after pruning is still a rectangular block: pruning
+    removes whole lines along axis ``free`` (every atom of a line through the other axes is
+    removed together).
     """
-    if free is None:
-        free = int(np.argmax(lay.atoms.shape))
     lines = np.moveaxis(lay.atoms, free, 0).reshape(lay.atoms.shape[free], -1)
     if lines.shape[1] > 1:
         ctx.table.union(lines[:, :1], lines[:, 1:])
@@ -205,8 +202,14 @@ def split(ctx: RuleContext) -> None:
         for index in range(len(ctx.node.output)):
             ctx.set_output(lay, index)
         return
-    if lay.axes != (axis,):
-        ctx.table.pin(lay.atoms, f"{ctx.describe()} splits channels spread over several axes")
+    if lay.axes != (axis,):  # fused q/k/v: [3, H, D] split along the 3 (never pruned)
+        couple_along(ctx, lay, [axis])
+        offset, dim = 0, lay.axes.index(axis)
+        for index, name in enumerate(ctx.node.output):
+            size = ctx.shape(name)[axis]
+            part = np.take(lay.atoms, list(range(offset, offset + size)), axis=dim)
+            ctx.set_output(_without_single_axes(Layout(lay.axes, part)), index)
+            offset += size
         return
     offset = 0
     for index, name in enumerate(ctx.node.output):
@@ -235,6 +238,9 @@ def slice_(ctx: RuleContext) -> None:
         return
     starts, ends = starts.reshape(-1), ends.reshape(-1)
     axes = range(len(starts)) if axes is None else axes.reshape(-1)
+    if len(lay.axes) > 1:
+        _slice_block(ctx, lay, starts, ends, axes, steps)
+        return
     atoms = lay.atoms
     for entry, raw_axis in enumerate(axes):
         axis = normalize_axis(int(raw_axis), len(in_shape))
@@ -248,6 +254,37 @@ def slice_(ctx: RuleContext) -> None:
         atoms = atoms[start:end]
         ctx.edit(SliceBoundsEdit(ctx.node.name, ctx.node.input[0], axis, start, end, entry))
     ctx.set_output(Layout(lay.axes, atoms))
+
+
+def _slice_block(
+    ctx: RuleContext,
+    lay: Layout,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    axes: range | np.ndarray,
+    steps: np.ndarray | None,
+) -> None:
+    """Slice of a channel axis split into several axes (one of q/k/v out of a fused
+    ``[3, H, D]`` projection): the sliced axis is coupled so that it is never pruned, and the
+    output keeps the selected part (bounds stay valid)."""
+    in_shape = ctx.in_shape(0)
+    atoms = lay.atoms
+    for entry, raw_axis in enumerate(axes):
+        axis = normalize_axis(int(raw_axis), len(in_shape))
+        if axis not in lay.axes:
+            continue
+        step = 1 if steps is None else int(steps.reshape(-1)[entry])
+        couple_along(ctx, lay, [axis])
+        picked = range(*slice(int(starts[entry]), int(ends[entry]), step).indices(in_shape[axis]))
+        atoms = np.take(atoms, list(picked), axis=lay.axes.index(axis))
+    ctx.set_output(_without_single_axes(Layout(lay.axes, atoms)))
+
+
+def _without_single_axes(lay: Layout) -> Layout:
+    """Drop layout axes of size 1 (a part taken along them), keeping at least one axis."""
+    keep = [k for k, n in enumerate(lay.atoms.shape) if n > 1] or [0]
+    atoms = lay.atoms.reshape([lay.atoms.shape[k] for k in keep])
+    return Layout(tuple(lay.axes[k] for k in keep), atoms)
 
 
 @rule("Pad")
@@ -273,6 +310,14 @@ def pad(ctx: RuleContext) -> None:
             continue
         mode = attr(ctx.node, "mode", b"constant")
         mode = mode.decode() if isinstance(mode, bytes) else mode
+        if len(lay.axes) > 1 and mode == "constant" and before >= 0 and after >= 0:
+            # one axis of a block (EfficientViT pads each head's v with a column of ones): the
+            # axis is coupled so that it is never cut, and the padding goes with its line
+            couple_along(ctx, lay, [axis])
+            widths = [(0, 0)] * atoms.ndim
+            widths[lay.axes.index(axis)] = (before, after)
+            atoms = np.pad(atoms, widths, mode="edge")
+            continue
         if mode != "constant" or lay.axes != (axis,) or before < 0 or after < 0:
             ctx.table.pin(lay.atoms, f"{ctx.describe()} pads or crops the channel axis")
             return
@@ -342,6 +387,9 @@ def gather(ctx: RuleContext) -> None:
         return
     rank = len(ctx.in_shape(0))
     axis = normalize_axis(int(attr(ctx.node, "axis", 0)), rank)
+    if axis in lay.axes and len(lay.axes) > 1 and ctx.const(1) is not None:
+        _gather_block(ctx, lay, axis)
+        return
     if axis in lay.axes:
         _gather_channels(ctx, lay, axis)
         return
@@ -352,6 +400,25 @@ def gather(ctx: RuleContext) -> None:
 @rule("Shape", "Size")
 def shape_of(ctx: RuleContext) -> None:
     """Reading a shape does not consume channel values (it adapts at run time)."""
+
+
+def _gather_block(ctx: RuleContext, lay: Layout, axis: int) -> None:
+    """Gather with constant indices along one axis of a split channel axis (``qkv[0]`` out of
+    a fused ``[3, H, D]`` projection): that axis is coupled so that it is never pruned, and the
+    output carries the picked atoms (the indices stay valid)."""
+    indices = ctx.const(1)
+    dim = lay.axes.index(axis)
+    size = lay.atoms.shape[dim]
+    couple_along(ctx, lay, [axis])
+    picked = np.take(lay.atoms, np.where(indices < 0, indices + size, indices), axis=dim)
+    shift = indices.ndim - 1
+    axes = [a if a < axis else a + shift for a in lay.axes if a != axis]
+    inserted = list(range(axis, axis + indices.ndim))
+    order = sorted(axes + inserted)
+    # picked has the index dims at ``dim``; put the layout dims in ascending axis order
+    labels = axes[:dim] + inserted + axes[dim:]
+    atoms = np.moveaxis(picked, range(picked.ndim), [order.index(a) for a in labels])
+    ctx.set_output(_without_single_axes(Layout(tuple(order), atoms)))
 
 
 def _gather_channels(ctx: RuleContext, lay: Layout, axis: int) -> None:

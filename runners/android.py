@@ -1,8 +1,10 @@
-"""A small adb client: choose the device, push, pull, run shell scripts, notice disconnects.
+"""The adb client of the Android runners (SNPE, TFLite): choose the device, push, pull, run
+shell commands, notice disconnects.
 
-``adb shell`` only passes the remote exit status through with the shell v2 protocol, so every
-script ends with ``echo __NETADAPT_RC=$?`` and the status is read from the output. A failure of
-adb itself (exit 1 with ``error: device 'SERIAL' not found``, ``error: no devices/emulators
+``adb shell`` only passes the remote exit status through with the shell v2 protocol, so
+``Adb.shell`` ends every script with ``echo __NETADAPT_RC=$?`` and reads the status from the
+output; ``Adb.output`` runs a plain command and trusts adb's exit status. A failure of adb
+itself (exit 1 with ``error: device 'SERIAL' not found``, ``error: no devices/emulators
 found``, ``device offline``...) means the phone went away and raises ``DeviceLostError``.
 """
 
@@ -10,17 +12,21 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from onnx_netadapt.measure.runner import RunnerError, RunnerUnavailable
-from runners.snpe import proc
+from runners import proc
 
 logger = logging.getLogger(__name__)
 
 RC_MARK = "__NETADAPT_RC="
+ADB_FIX = (
+    "install the Android platform-tools and put adb on PATH, then connect one device (adb devices)"
+)
 
 DEVICES_TIMEOUT = 20.0
 SHORT_TIMEOUT = 30.0
@@ -67,13 +73,30 @@ class AdbDevice:
         return f"device {self.serial} is {self.state}: {fix}"
 
 
+class DeviceUnavailable(RunnerUnavailable):
+    """The device to use is not connected, not unique, or not usable (before any work)."""
+
+
 class DeviceLostError(RunnerError):
     """The device disappeared (unplugged, rebooted, adb restarted) while it was in use."""
 
 
-def find_adb() -> str | None:
-    """Path of the adb executable on PATH."""
-    return shutil.which("adb")
+def find_adb(executable: str = "adb") -> str | None:
+    """Path of the adb executable (a name on PATH or a path)."""
+    return shutil.which(executable)
+
+
+def connect(wanted: str | None, executable: str = "adb") -> Adb:
+    """An ``Adb`` for ``wanted`` (or the only ready device).
+
+    Raises:
+        RunnerUnavailable: adb is missing (``DeviceUnavailable``: the device is not there or
+            not usable).
+    """
+    adb_path = find_adb(executable)
+    if adb_path is None:
+        raise RunnerUnavailable(f"adb is not on PATH (looked for {executable!r}). {ADB_FIX}")
+    return Adb(adb_path, select_device(Adb.devices(adb_path), wanted))
 
 
 def parse_devices(text: str) -> list[AdbDevice]:
@@ -93,33 +116,33 @@ def select_device(devices: Sequence[AdbDevice], wanted: str | None) -> str:
     """The serial to use: ``wanted``, or the only ready device.
 
     Raises:
-        RunnerUnavailable: no device, several devices, or the device is not usable.
+        DeviceUnavailable: no device, several devices, or the device is not usable.
     """
     listing = ", ".join(f"{d.serial} ({d.state})" for d in devices) or "none"
     if wanted:
         match = [d for d in devices if d.serial == wanted]
         if not match:
-            raise RunnerUnavailable(
+            raise DeviceUnavailable(
                 f"device {wanted!r} is not connected (adb devices lists: {listing}); connect it, "
                 "or choose a listed serial with device='SERIAL' (CLI: --device SERIAL)"
             )
         if not match[0].ready:
-            raise RunnerUnavailable(match[0].problem())
+            raise DeviceUnavailable(match[0].problem())
         return wanted
     ready = [d for d in devices if d.ready]
     if len(ready) == 1:
         return ready[0].serial
     if len(ready) > 1:
-        raise RunnerUnavailable(
+        raise DeviceUnavailable(
             f"several devices are connected ({listing}); choose one with device='SERIAL' "
             "(CLI: --device SERIAL)"
         )
     if not devices:
-        raise RunnerUnavailable(
+        raise DeviceUnavailable(
             "no Android device is connected (adb devices lists none): connect the phone by USB, "
             "enable USB debugging in Developer options and accept the prompt on the phone"
         )
-    raise RunnerUnavailable("; ".join(d.problem() for d in devices))
+    raise DeviceUnavailable("; ".join(d.problem() for d in devices))
 
 
 @dataclass
@@ -168,9 +191,10 @@ class Adb:
                     lost.group(0),
                 )
                 raise DeviceLostError(
-                    f"device {self.serial} disappeared while {what} (adb: {line}). Reconnect it, "
-                    f"check that `adb devices` lists {self.serial} as 'device', then run the same "
-                    "command again to resume (the SDK is pushed again if needed)"
+                    f"adb lost device {self.serial!r}: device {self.serial} disappeared while "
+                    f"{what} (adb: {line}). Reconnect it, check that `adb devices` lists "
+                    f"{self.serial} as 'device' (or choose another with --device SERIAL), then "
+                    "run the same command again to resume"
                 )
             raise RunnerError(
                 f"adb failed while {what} (exit {result.returncode}):\n"
@@ -219,3 +243,20 @@ class Adb:
             f"adb shell gave no exit status while {what}; output:\n{proc.output_tail(result)}\n"
             "check the device with `adb shell`"
         )
+
+    def output(self, command: str, *, what: str, timeout: float = SHORT_TIMEOUT) -> str:
+        """Output (stdout, then stderr) of ``command`` run by the device's shell; a non-zero
+        exit status from adb raises ``RunnerError`` (``DeviceLostError`` when the device went
+        away)."""
+        result = self._run(
+            ["shell", command],
+            timeout=timeout,
+            what=what,
+            fix="run `adb shell` by hand to check the device",
+        )
+        return "\n".join(part for part in (result.stdout, result.stderr) if part.strip())
+
+    @staticmethod
+    def quote(*words: str) -> str:
+        """``words`` joined into one device shell command line."""
+        return " ".join(shlex.quote(w) for w in words)

@@ -1,0 +1,424 @@
+"""The ways to estimate a pruned network from the latency table and one measured network N.
+
+Each way is a ``Strategy``: ``calibrate`` measures or reads what it needs of N and returns a
+``Calibration`` record, whose ``estimate`` predicts a pruning of N from its layers' entries
+without measuring it. A record says what its estimate needs: ``kernels`` (in-context kernel
+entries, ``kernels.py``, instead of the micro-model table entries) and ``needs_shapes`` (the
+pruned network's static shapes).
+
+- ``ProfileStrategy`` (runners that profile inside a network, e.g. ``ort``): N's per-node
+  times, carried to the pruned network by node name and scaled by the filter layers' entries
+  or the other nodes' activation elements, plus N's constant overhead (``calibration.py``).
+- ``SplitStrategy`` (runners that cannot profile, e.g. ``tflite`` on the host): the table
+  entries (net of the micro-model overhead) plus N's residual, split over the filter layers
+  by their output elements and scaled with them.
+- ``ProportionalStrategy``: table entries plus a residual scaled with their sum (ablation).
+- ``ConstantStrategy``: table entries plus a constant residual (the first version; exact
+  resources such as MACs, whose residual is 0).
+- ``AutoStrategy``: ``ProfileStrategy``, falling back to ``SplitStrategy`` where the runner
+  cannot profile (``ProfileUnsupported``, remembered) or its profile places too few filter
+  layers. Any other error while profiling stops the calibration.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import onnx
+
+from onnx_netadapt.errors import NetAdaptError
+from onnx_netadapt.graph.load import LoadedModel
+from onnx_netadapt.measure.calibration import (
+    ProfileCalibration,
+    calibrate_profiled,
+    estimate_profiled,
+    net_ms,
+)
+from onnx_netadapt.measure.kernels import KernelRunner, kernel_table
+from onnx_netadapt.measure.runner import ProfileUnsupported, Runner
+from onnx_netadapt.measure.signature import LayerSignature, model_signatures
+from onnx_netadapt.measure.table import LatencyTable
+
+logger = logging.getLogger(__name__)
+
+# The smallest layer: its micro-model time is the micro-model overhead (session call etc.).
+NULL_SIGNATURE = LayerSignature("Conv", 1, 1, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1))
+# A profile is used only when it places at least this share of the filter layers.
+MIN_PLACED_SHARE = 0.5
+# Profile calibration: whole-network measurements, each followed by a profile.
+PROFILE_ROUNDS = 3
+
+Shapes = Mapping[str, tuple[int, ...]]
+Profile = tuple[dict[str, float], float]  # per-node median times, median whole-network time
+
+
+def output_elements(sig: LayerSignature) -> int:
+    """Elements of a layer's output (its activation traffic)."""
+    if sig.op == "Gemm":
+        return sig.rows * sig.out_channels
+    n = sig.out_channels
+    for d in sig.output_hw():
+        n *= d
+    return n
+
+
+class Entries:
+    """What a strategy reads off one runner: its table entries, in-context kernel entries and
+    whole-network measurements (missing entries are measured on the runner)."""
+
+    def __init__(self, runner: Runner, table: LatencyTable) -> None:
+        self.runner = runner
+        self.table = table
+        self._kernels: tuple[LatencyTable, KernelRunner] | None = None
+
+    def table_ms(self, signatures: Mapping[str, LayerSignature]) -> dict[str, float]:
+        """Table entry (median ms) of each layer, by node name."""
+        found = self.table.lookup(list(signatures.values()), self.runner)
+        return {name: found[sig].median_ms for name, sig in signatures.items()}
+
+    def kernel_ms(self, signatures: Mapping[str, LayerSignature]) -> dict[str, float]:
+        """In-context kernel entry (ms) of each layer, by node name."""
+        if self._kernels is None:
+            self._kernels = kernel_table(self.runner, self.table.path)
+        table, kernels = self._kernels
+        found = table.lookup(list(signatures.values()), kernels)  # type: ignore[arg-type]
+        return {name: found[sig].median_ms for name, sig in signatures.items()}
+
+    @property
+    def kernels_table(self) -> LatencyTable | None:
+        """The in-context kernel table, once used."""
+        return self._kernels[0] if self._kernels else None
+
+    def session_ms(self) -> float:
+        """Micro-model overhead: the table entry of the smallest layer (0 for exact units)."""
+        if self.runner.unit != "ms":
+            return 0.0
+        return self.table.lookup([NULL_SIGNATURE], self.runner)[NULL_SIGNATURE].median_ms
+
+    def measured(self, model: onnx.ModelProto, measured_ms: float | None) -> float:
+        """``measured_ms`` when given, else the runner's whole-network median of ``model``."""
+        if measured_ms is not None:
+            return float(measured_ms)
+        return self.runner.measure(model).median_ms
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """What an estimate reads of a pruned network.
+
+    Attributes:
+        signatures: its filter layers, by node name.
+        layer_ms: their entries (ms), by node name (kernel entries when the calibration reads
+            ``kernels``, else table entries).
+        model, shapes: the network and its static shapes (read when ``needs_shapes``).
+    """
+
+    signatures: Mapping[str, LayerSignature]
+    layer_ms: Mapping[str, float]
+    model: onnx.ModelProto | None = None
+    shapes: Shapes | None = None
+
+    def layers_ms(self) -> float:
+        """Sum of the filter layers' entries."""
+        return sum(self.layer_ms[name] for name in self.signatures)
+
+
+@dataclass
+class Calibration(ABC):
+    """One measured network and what a strategy keeps of it.
+
+    Attributes:
+        measured_ms: the measured whole-network latency.
+        layers_ms: the sum of its layers' entries (the entries this calibration reads).
+    """
+
+    mode: ClassVar[str]
+    needs_shapes: ClassVar[bool] = False  # its estimate scales nodes by their activation sizes
+
+    measured_ms: float
+    layers_ms: float
+
+    @property
+    def kernels(self) -> bool:
+        """Whether estimates read in-context kernel entries instead of table entries."""
+        return False
+
+    @property
+    def residual_ms(self) -> float:
+        """Measured minus the sum of the layers' entries."""
+        return self.measured_ms - self.layers_ms
+
+    @abstractmethod
+    def estimate(self, pruning: Pruning) -> float:
+        """Estimated latency (ms) of ``pruning``, a pruning of the calibrated network."""
+
+
+@dataclass
+class ConstantCalibration(Calibration):
+    """Table entries plus the measured network's residual, kept constant."""
+
+    mode: ClassVar[str] = "constant"
+
+    def estimate(self, pruning: Pruning) -> float:
+        return pruning.layers_ms() + self.residual_ms
+
+
+@dataclass
+class ProportionalCalibration(Calibration):
+    """Table entries plus the residual scaled with their sum."""
+
+    mode: ClassVar[str] = "proportional"
+
+    def estimate(self, pruning: Pruning) -> float:
+        layers = pruning.layers_ms()
+        scale = layers / self.layers_ms if self.layers_ms > 0 else 1.0
+        return layers + self.residual_ms * scale
+
+
+@dataclass
+class SplitCalibration(Calibration):
+    """Entries net of the micro-model overhead plus the residual split over the filter layers.
+
+    Attributes:
+        session_ms: micro-model overhead taken off each table entry.
+        net_layers_ms: sum of the entries net of ``session_ms``.
+        weight: sum of the filter layers' output elements.
+    """
+
+    mode: ClassVar[str] = "split"
+
+    session_ms: float = 0.0
+    net_layers_ms: float = 0.0
+    weight: float = 0.0
+
+    def estimate(self, pruning: Pruning) -> float:
+        net = sum(net_ms(pruning.layer_ms[n], self.session_ms) for n in pruning.signatures)
+        weight = sum(output_elements(s) for s in pruning.signatures.values())
+        scale = weight / self.weight if self.weight > 0 else 1.0
+        return net + (self.measured_ms - self.net_layers_ms) * scale
+
+
+@dataclass
+class InNetworkCalibration(Calibration):
+    """The measured network's in-network profile (``calibration.py``)."""
+
+    mode: ClassVar[str] = "profile"
+    needs_shapes: ClassVar[bool] = True
+
+    profile: ProfileCalibration | None = None
+
+    @property
+    def kernels(self) -> bool:
+        return self.profile is not None and self.profile.kernels
+
+    def estimate(self, pruning: Pruning) -> float:
+        if self.profile is None or pruning.model is None or pruning.shapes is None:
+            raise NetAdaptError("a 'profile' estimate needs the calibration profile, model, shapes")
+        return estimate_profiled(self.profile, pruning.model, pruning.shapes, pruning.layer_ms)
+
+
+class Strategy(ABC):
+    """One way of estimating: calibrate on a measured network, get a ``Calibration``."""
+
+    mode: ClassVar[str]
+
+    @abstractmethod
+    def calibrate(
+        self, entries: Entries, loaded: LoadedModel, measured_ms: float | None = None
+    ) -> Calibration:
+        """Calibrate on ``loaded`` (measured on the runner unless ``measured_ms`` is given)."""
+
+
+class ConstantStrategy(Strategy):
+    """Table entries plus a constant residual."""
+
+    mode = "constant"
+    record: ClassVar[type[Calibration]] = ConstantCalibration
+
+    def calibrate(
+        self, entries: Entries, loaded: LoadedModel, measured_ms: float | None = None
+    ) -> Calibration:
+        measured = entries.measured(loaded.model, measured_ms)
+        layer_ms = entries.table_ms(model_signatures(loaded))
+        return self.record(measured, sum(layer_ms.values()))  # type: ignore[call-arg]
+
+
+class ProportionalStrategy(ConstantStrategy):
+    """Table entries plus a residual scaled with their sum."""
+
+    mode = "proportional"
+    record = ProportionalCalibration
+
+
+class SplitStrategy(Strategy):
+    """Entries net of the micro-model overhead plus the residual split over the layers.
+
+    Args:
+        session_overhead: take the micro-model overhead (the entry of the smallest layer)
+            off every table entry.
+    """
+
+    mode = "split"
+
+    def __init__(self, session_overhead: bool = True) -> None:
+        self.session_overhead = session_overhead
+
+    def calibrate(
+        self, entries: Entries, loaded: LoadedModel, measured_ms: float | None = None
+    ) -> SplitCalibration:
+        measured = entries.measured(loaded.model, measured_ms)
+        signatures = model_signatures(loaded)
+        layer_ms = entries.table_ms(signatures)
+        session = entries.session_ms() if self.session_overhead else 0.0
+        return SplitCalibration(
+            measured,
+            sum(layer_ms.values()),
+            session_ms=session,
+            net_layers_ms=sum(net_ms(t, session) for t in layer_ms.values()),
+            weight=float(sum(output_elements(s) for s in signatures.values())),
+        )
+
+
+class ProfileStrategy(Strategy):
+    """The measured network's in-network profile, carried to its prunings by node name.
+
+    Args:
+        kernels: scale filter layers by in-context kernel entries (``kernels.py``) instead
+            of the micro-model entries.
+        session_overhead: with ``kernels=False``, take the micro-model overhead off every
+            table entry.
+        rounds: whole-network measurements interleaved with profiles.
+    """
+
+    mode = "profile"
+
+    def __init__(
+        self, kernels: bool = True, session_overhead: bool = True, rounds: int = PROFILE_ROUNDS
+    ) -> None:
+        self.kernels = kernels
+        self.session_overhead = session_overhead
+        self.rounds = max(1, int(rounds))
+
+    def calibrate(
+        self, entries: Entries, loaded: LoadedModel, measured_ms: float | None = None
+    ) -> InNetworkCalibration:
+        message = (
+            f"runner {entries.runner.name!r} gives no in-network profile with ONNX node "
+            "names: use mode 'split' or 'auto' (onnx-netadapt: --estimator split|auto)"
+        )
+        try:
+            profile = self.profile(entries, loaded.model)
+        except ProfileUnsupported as exc:
+            raise NetAdaptError(f"{message} ({exc})") from exc
+        measured = profile[1] if measured_ms is None else float(measured_ms)
+        cal = self.fit(entries, loaded, profile, measured)
+        if cal is None:
+            raise NetAdaptError(message)
+        return cal
+
+    def profile(self, entries: Entries, model: onnx.ModelProto) -> Profile:
+        """Per-node median profile and median whole-network time over ``rounds``.
+
+        Raises:
+            ProfileUnsupported: the runner cannot profile inside a network (or measures
+                something other than time).
+        """
+        if entries.runner.unit != "ms":
+            raise ProfileUnsupported(f"runner {entries.runner.name!r} does not measure time")
+        profiles, measured = [], []
+        for _ in range(self.rounds):
+            measured.append(entries.runner.measure(model).median_ms)
+            profiles.append(entries.runner.profile_layers(model))
+        names = set().union(*profiles)
+        median = {n: float(np.median([p.get(n, 0.0) for p in profiles])) for n in names}
+        return median, float(np.median(measured))
+
+    def fit(
+        self, entries: Entries, loaded: LoadedModel, profile: Profile, measured: float
+    ) -> InNetworkCalibration | None:
+        """The calibration on ``profile`` rescaled to ``measured``, or None when the profile
+        names too few filter layers."""
+        signatures = model_signatures(loaded)
+        if self.kernels:  # in-context kernel entries only: no micro-model entry is measured
+            layer_ms, session = entries.kernel_ms(signatures), 0.0
+        else:
+            layer_ms = entries.table_ms(signatures)
+            session = entries.session_ms() if self.session_overhead else 0.0
+        times, profiled_measured = profile
+        if not any(name in layer_ms for name in times):
+            return None  # the runtime's own names (TFLite): nothing maps to ONNX nodes
+        scale = measured / profiled_measured if profiled_measured > 0 else 1.0
+        times = {name: ms * scale for name, ms in times.items()}
+        prof = calibrate_profiled(loaded.model, loaded.shapes, layer_ms, times, measured, session)
+        placed = len(layer_ms) - len(prof.unplaced)
+        if placed < MIN_PLACED_SHARE * len(layer_ms):
+            logger.info(
+                "the profile names %d of %d filter layers: residual split over the layers",
+                placed,
+                len(layer_ms),
+            )
+            return None
+        prof.kernels = self.kernels
+        return InNetworkCalibration(measured, sum(layer_ms.values()), profile=prof)
+
+
+class AutoStrategy(Strategy):
+    """``profile`` where the runner profiles with ONNX node names, else ``split``.
+
+    Only ``ProfileUnsupported`` falls back (and the runner is not asked again); any other
+    error while profiling (a device lost) stops the calibration.
+    """
+
+    mode = "auto"
+
+    def __init__(self, profile: ProfileStrategy, fallback: SplitStrategy) -> None:
+        self.profiler = profile
+        self.fallback = fallback
+        self.profiles = True  # False once the runner said it cannot
+
+    def calibrate(
+        self, entries: Entries, loaded: LoadedModel, measured_ms: float | None = None
+    ) -> Calibration:
+        if self.profiles:
+            try:
+                profile = self.profiler.profile(entries, loaded.model)
+            except ProfileUnsupported as exc:
+                logger.info("no in-network profile (%s): residual split over the layers", exc)
+                self.profiles = False
+            else:
+                measured = profile[1] if measured_ms is None else float(measured_ms)
+                cal = self.profiler.fit(entries, loaded, profile, measured)
+                if cal is not None:
+                    return cal
+                measured_ms = measured
+        return self.fallback.calibrate(entries, loaded, measured_ms)
+
+
+MODES = ("auto", "profile", "split", "proportional", "constant")
+
+
+def make_strategy(
+    mode: str = "auto",
+    session_overhead: bool = True,
+    kernels: bool = True,
+    rounds: int = PROFILE_ROUNDS,
+) -> Strategy:
+    """The strategy of ``mode`` (one of ``MODES``), with its options."""
+    if mode == "auto":
+        return AutoStrategy(
+            ProfileStrategy(kernels, session_overhead, rounds), SplitStrategy(session_overhead)
+        )
+    if mode == "profile":
+        return ProfileStrategy(kernels, session_overhead, rounds)
+    if mode == "split":
+        return SplitStrategy(session_overhead)
+    if mode == "proportional":
+        return ProportionalStrategy()
+    if mode == "constant":
+        return ConstantStrategy()
+    raise NetAdaptError(f"unknown estimate mode {mode!r}; modes: {', '.join(MODES)}")

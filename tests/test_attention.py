@@ -1,0 +1,204 @@
+"""Attention blocks prune by whole heads: q, k, v and the output projection's rows together."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from models import CASES
+from onnx import numpy_helper
+
+from onnx_netadapt import analyse, load_model, prune
+from onnx_netadapt.cli import main
+from onnx_netadapt.verify import check_against_masked
+
+
+def _head_group(analysis):
+    groups = [g for g in analysis.groups if g.attention_heads]
+    assert len(groups) == 1, [g.to_dict() for g in analysis.groups]
+    return groups[0]
+
+
+def _reshape_shapes(model: onnx.ModelProto) -> list[list[int]]:
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    return [
+        inits[n.input[1]].tolist()
+        for n in model.graph.node
+        if n.op_type == "Reshape" and n.input[1] in inits
+    ]
+
+
+def test_heads_form_one_group_and_the_head_count_is_rewritten():
+    analysis = analyse(load_model(CASES["attention_heads"].build()))
+    group = _head_group(analysis)
+    assert group.prunable and group.units == 2 and group.class_width == 8
+    assert len(group.producers) == 3  # q, k and v projections
+    result = prune(analysis, {group.id: [1]})
+    assert check_against_masked(analysis, result).ok
+    # D is longer than H, yet heads (not per-head dims across heads) are the units
+    assert [1, 6, 1, 8] in _reshape_shapes(result.model)
+    weights = {i.name: tuple(i.dims) for i in result.model.graph.initializer}
+    for producer in group.producers:
+        node = next(n for n in result.model.graph.node if n.name == producer.node)
+        assert weights[node.input[1]] == (16, 8)
+
+
+def test_per_head_score_bias_is_sliced_with_its_head():
+    analysis = analyse(load_model(CASES["attention_heads_bias"].build()))
+    group = _head_group(analysis)
+    result = prune(analysis, {group.id: [0, 3]})
+    assert check_against_masked(analysis, result).ok
+    dims = [tuple(i.dims) for i in result.model.graph.initializer]
+    assert (1, 2, 6, 6) in dims and (1, 4, 6, 6) not in dims
+
+
+@pytest.mark.parametrize("name", ["attention_fused_qkv_split", "attention_fused_qkv_gather"])
+def test_fused_qkv_projection_loses_whole_heads(name):
+    analysis = analyse(load_model(CASES[name].build()))
+    group = _head_group(analysis)
+    heads = group.units
+    assert group.prunable and group.channels == 3 * heads * 4
+    result = prune(analysis, {group.id: [0, heads - 1]})
+    assert check_against_masked(analysis, result).ok
+    assert [1, 6, 3, 2, 4] in _reshape_shapes(result.model)
+
+
+def test_single_head_attention_is_pinned_with_a_reason():
+    analysis = analyse(load_model(CASES["attention_single_head"].build()))
+    pinned = [g for g in analysis.groups if any("no head" in r for r in g.reasons)]
+    assert len(pinned) == 1 and len(pinned[0].producers) == 2  # q and k projections
+    assert pinned[0].status == "unprunable"
+
+
+def test_inspect_shows_head_groups(tmp_path):
+    path = tmp_path / "attention.onnx"
+    onnx.save(CASES["attention_fused_qkv_gather"].build(), path)
+    result = CliRunner().invoke(main, ["inspect", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "48(4 heads)" in result.output
+
+
+def _torch_attention(fused: bool, sdpa: bool, linear: bool = False):
+    torch = pytest.importorskip("torch")
+
+    class Attention(torch.nn.Module):
+        """A ViT-style block: timm's fused qkv + unbind, or separate q/k/v projections."""
+
+        def __init__(self, c: int = 32, heads: int = 4) -> None:
+            super().__init__()
+            self.heads, self.dim = heads, c // heads
+            self.embed = torch.nn.Linear(8, c)
+            self.qkv = torch.nn.Linear(c, 3 * c) if fused else None
+            self.q, self.k, self.v = (torch.nn.Linear(c, c) for _ in range(3))
+            self.proj = torch.nn.Linear(c, c)
+            self.fc = torch.nn.Linear(c, 10)
+
+        def forward(self, x):
+            x = self.embed(x)
+            b, n, c = x.shape
+            if fused:
+                qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.dim).permute(2, 0, 3, 1, 4)
+                q, k, v = qkv.unbind(0)
+            else:
+                q, k, v = (
+                    f(x).reshape(b, n, self.heads, self.dim).transpose(1, 2)
+                    for f in (self.q, self.k, self.v)
+                )
+            if linear:  # EfficientViT's ReLU linear attention: v padded with a column of ones
+                v = torch.nn.functional.pad(v, (0, 1), mode="constant", value=1.0)
+                o = q.relu() @ (k.relu().transpose(-2, -1) @ v)
+                o = o[..., :-1] / (o[..., -1:] + 1e-6)
+            elif sdpa:
+                o = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+            else:
+                o = ((q @ k.transpose(-2, -1)) * self.dim**-0.5).softmax(-1) @ v
+            o = o.transpose(1, 2).reshape(b, n, c)
+            return self.fc(x + self.proj(o)).mean(1)
+
+    return torch, Attention().eval()
+
+
+@pytest.mark.parametrize(
+    ("fused", "sdpa", "dynamo", "linear"),
+    [
+        (False, False, False, False),
+        (True, True, False, False),
+        (True, False, True, False),
+        (False, True, True, False),
+        (True, False, False, True),
+    ],
+)
+def test_exported_attention_prunes_by_heads(fused, sdpa, dynamo, linear):
+    torch, net = _torch_attention(fused, sdpa, linear)
+    x = torch.randn(1, 6, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            model = torch.onnx.export(net, (x,), dynamo=True, verbose=False).model_proto
+        else:
+            buffer = io.BytesIO()
+            torch.onnx.export(net, x, buffer, dynamo=False, opset_version=17)
+            model = onnx.load_from_string(buffer.getvalue())
+    analysis = analyse(load_model(model))
+    group = _head_group(analysis)
+    assert group.prunable and group.units == 4, group.to_dict()
+    assert len(group.producers) == (1 if fused else 3)
+    result = prune(analysis, {group.id: [1, 2]})
+    outcome = check_against_masked(analysis, result)
+    assert outcome.ok, outcome
+    assert any(2 in shape and 8 in shape for shape in _reshape_shapes(result.model))
+    assert np.isclose(analysis.summary()["prunable_share"], 1.0)
+
+
+def test_multi_scale_linear_attention_keeps_heads_through_a_grouped_conv():
+    """EfficientViT's LiteMLA: qkv 1x1 conv, a depthwise 5x5 + grouped 1x1 (one conv-group per
+    head and q/k/v) aggregation concatenated as extra heads, ReLU linear attention over v padded
+    with ones. The grouped conv has wide groups (8 channels, 6 groups): it must remove whole
+    conv-groups here (the heads couple each group's channels), not the same index of every group
+    (which, with the heads, would leave a single unit)."""
+    torch = pytest.importorskip("torch")
+    heads, dim = 2, 8
+    c = heads * dim
+
+    class LiteMLA(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = torch.nn.Conv2d(3, c, 3, padding=1)
+            self.qkv = torch.nn.Conv2d(c, 3 * c, 1, bias=False)
+            self.dw = torch.nn.Conv2d(3 * c, 3 * c, 5, padding=2, groups=3 * c, bias=False)
+            self.pw = torch.nn.Conv2d(3 * c, 3 * c, 1, groups=3 * heads, bias=False)
+            self.proj = torch.nn.Conv2d(2 * c, c, 1)
+            self.fc = torch.nn.Conv2d(c, 10, 1)
+
+        def forward(self, x):
+            x = self.stem(x)
+            qkv = self.qkv(x)
+            qkv = torch.cat([qkv, self.pw(self.dw(qkv))], dim=1)
+            b, _, h, w = qkv.shape
+            qkv = qkv.reshape(b, -1, 3 * dim, h * w).transpose(-1, -2)
+            q, k, v = qkv.chunk(3, dim=-1)
+            v = torch.nn.functional.pad(v, (0, 1), mode="constant", value=1.0)
+            out = q.relu() @ (k.relu().transpose(-1, -2) @ v)
+            out = out[..., :-1] / (out[..., -1:] + 1e-6)
+            out = self.proj(out.transpose(-1, -2).reshape(b, -1, h, w))
+            return self.fc(x + out).mean((2, 3))
+
+    net = LiteMLA().eval()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.randn(1, 3, 6, 6), buffer, dynamo=False, opset_version=17)
+    analysis = analyse(load_model(onnx.load_from_string(buffer.getvalue())))
+    group = _head_group(analysis)
+    assert group.prunable and group.units == heads, group.to_dict()
+    assert len(group.producers) == 2  # the qkv conv and the aggregation's grouped conv
+    result = prune(analysis, {group.id: [1]})
+    assert check_against_masked(analysis, result).ok
+    groups = [
+        a.i for n in result.model.graph.node for a in n.attribute if a.name == "group" and a.i > 1
+    ]
+    assert 3 in groups  # the grouped conv lost one head's three conv-groups (6 -> 3)

@@ -1,0 +1,93 @@
+"""Estimator strategies: one interface, the fallback of ``auto``, what an estimate needs."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+from models import CASES
+from test_estimate_fidelity import FakeRunner, _prunings
+
+from onnx_netadapt.adapt.resources import Tracked
+from onnx_netadapt.graph.load import LoadedModel, load_model
+from onnx_netadapt.measure.estimate import Estimator
+from onnx_netadapt.measure.signature import model_signatures
+from onnx_netadapt.measure.strategies import (
+    MODES,
+    Calibration,
+    Entries,
+    Pruning,
+    Strategy,
+    make_strategy,
+)
+from onnx_netadapt.measure.table import LatencyTable
+
+
+class CountingRunner(FakeRunner):
+    """A runner without an in-network profile that counts how often it is asked for one."""
+
+    def __init__(self) -> None:
+        super().__init__(profiles=False)
+        self.asked = 0
+
+    def profile_layers(self, model: onnx.ModelProto) -> dict[str, float]:
+        self.asked += 1
+        return super().profile_layers(model)
+
+
+def test_auto_asks_a_runner_that_cannot_profile_only_once():
+    model = load_model(CASES["residual_chain"].build())
+    with CountingRunner() as runner:
+        estimator = Estimator(runner, LatencyTable(runner.fingerprint()))
+        assert estimator.calibrate(model).mode == "split"
+        assert estimator.calibrate(model).mode == "split"
+        assert runner.asked == 1
+        assert not estimator.needs_shapes
+
+
+def test_every_mode_makes_its_strategy():
+    assert [make_strategy(mode).mode for mode in MODES] == list(MODES)
+
+
+@pytest.mark.parametrize(("mode", "needs"), [("profile", True), ("split", False)])
+def test_needs_shapes_follows_the_calibration(mode: str, needs: bool):
+    with FakeRunner() as runner:
+        estimator = Estimator(runner, LatencyTable(runner.fingerprint()), mode=mode)
+        assert not estimator.needs_shapes  # uncalibrated: the layers alone
+        estimator.calibrate(load_model(CASES["residual_chain"].build()))
+        assert estimator.needs_shapes is needs
+
+
+class ShapeCalibration(Calibration):
+    """Entries plus one hundredth of a millisecond per activation element (needs shapes)."""
+
+    mode = "shape-test"
+    needs_shapes = True
+
+    def estimate(self, pruning: Pruning) -> float:
+        assert pruning.model is not None and pruning.shapes, "the strategy said it needs shapes"
+        return pruning.layers_ms() + 0.01 * len(pruning.shapes)
+
+
+class ShapeStrategy(Strategy):
+    mode = "shape-test"
+
+    def calibrate(
+        self, entries: Entries, loaded: LoadedModel, measured_ms: float | None = None
+    ) -> Calibration:
+        layer_ms = entries.table_ms(model_signatures(loaded))
+        return ShapeCalibration(entries.measured(loaded.model, measured_ms), sum(layer_ms.values()))
+
+
+def test_a_strategy_plugs_in_and_resources_give_it_the_shapes_it_needs():
+    """The resource set asks the estimator what it needs, not which mode it runs."""
+    model = CASES["residual_chain"].build()
+    pruned = _prunings(model)[1]
+    with FakeRunner() as runner:
+        table = LatencyTable(runner.fingerprint())
+        estimator = Estimator(runner, table, mode=ShapeStrategy())
+        item = Tracked("latency", runner, table, estimator=estimator)
+        item.calibrate(load_model(model), measured=1.0)
+        signatures = model_signatures(load_model(pruned, fold=False))
+        elements = item.estimate(pruned, signatures) - estimator.layers_ms(signatures)
+        tensors = len(load_model(pruned, fold=False).shapes)
+        assert 0.5 * tensors <= elements / 0.01 <= 2 * tensors
