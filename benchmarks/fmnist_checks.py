@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -34,6 +35,7 @@ from onnx_netadapt.adapt.proposals import (
     proposal_seed,
 )
 from onnx_netadapt.adapt.search import minimal_network
+from onnx_netadapt.adapt.status import IterationLimitError
 from onnx_netadapt.channels.analysis import analyse
 from onnx_netadapt.data import load_data
 from onnx_netadapt.data.builtin import load_builtin
@@ -118,7 +120,8 @@ def first_proposals(base: Path, spec: str, settings: dict, target: str, seed: in
             max_iterations=1,
             **{**settings, "short_steps": 1, "holdout_per_class": 5},
         )
-        adapt_model(base, config, out)
+        with contextlib.suppress(IterationLimitError):  # one iteration is all it is asked for
+            adapt_model(base, config, out)
     history = json.loads((out / "history.json").read_text())["history"]
     return [p for p in history[1]["proposals"] if not p.get("error")]
 
