@@ -120,22 +120,35 @@ def ort_ms(models: dict[str, onnx.ModelProto], rounds: int = ROUNDS) -> dict[str
     return runner_ms("ort", models, rounds=rounds)
 
 
-def static(model: onnx.ModelProto | Path) -> onnx.ModelProto:
-    """The model with the batch fixed to 1 (what the latency runners measure)."""
-    return load_model(model, {k: tuple(v) for k, v in SHAPE.items()}).model
+def static(model: onnx.ModelProto | Path, shape: dict | None = None) -> onnx.ModelProto:
+    """The model with the batch fixed to 1 (what the latency runners measure); ``shape``
+    {input: dims} defaults to SHAPE."""
+    return load_model(model, {k: tuple(v) for k, v in (shape or SHAPE).items()}).model
 
 
 # -- the four methods -----------------------------------------------------------------------
 def netadapt_family(
-    base: Path, target: str, budget: str, seed: int, out: Path, options: dict | None = None
+    base: Path,
+    target: str,
+    budget: str,
+    seed: int,
+    out: Path,
+    options: dict | None = None,
+    data: str = "mnist5k",
+    settings: dict | None = None,
 ) -> list[dict]:
-    """Run (or finish) NetAdapt down to ``budget`` (no long fine-tune); the history's networks."""
+    """Run (or finish) NetAdapt down to ``budget`` (no long fine-tune) on ``data`` with
+    ``settings`` (default ADAPT); the history's networks."""
     if (
         not (out / "state.json").exists()
         or json.loads((out / "state.json").read_text()).get("status") != "finished"
     ):
         config = AdaptConfig(
-            target=target, budgets=[parse_budget(budget)], data="mnist5k", seed=seed, **ADAPT
+            target=target,
+            budgets=[parse_budget(budget)],
+            data=data,
+            seed=seed,
+            **(settings or ADAPT),
         )
         resume = (out / "state.json").exists()
         adapt_model(

@@ -112,7 +112,8 @@ class _Progress:
     "--data",
     default="mnist5k",
     show_default=True,
-    help="Builtin name (mnist5k, digits), package.module:function, a .npz, or an image folder.",
+    help="Builtin name (mnist5k, digits, fashion-mnist[:DIR]; NAME@HxW resizes), "
+    "package.module:function, a .npz, or an image folder.",
 )
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Run directory.")
 @click.option(

@@ -53,8 +53,10 @@ def build_model(
     batch_size: int = 64,
     lr: float = 0.1,
     threads: int | None = None,
+    data: str = "mnist5k",
 ) -> dict:
-    """Train ``arch`` at ``width`` on mnist5k's training split and export it to ``out``.
+    """Train ``arch`` at ``width`` on the training split of the builtin ``data`` (mnist5k,
+    fashion-mnist, ...; its image size is the model's input size) and export it to ``out``.
 
     ``limit`` trains on the first ``limit`` training examples only (for quick tests). The same
     seed gives the same weights. Returns {"path", "val_accuracy", "train_seconds", "params",
@@ -65,10 +67,10 @@ def build_model(
     torch.set_num_threads(threads)
     try:
         net, train_seconds, train_examples = train_net(
-            arch, width, epochs, seed, limit, batch_size=batch_size, lr=lr
+            arch, width, epochs, seed, limit, batch_size=batch_size, lr=lr, data=data
         )
-        model = export(net)
-        _, val = load_builtin("mnist5k")
+        _, val = load_builtin(data)
+        model = export(net, val.x.shape[-2:])
         max_diff = check_against_torch(net, model, val.x[:64])
     finally:
         torch.set_num_threads(previous_threads)
@@ -84,6 +86,7 @@ def build_model(
         "width": width,
         "epochs": epochs,
         "seed": seed,
+        "data": data,
         "train_examples": train_examples,
         "val_examples": len(val),
         "ort_torch_max_abs_diff": max_diff,
@@ -102,9 +105,10 @@ def train_net(
     limit: int | None = None,
     batch_size: int = 64,
     lr: float = 0.1,
+    data: str = "mnist5k",
 ) -> tuple[nn.Module, float, int]:
     """(network in eval mode, training seconds, training examples); the seed fixes the weights."""
-    train, _ = load_builtin("mnist5k")  # the training split only: never the validation split
+    train, _ = load_builtin(data)  # the training split only: never the validation split
     if limit is not None:
         train = train.subset(np.arange(min(limit, len(train))))
     torch.manual_seed(seed)
@@ -160,14 +164,15 @@ def random_shift(x: torch.Tensor, shift: int, generator: torch.Generator) -> tor
     return padded[batch, channel, rows, cols]
 
 
-def export(net: nn.Module) -> onnx.ModelProto:
-    """The eval-mode network as ONNX (opset 17, dynamic batch), BatchNorm kept as nodes."""
+def export(net: nn.Module, size: tuple[int, int] = (28, 28)) -> onnx.ModelProto:
+    """The eval-mode network (input 1 x ``size``) as ONNX (opset 17, dynamic batch), BatchNorm
+    kept as nodes."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             net,
-            torch.zeros(1, 1, 28, 28),
+            torch.zeros(1, 1, *size),
             buffer,
             dynamo=False,
             opset_version=17,

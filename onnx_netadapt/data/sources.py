@@ -1,5 +1,6 @@
-"""``--data`` sources: a builtin name, ``package.module:function``, an ``.npz`` file or an image
-folder, turned into :class:`DataSplits` that fit the model input.
+"""``--data`` sources: a builtin name (``NAME[:DIR][@HxW]``, see builtin.py),
+``package.module:function``, an ``.npz`` file or an image folder, turned into
+:class:`DataSplits` that fit the model input.
 
 Every source gives a training set and, optionally, holdout and validation sets. What is missing
 is carved out of the training data: validation first (``val_fraction``, stratified), then the
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from onnx_netadapt.data.builtin import NUM_CLASSES, builtin_names, load_builtin
+from onnx_netadapt.data.builtin import NUM_CLASSES, builtin_names, load_builtin, parse_builtin
 from onnx_netadapt.data.check import InputSpecs, check_classes, check_fits
 from onnx_netadapt.data.dataset import ArrayDataset, DataSplits
 from onnx_netadapt.data.images import read_image_folder
@@ -112,7 +113,7 @@ def _read(
 ) -> tuple[dict[str, Raw | None], str, int | None]:
     """Raw parts of ``spec``, a description of the source, and its number of classes if known."""
     path = Path(spec).expanduser()
-    if spec in builtin_names() and not path.exists():
+    if not path.exists() and parse_builtin(spec) is not None:
         train, val = load_builtin(spec)
         return {"train": (train.x, train.y), "val": (val.x, val.y)}, f"builtin:{spec}", NUM_CLASSES
     if path.is_dir():
@@ -132,8 +133,8 @@ def _read(
         raise DataError(f"data file or folder {spec} does not exist: check the path")
     raise DataError(
         f"cannot understand the data source {spec!r}: give a builtin name "
-        f"({', '.join(sorted(builtin_names()))}), an .npz file, an image folder, or "
-        "package.module:function"
+        f"({', '.join(sorted(builtin_names()))}, optionally @HxW), an .npz file, an image "
+        "folder, or package.module:function"
     )
 
 

@@ -1,0 +1,175 @@
+"""benchmarks/compare_fmnist.py: the speed-up at equal accuracy, its bootstrap, the per-target
+views, the selection statistics, and (slow) the whole pipeline in smoke mode, resumed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import compare_fmnist as cf
+from benchmarks.fmnist_checks import selection_row
+from benchmarks.fmnist_premise import summarise
+from tests.fashion_files import make_fashion
+
+
+def _data(seeds: list[int], jitter: float = 0.0) -> dict:
+    """Points and side-by-side measurements of a made-up run: the multiplier's curve is
+    (latency, accuracy) = (1, .90), (.7, .88), (.5, .86), (.33, .84), (.2, .80); netadapt at
+    budget b sits at latency 0.7 * b with the multiplier's accuracy at b."""
+    mult = {0.75: (0.7, 0.88), 0.5: (0.5, 0.86), 0.35: (0.33, 0.84)}
+    points, measured = [], {}
+    for seed in seeds:
+        shift = jitter * (seed - np.mean(seeds))
+        rows = [("base", None, 1.0, 1.0, 0.90)]
+        for budget, (lat, acc) in mult.items():
+            rows.append(("multiplier", "ort", budget, lat, acc))
+            rows.append(("netadapt", "ort", budget, 0.7 * lat, acc + shift))
+            rows.append(("netadapt", "tflite", budget, 0.9 * lat, acc))
+        rows.append((cf.CURVE, None, 0.25, 0.2, 0.80))
+        ms = {}
+        for method, target, where, lat, acc in rows:
+            key = cf.point_key(method, target, "net", where, seed)
+            point = {"key": key, "arch": "net", "seed": seed, "method": method}
+            point |= {"target": target, "val_accuracy": acc, "mmacs": 1.0, "steps": 10}
+            point |= {"width": where, "budget": None} if method == cf.CURVE else {"budget": where}
+            points.append(point)
+            ms[key] = 2.0 * lat  # base 2 ms
+        measured[f"net_s{seed}"] = {"keys": sorted(ms), "ort": ms, "tflite": ms}
+    return {"points": points, "measured": measured}
+
+
+def test_target_view_ratios_and_chosen_only() -> None:
+    data = _data([0])
+    view = cf.target_view(data, "ort")
+    assert {p["target"] for p in view} == {None, "ort"}
+    netadapt = [p for p in view if p["method"] == "netadapt" and p["budget"] == 0.5]
+    assert netadapt[0]["latency_ratio"] == pytest.approx(0.35)
+    everything = cf.target_view(data, "ort", chosen_only=False)
+    assert {p["target"] for p in everything} == {None, "ort", "tflite"}
+
+
+def test_speedup_at_equal_accuracy_interpolates_the_multiplier_curve() -> None:
+    view = cf.target_view(_data([0, 1]), "ort")
+    speed = cf.speedups(view, "net")
+    assert set(speed) == set(cf.BUDGETS)
+    for value, bound in speed.values():
+        assert bound == "=" and value == pytest.approx(1 / 0.7)
+
+
+def test_bootstrap_interval_covers_the_seed_spread() -> None:
+    view = cf.target_view(_data([0, 1, 2], jitter=0.01), "ort")
+    interval = cf.bootstrap(view, "net", np.random.default_rng(0))
+    point = cf.speedups(view, "net")
+    for budget in cf.BUDGETS:
+        low, high = interval[budget]
+        assert low < point[budget][0] < high and high - low > 0.05
+    assert cf.bootstrap(cf.target_view(_data([0]), "ort"), "net", np.random.default_rng(0)) == {}
+
+
+def test_largest_under_picks_the_widest_that_fits() -> None:
+    table = {"1": 1.0, "0.75": 0.6, "0.5": 0.3, "0.25": 0.1}
+    assert cf._largest_under(table, 0.5) == 0.5
+    assert cf._largest_under(table, 0.6) == 0.75
+    assert cf._largest_under(table, 0.05) == 0.25  # none fits: the narrowest
+
+
+def test_selection_row_statistics() -> None:
+    row = selection_row(10, 40, [0.5, 0.7, 0.6, 0.9], [0.80, 0.82, 0.81, 0.84], 100)
+    assert row["spearman"] == pytest.approx(1.0)
+    assert row["pick_gain"] == pytest.approx(0.84 - np.mean([0.80, 0.82, 0.81, 0.84]))
+    assert row["pick_gain"] == row["best_gain"]
+    assert row["holdout_se"] == pytest.approx(np.sqrt(0.675 * 0.325 / 100))
+
+
+def test_premise_summary_compares_each_fall_with_the_seed_spread() -> None:
+    accs = {1.0: (0.90, 0.91), 0.5: (0.88, 0.89), 0.25: (0.875, 0.885), 0.125: (0.80,)}
+    points = [
+        {"width": w, "seed": i, "val_accuracy": a}
+        for w, values in accs.items()
+        for i, a in enumerate(values)
+    ]
+    ranges = summarise(points)["ranges"]
+    assert set(ranges) == {"1->0.5", "0.5->0.25", "0.25->0.125"}
+    assert ranges["1->0.5"]["fall"] == pytest.approx(0.02)
+    assert ranges["1->0.5"]["clearly_falls"]  # 2 points against an sd of 0.71
+    assert not ranges["0.5->0.25"]["clearly_falls"]  # 0.5 points: within the spread
+    assert ranges["0.25->0.125"]["seed_sd"] is None  # one seed: no spread, no verdict
+    assert not ranges["0.25->0.125"]["clearly_falls"]
+
+
+def test_store_refuses_points_of_another_setup(tmp_path: Path) -> None:
+    path = tmp_path / "points.json"
+    cf.Store(path, cf.Setup()).add({"key": "k"})
+    other_machine = replace(cf.Setup(), options={"tflite": {"onnx2tf": "/elsewhere"}})
+    assert cf.Store(path, other_machine).has("k")
+    with pytest.raises(SystemExit, match="differs in epochs"):
+        cf.Store(path, replace(cf.Setup(), epochs=2))
+
+
+@pytest.mark.slow
+def test_smoke_run_end_to_end_then_resumes_without_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "fashion"
+    make_fashion(folder, train_n=400, test_n=100)
+    out, work = tmp_path / "out", tmp_path / "work"
+    args = ["run", "--smoke", "--data", f"fashion-mnist:{folder}", "--out", str(out)]
+    args += ["--work", str(work)]
+    cf.main(args)
+    data = json.loads((out / "points.json").read_text())
+    keys = {p["key"] for p in data["points"]}
+    # base + 4 methods x 3 budgets x 2 targets + 1 curve width
+    assert len(keys) == len(data["points"]) == 1 + 4 * 3 * 2 + 1
+    measured = data["measured"]["mobilenet_v1_s0"]
+    assert set(measured["macs"]) == set(measured["params"]) == keys
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["speedup_vs_multiplier"]) == {"macs", "params"}
+    assert (out / "compare.png").stat().st_size > 0 and "netadapt" in (
+        out / "compare.md"
+    ).read_text()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished point was computed again")
+
+    monkeypatch.setattr(cf, "build_model", refuse)
+    monkeypatch.setattr(cf, "long_finetune", refuse)
+    monkeypatch.setattr(cf, "runner_ms", refuse)
+    cf.main(args)
+    assert json.loads((out / "points.json").read_text())["points"] == data["points"]
+
+
+@pytest.mark.slow
+def test_smoke_overhead_and_selection_checks(tmp_path: Path) -> None:
+    folder = tmp_path / "fashion"
+    make_fashion(folder, train_n=300, test_n=60)
+    common = ["--smoke", "--data", f"fashion-mnist:{folder}", "--out", str(tmp_path / "out")]
+    common += ["--work", str(tmp_path / "work")]
+    cf.main(
+        [
+            "overhead",
+            "--sizes",
+            "16",
+            "28",
+            "--base-widths",
+            "0.5",
+            "--archs",
+            "mobilenet_v1",
+            *common,
+        ]
+    )
+    rows = json.loads((tmp_path / "out" / "overhead.json").read_text())["rows"]
+    assert [(r["size"], r["target"]) for r in rows] == [
+        (16, "macs"),
+        (16, "params"),
+        (28, "macs"),
+        (28, "params"),
+    ]
+    assert all(0 < r["floor_ratio"] < 1 for r in rows)
+    cf.main(["selection", "--holdouts", "2", "3", "--short-steps", "1", *common])
+    result = json.loads((tmp_path / "out" / "selection.json").read_text())["rows"]
+    assert [(r["holdout_per_class"], r["short_steps"]) for r in result] == [(2, 1), (3, 1)]
+    assert all(r["proposals"] >= 3 and len(r["val"]) == r["proposals"] for r in result)
