@@ -95,6 +95,23 @@ def test_local_engine_reruns_the_proposals_of_a_killed_worker(tiny: Path, tmp_pa
     assert killed, "no worker was killed: the test did not exercise the retry"
     assert [s.error for s in scores] == [None] * len(jobs)  # none dropped or failed
     assert [s.holdout_accuracy for s in scores] == [s.holdout_accuracy for s in expected]
+    deadline = time.monotonic() + 10
+    while _spawned_children() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _spawned_children(), "a worker of the broken pool outlived the engine"
+
+
+def _spawned_children() -> list[int]:
+    """Live multiprocessing workers started by this process (a stray one blocks its exit)."""
+    me, found = str(os.getpid()), []
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid, state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1::-1][:2]
+            if ppid == me and state != "Z" and b"spawn_main" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def _copy(path: str, folder: Path) -> str:

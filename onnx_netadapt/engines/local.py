@@ -145,7 +145,7 @@ class LocalEngine:
                 logger.warning(
                     "a worker died; %d proposals run again (attempt %d)", lost, attempt + 2
                 )
-                self._pool.shutdown(wait=False, cancel_futures=True)
+                _terminate(self._pool)
                 self._pool = self._new_pool()
         raise EngineError(
             f"workers died {self.retries + 1} times while fine-tuning this iteration's "
@@ -157,13 +157,24 @@ class LocalEngine:
         """Stop the pool (without waiting for running proposals when ``interrupted``)."""
         if self._pool is None:
             return
-        if not interrupted:
-            self._pool.shutdown(cancel_futures=True)
+        if interrupted:
+            _terminate(self._pool)
         else:
-            workers = list(getattr(self._pool, "_processes", {}).values())
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            for process in workers:
-                process.terminate()
-            for process in workers:
-                process.join(timeout=5)
+            self._pool.shutdown(cancel_futures=True)
         self._pool = None
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop ``pool`` without waiting for its tasks, and end every worker it started.
+
+    A broken pool ends the workers it knew of when it broke, but a worker spawned on demand
+    just then can survive it, blocked on a queue nobody writes; the interpreter would then wait
+    for it at exit.
+    """
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        if process.is_alive():
+            process.terminate()
+    for process in workers:
+        process.join(timeout=5)
