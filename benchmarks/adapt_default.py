@@ -48,7 +48,7 @@ def main() -> None:
 
     start = time.perf_counter()
     demo = [sys.executable, str(REPO / "examples/adapt_demo/run.py"), "--out", str(args.work)]
-    subprocess.run([*demo, "--fresh"], check=True)
+    exit_code = subprocess.run([*demo, "--fresh"], check=False).returncode
     wall = time.perf_counter() - start
     run = args.work / "run"
     state = json.loads((run / "state.json").read_text())
@@ -65,6 +65,10 @@ def main() -> None:
         "wall_seconds_including_training": wall,
         "model_training_seconds": build.get("train_seconds"),
         "status": summary["status"],
+        "exit_code": exit_code,
+        "budgets_met": summary["budgets_met"],
+        "confirmations": state.get("confirmations", []),
+        "final_spread": summary["final_spread"]["latency"],
         "iterations": summary["iterations"],
         "budget_ratio": 0.5,
         "in_run": {
@@ -112,7 +116,13 @@ def render(r: dict) -> str:
             "",
             f"Command: `{r['command']}` (CPU: {r['cpu']}; ORT 1 thread).",
             "",
-            f"- Status: {r['status']} after {r['iterations']} iterations.",
+            f"- Status: {r['status']} after {r['iterations']} iterations (exit code "
+            f"{r['exit_code']}; budgets met: {r['budgets_met']}).",
+            f"- Confirmation before stopping ({r['final_spread']['rounds']} interleaved rounds "
+            f"against the original): {r['final_spread']['value']:.4f} ms, p10-p90 "
+            f"{r['final_spread']['p10']:.4f}-{r['final_spread']['p90']:.4f} ms; "
+            f"{sum(not c['meets'] for c in r['confirmations'])} earlier confirmation(s) missed "
+            "and the loop went on.",
             f"- Latency measured in the run: {r['in_run']['original_ms']:.4f} ms -> "
             f"{r['in_run']['final_ms']:.4f} ms (budget {r['in_run']['limit_ms']:.4f} ms).",
             f"- Side by side afterwards ({s['rounds']} interleaved rounds, medians): original "
