@@ -4,6 +4,7 @@ compute what it computes in ONNX Runtime, and channel analysis prunes them as it
 from __future__ import annotations
 
 import io
+import itertools
 import warnings
 
 import numpy as np
@@ -92,3 +93,19 @@ def test_rewritten_equals_original_and_prunes_alike(exported, layout) -> None:
     pruned = prune(analysis, ratio=0.5).model
     (out,) = run_model(pruned, {"input": _feed(x, layout)})
     assert out.shape == want.shape
+
+
+def test_loop_chain_prunes_one_group_a_quarter_per_step(exported) -> None:
+    from benchmarks.loop_estimates import chain
+
+    model = load_model(in_layout(exported, "nhwc")).model
+    networks = chain(model, steps=3, seed=0)
+    assert len(networks) == 4 and networks[0] is model
+    for before, after in itertools.pairwise(networks):
+        a = {i.name: tuple(i.dims) for i in before.graph.initializer}
+        b = {i.name: tuple(i.dims) for i in after.graph.initializer}
+        assert [n.name for n in before.graph.node] == [n.name for n in after.graph.node]
+        changed = {k for k in a if a[k] != b[k]}
+        assert changed  # one group: its producers' outputs and its consumers' inputs
+        smaller = [b[k][0] / a[k][0] for k in changed if b[k][0] < a[k][0] and len(a[k]) == 4]
+        assert smaller and all(0.5 <= r < 1 for r in smaller)
