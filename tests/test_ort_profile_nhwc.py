@@ -10,12 +10,19 @@ ResNet-50's conv time, and pruned variants were estimated 22 % too slow (issue 1
 from __future__ import annotations
 
 import onnx
+import pytest
 from models import GraphBuilder
 from onnx import helper
 
 from benchmarks.layouts import to_nhwc
 from onnx_netadapt import load_model
-from onnx_netadapt.measure.calibration import calibrate_profiled
+from onnx_netadapt.measure.calibration import (
+    INTERNAL,
+    UNPLACED,
+    calibrate_profiled,
+    estimate_parts,
+    estimate_profiled,
+)
 from onnx_netadapt.measure.registry import get_runner
 from onnx_netadapt.measure.signature import model_signatures
 from onnx_netadapt.measure.stats import MeasureSettings
@@ -69,3 +76,18 @@ def test_ort_profile_of_an_nhwc_network_places_every_conv():
     cal = calibrate_profiled(loaded.model, loaded.shapes, layer_ms, profile, sum(profile.values()))
     assert not cal.unplaced
     assert sorted(f for u in cal.units for f in u.filters) == sorted(signatures)
+
+
+def test_estimate_parts_add_up_to_the_estimate():
+    loaded = load_model(_nhwc_model())
+    signatures = model_signatures(loaded)
+    names = [n.name for n in loaded.model.graph.node]
+    profile = {name: 0.1 for name in signatures} | {names[-1]: 0.05, "ReorderInput": 0.02}
+    layer_ms = {name: 1.0 for name in signatures}
+    cal = calibrate_profiled(loaded.model, loaded.shapes, layer_ms, profile, 1.0)
+    halved = {name: 0.5 for name in signatures}
+    parts = estimate_parts(cal, loaded.model, loaded.shapes, halved)
+    assert parts[INTERNAL] == pytest.approx(0.02) and parts[UNPLACED] == 0.0
+    assert all(parts[name] == pytest.approx(0.05) for name in signatures)
+    total = estimate_profiled(cal, loaded.model, loaded.shapes, halved)
+    assert total == pytest.approx(cal.overhead_ms + sum(parts.values()))
