@@ -178,24 +178,27 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     modes = tuple(m.strip() for m in args.modes.split(","))
-    if args.chain:
-        scratch = Path(tempfile.mkdtemp(prefix="loop_chain_"))
-        args.runs = [
-            chain_run(arch, layout or "nchw", args.steps, scratch / f"{arch}_{layout}")
-            for arch, _, layout in (c.partition(":") for c in args.chain)
-        ]
     start = time.perf_counter()
-    rows: list[dict] = []
-    with make_runner(args.runner, threads=1) as runner:
-        table = LatencyTable(runner.fingerprint(), args.out / f"table_{args.runner}.json")
-        for run in args.runs:
-            rows += replay(run, runner, table, modes)
-            print(f"{run}: {len(rows)} steps so far", flush=True)
-        table.save()
+    with tempfile.TemporaryDirectory(prefix="loop_chain_") as scratch:
+        labels = [str(r) for r in args.runs]
+        if args.chain:
+            labels = [f"synthetic {c}" for c in args.chain]
+            args.runs = [
+                chain_run(arch, layout or "nchw", args.steps, Path(scratch) / f"{arch}_{layout}")
+                for arch, _, layout in (c.partition(":") for c in args.chain)
+            ]
+        rows: list[dict] = []
+        with make_runner(args.runner, threads=1) as runner:
+            table = LatencyTable(runner.fingerprint(), args.out / f"table_{args.runner}.json")
+            for run, label in zip(args.runs, labels, strict=True):
+                for row in replay(run, runner, table, modes):
+                    rows.append({**row, "run": label})
+                print(f"{label}: {len(rows)} steps so far", flush=True)
+            table.save()
     result = {
         "runner": args.runner,
         "cpu": cpu_model_name(),
-        "runs": [str(r) for r in args.runs],
+        "runs": labels,
         "rows": rows,
         "summary": summarise(rows),
         "seconds": time.perf_counter() - start,
