@@ -140,8 +140,9 @@ def run(
     estimators: list[str],
     threads: int,
     command: str,
+    name: str = "layouts",
 ) -> dict:
-    """Every case on one runner; results in ``out/layouts_<runner>.json`` and ``.md``."""
+    """Every case on one runner; results in ``out/<name>_<runner>.json`` and ``.md``."""
     start = time.perf_counter()
     results = {
         "command": command,
@@ -161,7 +162,7 @@ def run(
             )
             table.save()
     results["seconds"] = time.perf_counter() - start
-    stem = out / f"layouts_{runner_name}"
+    stem = out / f"{name}_{runner_name}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     stem.with_suffix(".md").write_text(report(results))
     return results

@@ -115,6 +115,7 @@ ESTIMATORS = {
     "constant": {"mode": "constant"},
     "proportional": {"mode": "proportional"},
     "profile_table": {"mode": "profile", "kernels": False},
+    "profile_cold": {"mode": "profile", "cold_kernels": True},
     "split_gross": {"mode": "split", "session_overhead": False},
 }
 OLD = "constant"
@@ -500,6 +501,7 @@ def main() -> None:
     parser.add_argument("--cases", default=None, help="original: arch:layout,... (layouts.py)")
     parser.add_argument("--estimators", default="profile", help="original: names of ESTIMATORS")
     parser.add_argument("--threads", type=int, default=1, help="original: runner threads")
+    parser.add_argument("--name", default="layouts", help="original: result file stem")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.calibration == "original":
@@ -518,6 +520,7 @@ def main() -> None:
             names,
             args.threads,
             "python -m benchmarks.latency_fidelity " + " ".join(sys.argv[1:]),
+            args.name,
         )
         return
     if not args.report_only:
