@@ -14,7 +14,6 @@ Reported per variant: estimate, measurement, error; per case: mean and worst err
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from benchmarks.latency_fidelity import (
 )
 from benchmarks.layouts import LAYOUTS, in_layout, input_shape
 from onnx_netadapt import analyse, load_model, prune
+from onnx_netadapt.graph.save import save_json, save_text
 from onnx_netadapt.measure.host import cpu_model_name
 from onnx_netadapt.measure.registry import make_runner
 from onnx_netadapt.measure.table import LatencyTable
@@ -156,15 +156,15 @@ def run(
     with make_runner(runner_name, threads=threads) as runner:
         results["fingerprint"] = runner.fingerprint()
         table = LatencyTable(runner.fingerprint(), out / f"layouts_table_{runner_name}.json")
-        for arch, layout in cases:
+        stem = out / f"{name}_{runner_name}"
+        for arch, layout in cases:  # results written after every case
             results["cases"].append(
                 run_case(runner, table, arch, layout, count, design, estimators)
             )
             table.save()
-    results["seconds"] = time.perf_counter() - start
-    stem = out / f"{name}_{runner_name}"
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
-    stem.with_suffix(".md").write_text(report(results))
+            results["seconds"] = time.perf_counter() - start
+            save_json(results, stem.with_suffix(".json"))
+            save_text(report(results), stem.with_suffix(".md"))
     return results
 
 
