@@ -13,6 +13,7 @@ import onnx
 import pytest
 from models import GraphBuilder
 from onnx import helper
+from onnx_compat import make_model
 
 from benchmarks.layouts import to_nhwc
 from onnx_netadapt import load_model
@@ -55,7 +56,9 @@ def test_fused_kernels_named_after_moved_activations_map_to_them():
     relu = original.graph.node[-1].name
     fused = helper.make_node("Conv", ["a", "w"], ["reorder_token_0"], name=f"{relu}_nchwc")
     reorder = helper.make_node("ReorderOutput", ["reorder_token_0"], ["y"], name="ReorderOutput")
-    optimized = helper.make_model(helper.make_graph([fused, reorder], "opt", [], []))
+    optimized = make_model(
+        helper.make_graph([fused, reorder], "opt", [], []), [helper.make_opsetid("", 17)]
+    )
     events = [
         {"cat": "Node", "name": f"{relu}_nchwc_kernel_time", "dur": 2000},
         {"cat": "Node", "name": "ReorderOutput_kernel_time", "dur": 500},
