@@ -14,7 +14,9 @@ them there; a small layer with large weights (a pruned one) ran 30 % faster in i
 model than in a network on a busy machine (0.097 against 0.139 ms). A cold context model
 streams ``evict_bytes`` through the caches first (one elementwise op on an input that large,
 run before the layer); its entries live in a table of their own
-(``entry: kernel-in-context-cold-<MiB>``).
+(``entry: kernel-in-context-cold-<MiB>``). On a quiet machine, whose L3 keeps a pruned network's
+weights, they made estimates worse (``benchmarks/results/latency_fidelity/layouts/``): off by
+default, for machines whose caches other work evicts.
 """
 
 from __future__ import annotations
