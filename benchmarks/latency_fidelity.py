@@ -13,6 +13,8 @@ took, and the full grid of table entries against what was measured (``table_grid
     python -m benchmarks.latency_fidelity --runner tflite --onnx2tf /work/venvs/onnx2tf/bin/onnx2tf
     (each with --design independent and --design wide: how the random prunings are drawn)
     python -m benchmarks.latency_fidelity --report-only
+    python -m benchmarks.latency_fidelity --calibration original --cases resnet50:nhwc ...
+    (NHWC and Paddle-style networks calibrated on the original alone: fidelity_layouts.py)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import copy
 import dataclasses
 import io
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -112,6 +115,7 @@ ESTIMATORS = {
     "constant": {"mode": "constant"},
     "proportional": {"mode": "proportional"},
     "profile_table": {"mode": "profile", "kernels": False},
+    "profile_cold": {"mode": "profile", "cold_kernels": True},
     "split_gross": {"mode": "split", "session_overhead": False},
 }
 OLD = "constant"
@@ -132,10 +136,13 @@ def anchored(runner, model: onnx.ModelProto, reference: onnx.ModelProto, referen
     return reference_ms * ratio, raw
 
 
-def calibrate_all(runner, table: LatencyTable, loaded, measured: float) -> dict[str, Estimator]:
-    """Every estimator the runner supports, calibrated on ``loaded`` measured at ``measured``."""
+def calibrate_all(
+    runner, table: LatencyTable, loaded, measured: float, estimators: dict | None = None
+) -> dict[str, Estimator]:
+    """Every estimator the runner supports (of ``estimators``, default ``ESTIMATORS``),
+    calibrated on ``loaded`` measured at ``measured``."""
     out = {}
-    for name, kwargs in ESTIMATORS.items():
+    for name, kwargs in (ESTIMATORS if estimators is None else estimators).items():
         estimator = Estimator(runner, table, **kwargs)
         try:
             estimator.calibrate(loaded, measured_ms=measured)
@@ -484,8 +491,38 @@ def main() -> None:
     parser.add_argument("--onnx2tf", help="onnx2tf executable (tflite runner)")
     parser.add_argument("--design", choices=DESIGNS, default="wide", help="random prunings")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--calibration",
+        choices=("curve", "original"),
+        default="curve",
+        help="curve: the estimators refined on measured prunings (the tables above); "
+        "original: calibrated on the original alone, over --cases (fidelity_layouts.py)",
+    )
+    parser.add_argument("--cases", default=None, help="original: arch:layout,... (layouts.py)")
+    parser.add_argument("--estimators", default="profile", help="original: names of ESTIMATORS")
+    parser.add_argument("--threads", type=int, default=1, help="original: runner threads")
+    parser.add_argument("--name", default="layouts", help="original: result file stem")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.calibration == "original":
+        from benchmarks import fidelity_layouts
+
+        names = [n.strip() for n in args.estimators.split(",")]
+        if unknown := sorted(set(names) - set(ESTIMATORS)):
+            raise SystemExit(f"unknown estimators {unknown}; known: {', '.join(ESTIMATORS)}")
+        cases = fidelity_layouts.parse_cases(args.cases or fidelity_layouts.DEFAULT_CASES)
+        fidelity_layouts.run(
+            args.runner,
+            args.out,
+            cases,
+            args.variants,
+            args.design,
+            names,
+            args.threads,
+            "python -m benchmarks.latency_fidelity " + " ".join(sys.argv[1:]),
+            args.name,
+        )
+        return
     if not args.report_only:
         options = {"onnx2tf": args.onnx2tf} if args.onnx2tf else {}
         start = time.perf_counter()

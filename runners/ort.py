@@ -171,6 +171,11 @@ def _original_node(
         base = name[: -len(suffix)] if name.endswith(suffix) else None
         if base is not None and base in producer:
             return producer[base]  # renamed after the original output tensor
+        if base is not None and base in node_names:
+            # renamed after a tensor ORT created for an original node: the transpose optimiser
+            # moves a node across the Transposes around it (NHWC graphs, each Conv wrapped in
+            # Transposes) and names its new output after the node
+            return base
     return name  # an ORT-internal node (layout reorder): keep its own name
 
 

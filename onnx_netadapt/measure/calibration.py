@@ -26,6 +26,8 @@ from onnx_netadapt.graph.ops import consumers_of
 
 # A table entry minus the micro-model overhead never counts for less than this share of it.
 MIN_NET_SHARE = 0.2
+# ``estimate_parts``' names of the runtime-internal nodes and of the unplaced filter layers.
+INTERNAL, UNPLACED = "(internal)", "(unplaced)"
 # How far a filter layer's output is followed to the node whose kernel it was fused into.
 MAX_FUSION_DEPTH = 4
 
@@ -202,9 +204,22 @@ def estimate_profiled(
         shapes: its static shapes (``load_model(model, fold=False).shapes``).
         layer_ms: table entry (ms) of each of its filter layers, by node name.
     """
+    parts = estimate_parts(calibration, model, shapes, layer_ms)
+    return calibration.overhead_ms + sum(parts.values())
+
+
+def estimate_parts(
+    calibration: ProfileCalibration,
+    model: onnx.ModelProto,
+    shapes: Mapping[str, tuple[int, ...]],
+    layer_ms: Mapping[str, float],
+) -> dict[str, float]:
+    """``estimate_profiled`` without the constant overhead, by part: each unit's estimated
+    time under its profiled name, runtime-internal nodes under ``INTERNAL`` and the change of
+    the unplaced filter layers under ``UNPLACED`` (to compare with a profile of ``model``)."""
     elements = node_elements(model, shapes)
     session = calibration.session_ms
-    total = calibration.overhead_ms
+    parts = {}
     for unit in calibration.units:
         if unit.filters and all(f in layer_ms for f in unit.filters):
             now = sum(net_ms(layer_ms[f], session) for f in unit.filters)
@@ -212,9 +227,11 @@ def estimate_profiled(
             now = float(sum(elements[n] for n in unit.nodes))
         else:  # the unit's nodes are not all in ``model``: keep its time
             now = unit.base
-        total += unit.ms * (now / unit.base if unit.base > 0 else 1.0)
+        parts[unit.name] = unit.ms * (now / unit.base if unit.base > 0 else 1.0)
+    parts[INTERNAL] = calibration.internal_ms
     if calibration.elements > 0:
-        total += calibration.internal_ms * sum(elements.values()) / calibration.elements
-    for name, before in calibration.unplaced.items():
-        total += layer_ms.get(name, before) - before
-    return total
+        parts[INTERNAL] *= sum(elements.values()) / calibration.elements
+    parts[UNPLACED] = sum(
+        layer_ms.get(name, before) - before for name, before in calibration.unplaced.items()
+    )
+    return parts

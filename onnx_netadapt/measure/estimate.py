@@ -24,6 +24,7 @@ import onnx
 
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.graph.load import LoadedModel, load_model
+from onnx_netadapt.measure.kernels import EVICT_BYTES
 from onnx_netadapt.measure.runner import Runner
 from onnx_netadapt.measure.signature import LayerSignature, model_signatures
 from onnx_netadapt.measure.strategies import (
@@ -148,6 +149,8 @@ class Estimator:
         kernels: in "profile" mode, scale filter layers by in-context kernel entries
             (``kernels.py``, kept in ``table``'s file) instead of the micro-model entries.
         rounds: in "profile" mode, whole-network measurements interleaved with profiles.
+        cold_kernels: in-context kernel entries with the caches evicted before the layer
+            (``kernels.py``: a pruned layer's weights are not in the caches inside a network).
 
     >>> estimator = Estimator(runner, LatencyTable(runner.fingerprint()))  # doctest: +SKIP
     >>> estimator.calibrate(load_model("net.onnx")).mode                     # doctest: +SKIP
@@ -162,12 +165,13 @@ class Estimator:
         session_overhead: bool = True,
         kernels: bool = True,
         rounds: int = PROFILE_ROUNDS,
+        cold_kernels: bool = False,
     ) -> None:
         if isinstance(mode, Strategy):
             self.strategy = mode
         else:
             self.strategy = make_strategy(mode, session_overhead, kernels, rounds)
-        self.source = Entries(runner, table)
+        self.source = Entries(runner, table, EVICT_BYTES if cold_kernels else 0)
         self.calibration: CalibrationCurve | None = None
 
     @property

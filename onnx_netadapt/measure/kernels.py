@@ -7,6 +7,16 @@ conv, and its cost is not monotone in channels (odd multiples of 8 are slower th
 Between two 1x1 convs the layer runs in the network's layout, and the runtime's profiler gives
 its kernel time alone. These entries live in a ``LatencyTable`` of their own (the runner's
 fingerprint plus ``entry: kernel-in-context``) and serve the "profile" estimate.
+
+Cold entries (``evict_bytes``): inside a network the other layers run between two runs of a
+layer and push its weights out of the caches, while a context model run again and again keeps
+them there; a small layer with large weights (a pruned one) ran 30 % faster in its context
+model than in a network on a busy machine (0.097 against 0.139 ms). A cold context model
+streams ``evict_bytes`` through the caches first (one elementwise op on an input that large,
+run before the layer); its entries live in a table of their own
+(``entry: kernel-in-context-cold-<MiB>``). On a quiet machine, whose L3 keeps a pruned network's
+weights, they made estimates worse (``benchmarks/results/latency_fidelity/layouts/``): off by
+default, for machines whose caches other work evicts.
 """
 
 from __future__ import annotations
@@ -30,17 +40,40 @@ MIN_KERNEL_MS = 0.0005
 LAYER_NODES = ("layer", "act")
 # Profiles per entry, taken in rounds over the layers measured together.
 ROUNDS = 3
+# Cold entries: bytes streamed through the caches before the layer (more than a core's L2 and
+# a good part of a shared L3).
+EVICT_BYTES = 16 << 20
+EVICT_NAME = "evict"
 
 
-def context_layer_model(sig: LayerSignature, seed: int = 0) -> onnx.ModelProto:
+def context_layer_model(
+    sig: LayerSignature, seed: int = 0, evict_bytes: int = 0
+) -> onnx.ModelProto:
     """The micro-model of ``sig`` between two 1x1 convs (Gemm layers: the micro-model alone).
 
     The layer's nodes keep the micro-model's names ("layer", "act"); the context convs are
-    "pre" and "post".
+    "pre" and "post". With ``evict_bytes``, the first node ("evict") negates an input of that
+    many bytes into an output of its own, evicting the layer's weights from the caches.
     """
     model = onnx_layer_model(sig, seed)
-    if sig.op == "Gemm":
-        return model
+    if sig.op != "Gemm":
+        model = _with_context(model, sig, seed)
+    if evict_bytes > 0:
+        _add_eviction(model, evict_bytes)
+    return model
+
+
+def _add_eviction(model: onnx.ModelProto, evict_bytes: int) -> None:
+    """Prepend a Neg over a graph input of ``evict_bytes`` (float32) to ``model``."""
+    graph = model.graph
+    count = max(1, evict_bytes // 4)
+    graph.input.append(helper.make_tensor_value_info("evict_in", onnx.TensorProto.FLOAT, [count]))
+    graph.output.append(helper.make_tensor_value_info("evict_out", onnx.TensorProto.FLOAT, [count]))
+    graph.node.insert(0, helper.make_node("Neg", ["evict_in"], ["evict_out"], name=EVICT_NAME))
+
+
+def _with_context(model: onnx.ModelProto, sig: LayerSignature, seed: int) -> onnx.ModelProto:
+    """``model`` (a conv micro-model) between the two 1x1 context convs."""
     rng = np.random.default_rng(seed + 1)
     graph = model.graph
     nodes = list(graph.node)
@@ -71,13 +104,17 @@ class KernelRunner:
     ``measure_layers``).
     """
 
-    def __init__(self, runner: Runner, rounds: int = ROUNDS) -> None:
+    def __init__(self, runner: Runner, rounds: int = ROUNDS, evict_bytes: int = 0) -> None:
         self.runner = runner
         self.rounds = max(1, int(rounds))
+        self.evict_bytes = max(0, int(evict_bytes))
 
     def fingerprint(self) -> dict[str, str]:
-        """The runner's fingerprint, marked as kernel entries."""
-        return {**self.runner.fingerprint(), "entry": "kernel-in-context"}
+        """The runner's fingerprint, marked as kernel entries (cold ones with their size)."""
+        entry = "kernel-in-context"
+        if self.evict_bytes:
+            entry += f"-cold-{self.evict_bytes / (1 << 20):g}MiB"
+        return {**self.runner.fingerprint(), "entry": entry}
 
     def measure_layers(
         self, signatures: Sequence[LayerSignature]
@@ -87,7 +124,7 @@ class KernelRunner:
         milliseconds, so a moment of contention can inflate it; it rarely hits one layer in
         every round)."""
         unique = list(dict.fromkeys(signatures))
-        models = {sig: context_layer_model(sig) for sig in unique}
+        models = {sig: context_layer_model(sig, evict_bytes=self.evict_bytes) for sig in unique}
         samples: dict[LayerSignature, list[float]] = {sig: [] for sig in unique}
         for _ in range(self.rounds):
             for sig in unique:
@@ -97,7 +134,10 @@ class KernelRunner:
         return {sig: LatencyStats.from_samples(values) for sig, values in samples.items()}
 
 
-def kernel_table(runner: Runner, path: object = None) -> tuple[LatencyTable, KernelRunner]:
-    """The kernel-entry table of ``runner`` (in ``path``'s file beside its latency table)."""
-    kernels = KernelRunner(runner)
+def kernel_table(
+    runner: Runner, path: object = None, evict_bytes: int = 0
+) -> tuple[LatencyTable, KernelRunner]:
+    """The kernel-entry table of ``runner`` (in ``path``'s file beside its latency table);
+    cold entries with ``evict_bytes``."""
+    kernels = KernelRunner(runner, evict_bytes=evict_bytes)
     return LatencyTable(kernels.fingerprint(), path), kernels

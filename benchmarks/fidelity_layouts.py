@@ -1,0 +1,204 @@
+"""Latency fidelity on networks in other converters' layouts, calibrated on the original alone.
+
+Each case is an architecture in a layout (``benchmarks/layouts.py``: ``nhwc`` as TensorFlow
+converters write it, ``nhwc_muladd`` with batch norm as Mul/Add, ``paddle``, or ``nchw``). The
+estimators are calibrated on the original network only, as the adaptation loop's first
+iteration is (no refinement anchors), then estimate the networks with every prunable group at
+0.3, 0.5 and 0.75 of its channels and random prunings (``latency_fidelity.DESIGNS``), each
+measured side by side with the original (median ratio over interleaved rounds).
+Reported per variant: estimate, measurement, error; per case: mean and worst error.
+
+    python -m benchmarks.latency_fidelity --calibration original \
+        --cases resnet50:nhwc,mobilenet_v2:nhwc_muladd,mobilenet_v2:paddle --variants 3
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.latency_fidelity import (
+    ESTIMATORS,
+    LAYER,
+    WHOLE,
+    anchored,
+    calibrate_all,
+    describe,
+    export,
+    variants,
+)
+from benchmarks.layouts import LAYOUTS, in_layout, input_shape
+from onnx_netadapt import analyse, load_model, prune
+from onnx_netadapt.graph.save import save_json, save_text
+from onnx_netadapt.measure.host import cpu_model_name
+from onnx_netadapt.measure.registry import make_runner
+from onnx_netadapt.measure.table import LatencyTable
+
+FIXED_KEEP = (0.3, 0.5, 0.75)  # every prunable group at this share of its channels
+INPUT = (1, 3, 224, 224)
+DEFAULT_CASES = "resnet50:nhwc,mobilenet_v2:nhwc_muladd,mobilenet_v2:paddle"
+
+
+def parse_cases(spec: str) -> list[tuple[str, str]]:
+    """``arch:layout,...`` -> [(arch, layout)]."""
+    cases = []
+    for item in spec.split(","):
+        arch, _, layout = item.strip().partition(":")
+        layout = layout or "nchw"
+        if layout not in LAYOUTS:
+            raise SystemExit(f"unknown layout {layout!r} in {item!r}; layouts: {LAYOUTS}")
+        cases.append((arch, layout))
+    return cases
+
+
+def run_case(
+    runner,
+    table: LatencyTable,
+    arch: str,
+    layout: str,
+    count: int,
+    design: str,
+    estimators: list[str],
+) -> dict:
+    """One case: calibrate on the original, estimate and measure the fixed and random
+    prunings."""
+    model = in_layout(export(arch), layout)
+    loaded = load_model(model, input_shape(model, INPUT, layout))
+    original = loaded.model
+    runner.settings = WHOLE
+    noise = [runner.measure(original).median_ms for _ in range(5)]
+    measured = float(np.median(noise))
+    runner.settings = LAYER
+    start = table.measure_seconds
+    chosen = {n: ESTIMATORS[n] for n in estimators}
+    calibrated = calibrate_all(runner, table, loaded, measured, chosen)
+    analysis = analyse(loaded)
+    networks = {f"keep {r}": prune(analysis, ratio=r).model for r in FIXED_KEEP}
+    for i, variant in enumerate(variants(original, count, seed=1, design=design)):
+        networks[f"random {i}"] = variant
+    rows = []
+    for label, network in networks.items():
+        runner.settings = LAYER
+        pruned = load_model(network)
+        estimates = {name: e.estimate(pruned) for name, e in calibrated.items()}
+        runner.settings = WHOLE
+        value, raw = anchored(runner, network, original, measured)
+        rows.append(
+            {
+                "variant": label,
+                "measured_ms": value,
+                "measured_raw_ms": raw,
+                "ratio": value / measured,
+                "estimates": estimates,
+                "errors_pct": {n: 100 * (e - value) / value for n, e in estimates.items()},
+            }
+        )
+        print(
+            f"  {arch}:{layout} {label}: measured {value:.2f} ms, "
+            + ", ".join(
+                f"{n} {e:.2f} ({rows[-1]['errors_pct'][n]:+.1f} %)" for n, e in estimates.items()
+            ),
+            flush=True,
+        )
+    kernels = next((e.kernels_table for e in calibrated.values() if e.kernels_table), None)
+    return {
+        "arch": arch,
+        "layout": layout,
+        "original_ms": measured,
+        "noise_ms": noise,
+        "calibrations": {n: describe(e) for n, e in calibrated.items()},
+        "variants": rows,
+        "summary": summary(rows),
+        "table_fill_seconds": table.measure_seconds - start,
+        "kernel_fill_seconds": kernels.measure_seconds if kernels else 0.0,
+    }
+
+
+def summary(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Per estimator: mean and worst absolute error (%), bias (%), variants within 10 %."""
+    out = {}
+    for name in rows[0]["estimates"]:
+        err = np.array([r["errors_pct"][name] for r in rows])
+        out[name] = {
+            "mean_abs_pct": float(np.abs(err).mean()),
+            "worst_abs_pct": float(np.abs(err).max()),
+            "bias_pct": float(err.mean()),
+            "within_10pct": int((np.abs(err) <= 10).sum()),
+            "n": len(rows),
+        }
+    return out
+
+
+def run(
+    runner_name: str,
+    out: Path,
+    cases: list[tuple[str, str]],
+    count: int,
+    design: str,
+    estimators: list[str],
+    threads: int,
+    command: str,
+    name: str = "layouts",
+) -> dict:
+    """Every case on one runner; results in ``out/<name>_<runner>.json`` and ``.md``."""
+    start = time.perf_counter()
+    results = {
+        "command": command,
+        "runner": runner_name,
+        "threads": threads,
+        "cpu": cpu_model_name(),
+        "calibration": "original",
+        "design": design,
+        "cases": [],
+    }
+    with make_runner(runner_name, threads=threads) as runner:
+        results["fingerprint"] = runner.fingerprint()
+        table = LatencyTable(runner.fingerprint(), out / f"layouts_table_{runner_name}.json")
+        stem = out / f"{name}_{runner_name}"
+        for arch, layout in cases:  # results written after every case
+            results["cases"].append(
+                run_case(runner, table, arch, layout, count, design, estimators)
+            )
+            table.save()
+            results["seconds"] = time.perf_counter() - start
+            save_json(results, stem.with_suffix(".json"))
+            save_text(report(results), stem.with_suffix(".md"))
+    return results
+
+
+def report(results: dict) -> str:
+    """Markdown: per-variant errors and per-case mean/worst."""
+    lines = [
+        "# Latency estimates of NHWC and Paddle-style networks, calibrated on the original alone",
+        "",
+        f"`{results['command']}` ({results['runner']}, {results['threads']} thread(s), "
+        f"{results['cpu']}, {results['seconds']:.0f} s). Networks: `benchmarks/layouts.py`; "
+        "design: `benchmarks/fidelity_layouts.py`. Goal (issue 12.3): every variant within "
+        "10 %, mean within 5 %.",
+        "",
+        "| case | variant | measured / original | "
+        + " | ".join(f"{n} error %" for n in results["cases"][0]["summary"])
+        + " |",
+        "|---|---|---|" + "---|" * len(results["cases"][0]["summary"]),
+    ]
+    for case in results["cases"]:
+        for row in case["variants"]:
+            lines.append(
+                f"| {case['arch']}:{case['layout']} | {row['variant']} | {row['ratio']:.3f} | "
+                + " | ".join(f"{row['errors_pct'][n]:+.1f}" for n in case["summary"])
+                + " |"
+            )
+    lines += [
+        "",
+        "| case | estimator | mean % | worst % | bias % | within 10 % |",
+        "|---|---|---|---|---|---|",
+    ]
+    for case in results["cases"]:
+        for name, s in case["summary"].items():
+            lines.append(
+                f"| {case['arch']}:{case['layout']} | {name} | {s['mean_abs_pct']:.1f} | "
+                f"{s['worst_abs_pct']:.1f} | {s['bias_pct']:+.1f} | {s['within_10pct']}/{s['n']} |"
+            )
+    return "\n".join(lines) + "\n"
