@@ -35,7 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def side_by_side(paths: dict[str, Path], rounds: int) -> dict[str, list[float]]:
     """Interleaved whole-network medians (ms) of each model, one list per model."""
-    models = {k: load_model(p, fold=False).model for k, p in paths.items()}
+    # adapted.onnx keeps the original's dynamic batch: measure both at batch 1
+    shape = {"image": (1, 1, 28, 28)}
+    models = {k: load_model(p, shape, fold=False).model for k, p in paths.items()}
     with make_runner("ort", 1) as runner:
         return interleaved_medians(runner, models, rounds)
 
