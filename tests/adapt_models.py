@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from onnx_netadapt.adapt import AdaptConfig, parse_budget
 
 
 def _block(cin: int, cout: int, stride: int = 1, groups: int = 1, k: int = 3) -> nn.Sequential:
@@ -72,3 +75,27 @@ def build_tiny_digits(path: Path, epochs: int = 15, seed: int = 0) -> Path:
     )
     path.write_bytes(buffer.getvalue())
     return path
+
+
+def tiny_digits_config(**overrides: object) -> AdaptConfig:
+    """Loop settings for the tiny digits network: MACs as the (deterministic) target, a budget
+    of 0.6, big steps and short fine-tunes so a whole run takes seconds."""
+    settings: dict[str, object] = {
+        "target": "macs",
+        "budgets": [parse_budget("0.6")],
+        "data": "digits",
+        "step": 0.15,
+        "decay": 1.0,
+        "short_steps": 8,
+        "long_epochs": 0.5,
+        "batch_size": 32,
+        "holdout_per_class": 5,
+        "input_shapes": {"image": [1, 1, 8, 8]},
+    }
+    settings.update(overrides)
+    return AdaptConfig(**settings)  # type: ignore[arg-type]
+
+
+def read_history(run_dir: Path) -> dict:
+    """The run's history.json."""
+    return json.loads((run_dir / "history.json").read_text())

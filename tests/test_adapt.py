@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from adapt_models import build_tiny_digits, digits_arrays
+from adapt_models import build_tiny_digits, digits_arrays, read_history, tiny_digits_config
 from click.testing import CliRunner
 
 from onnx_netadapt.adapt import AdaptConfig, adapt, adapt_model, parse_budget
@@ -27,24 +27,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(**overrides: object) -> AdaptConfig:
-    settings = {
-        "target": "macs",
-        "budgets": [parse_budget("0.6")],
-        "data": "digits",
-        "step": 0.15,
-        "decay": 1.0,
-        "short_steps": 8,
-        "long_epochs": 0.5,
-        "batch_size": 32,
-        "holdout_per_class": 5,
-        "input_shapes": {"image": [1, 1, 8, 8]},
-    }
-    settings.update(overrides)
-    return AdaptConfig(**settings)  # type: ignore[arg-type]
-
-
-def _history(out: Path) -> dict:
-    return json.loads((out / "history.json").read_text())
+    return tiny_digits_config(**overrides)
 
 
 def test_loop_meets_a_macs_budget_and_writes_everything(tiny: Path, tmp_path: Path) -> None:
@@ -52,7 +35,7 @@ def test_loop_meets_a_macs_budget_and_writes_everything(tiny: Path, tmp_path: Pa
     out = tmp_path / "run"
     results = list(adapt(tiny, _config(), out))
     assert results[0].iteration == 0 and len(results) >= 3
-    history = _history(out)
+    history = read_history(out)
     summary = history["summary"]
     assert summary["status"] == "met" and summary["budgets_met"]
     assert summary["final"]["latency"] <= summary["limits"]["latency"] + 1e-9
@@ -84,7 +67,7 @@ def test_resume_after_interruption_gives_the_same_result(tiny: Path, tmp_path: P
     run.close()
     assert json.loads((part / "state.json").read_text())["iteration"] == 1
     adapt_model(None, None, part, resume=True)
-    a, b = _history(full), _history(part)
+    a, b = read_history(full), read_history(part)
     assert [r["group"] for r in a["history"][1:]] == [r["group"] for r in b["history"][1:]]
     assert [r["holdout_accuracy"] for r in a["history"]] == [
         r["holdout_accuracy"] for r in b["history"]
@@ -118,7 +101,7 @@ def test_unreachable_mid_run_keeps_the_best_network(
     config = _config(budgets=[parse_budget("0.01")], step=0.5, short_steps=2, long_epochs=0)
     with pytest.raises(BudgetError, match=r"could not be met.*no channel group can shrink"):
         adapt_model(tiny, config, out)
-    summary = _history(out)["summary"]
+    summary = read_history(out)["summary"]
     assert summary["status"] == "unreachable" and not summary["budgets_met"]
     assert summary["unreachable"] and (out / "adapted.onnx").exists()
     assert summary["final"]["latency"] < summary["original"]["latency"]
@@ -155,7 +138,7 @@ def test_runner_failing_mid_run_then_resume(
     finished = state["iteration"]
     FlakyMacs.calls = -1000  # the device is back
     adapt_model(None, None, out, resume=True)
-    history = _history(out)
+    history = read_history(out)
     assert history["summary"]["status"] == "met"
     assert history["history"][finished]["iteration"] == finished
 
@@ -190,7 +173,7 @@ def test_cli_adapts_with_json_summary_and_exit_codes(tiny: Path, tmp_path: Path)
 def test_results_do_not_depend_on_workers(tiny: Path, tmp_path: Path) -> None:
     adapt_model(tiny, _config(workers=1, long_epochs=0), tmp_path / "w1")
     adapt_model(tiny, _config(workers=2, long_epochs=0), tmp_path / "w2")
-    one, two = _history(tmp_path / "w1")["history"], _history(tmp_path / "w2")["history"]
+    one, two = read_history(tmp_path / "w1")["history"], read_history(tmp_path / "w2")["history"]
     assert len(one) == len(two) >= 3
     for a, b in zip(one[1:], two[1:], strict=True):
         assert a["group"] == b["group"]
@@ -212,7 +195,7 @@ def test_loop_tracks_ort_latency_under_a_params_budget(
         target="ort", budgets=[parse_budget("params=0.7")], step=0.1, estimator=estimator
     )
     summary = adapt_model(tiny, config, out)
-    history = _history(out)["history"]
+    history = read_history(out)["history"]
     assert summary["status"] == "met" and summary["final"]["params"] <= summary["limits"]["params"]
     assert set(summary["final"]) == {"latency", "params"} and "latency" not in summary["limits"]
     for rec in history[1:]:
@@ -236,7 +219,7 @@ def test_without_targets_distils_and_scores_agreement(tiny: Path, tmp_path: Path
     np.savez(unlabeled, x_train=x)
     out = tmp_path / "run"
     summary = adapt_model(tiny, _config(data=str(unlabeled), select="ratio"), out)
-    history = _history(out)
+    history = read_history(out)
     assert summary["status"] == "met" and not history["data"]["targets"]
     assert history["history"][0]["holdout_accuracy"] == 1.0  # the original agrees with itself
     # agreement with the original, on examples the original never labelled for training

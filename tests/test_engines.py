@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from adapt_models import build_tiny_digits
+from adapt_models import build_tiny_digits, tiny_digits_config
 
 from onnx_netadapt.adapt import AdaptConfig, adapt_model, parse_budget
 from onnx_netadapt.adapt.proposals import EvalContext, ProposalJob, TrainPlan, evaluate_proposal
@@ -148,20 +148,8 @@ def _ray_task_pids() -> list[int]:
 
 
 def _config(**overrides: object) -> AdaptConfig:
-    settings = {
-        "target": "macs",
-        "budgets": [parse_budget("0.75")],
-        "data": "digits",
-        "step": 0.2,
-        "decay": 1.0,
-        "short_steps": 6,
-        "long_epochs": 0,
-        "batch_size": 32,
-        "holdout_per_class": 5,
-        "input_shapes": {"image": [1, 1, 8, 8]},
-    }
-    settings.update(overrides)
-    return AdaptConfig(**settings)  # type: ignore[arg-type]
+    settings = {"budgets": [parse_budget("0.75")], "step": 0.2, "short_steps": 6}
+    return tiny_digits_config(**{**settings, "long_epochs": 0, **overrides})
 
 
 def test_ray_engine_picks_what_the_local_engine_picks(tiny: Path, tmp_path: Path) -> None:

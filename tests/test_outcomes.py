@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from adapt_models import build_tiny_digits
+from adapt_models import build_tiny_digits, read_history, tiny_digits_config
 from click.testing import CliRunner
 
 from onnx_netadapt.adapt import AdaptConfig, adapt, adapt_model, parse_budget
@@ -25,24 +25,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(**overrides: object) -> AdaptConfig:
-    settings = {
-        "target": "macs",
-        "budgets": [parse_budget("0.6")],
-        "data": "digits",
-        "step": 0.15,
-        "decay": 1.0,
-        "short_steps": 4,
-        "long_epochs": 0,
-        "batch_size": 32,
-        "holdout_per_class": 5,
-        "input_shapes": {"image": [1, 1, 8, 8]},
-    }
-    settings.update(overrides)
-    return AdaptConfig(**settings)  # type: ignore[arg-type]
-
-
-def _history(out: Path) -> dict:
-    return json.loads((out / "history.json").read_text())
+    return tiny_digits_config(**{"short_steps": 4, "long_epochs": 0, **overrides})
 
 
 def test_max_iterations_with_the_budget_missed_is_not_success(tiny: Path, tmp_path: Path) -> None:
@@ -50,7 +33,7 @@ def test_max_iterations_with_the_budget_missed_is_not_success(tiny: Path, tmp_pa
     with pytest.raises(IterationLimitError, match="--max-iterations") as caught:
         adapt_model(tiny, _config(max_iterations=1), out)
     assert caught.value.exit_code == EXIT_CODES["max_iterations"] != 0
-    summary = _history(out)["summary"]
+    summary = read_history(out)["summary"]
     assert summary["status"] == "max_iterations" and not summary["budgets_met"]
     assert summary["exit_code"] == caught.value.exit_code
     assert summary["final"]["latency"] > summary["limits"]["latency"]
@@ -99,7 +82,7 @@ def test_a_budget_met_in_three_rounds_is_confirmed_before_the_run_stops(
     monkeypatch.setattr(ResourceSet, "confirm", confirm)
     out = tmp_path / "run"
     summary = adapt_model(tiny, _config(), out)
-    history = _history(out)
+    history = read_history(out)
     confirmations = history["confirmations"]
     assert len(confirmations) == 2 and not confirmations[0]["meets"] and confirmations[1]["meets"]
     assert confirmations[1]["iteration"] > confirmations[0]["iteration"]  # it went on
@@ -144,7 +127,7 @@ def test_table_measurements_count_across_resume(
     counted = first[-1].record.table_measurements
     assert counted > 0
     summary = adapt_model(None, None, out, resume=True)
-    records = _history(out)["history"]
+    records = read_history(out)["history"]
     counts = [r["table_measurements"] for r in records]
     assert counts == sorted(counts) and counts[1] == counted
     assert summary["table_measurements"] >= counted
