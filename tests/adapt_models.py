@@ -61,7 +61,12 @@ def build_tiny_digits(path: Path, epochs: int = 15, seed: int = 0) -> Path:
             opt.zero_grad()
             nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
             opt.step()
-    model.eval()
+    return export_dynamic_batch(model.eval(), path)
+
+
+def export_dynamic_batch(model: nn.Module, path: Path) -> Path:
+    """``model`` (1x8x8 digits in, ``logits`` out) exported by the legacy exporter, opset 17,
+    with a dynamic ``batch`` dimension on its input ``image`` and output."""
     buffer = io.BytesIO()
     torch.onnx.export(
         model,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from adapt_models import build_tiny_digits
+from adapt_models import build_tiny_digits, export_dynamic_batch
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 from onnx_compat import make_model
@@ -44,19 +43,7 @@ class FlattenByView(nn.Module):
 
 def _export_view_model(path: Path) -> Path:
     torch.manual_seed(0)
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        FlattenByView().eval(),
-        (torch.zeros(1, 1, 8, 8),),
-        buffer,
-        dynamo=False,
-        opset_version=17,
-        input_names=["image"],
-        output_names=["logits"],
-        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-    )
-    path.write_bytes(buffer.getvalue())
-    return path
+    return export_dynamic_batch(FlattenByView().eval(), path)
 
 
 def _run(path: Path, batch: np.ndarray) -> np.ndarray:

@@ -82,10 +82,7 @@ def _kill_one_when_busy(find_pids, killed: list[int]) -> threading.Thread:
 
 def test_local_engine_reruns_the_proposals_of_a_killed_worker(tiny: Path, tmp_path: Path) -> None:
     ctx, jobs, _ = _jobs(tiny, tmp_path, steps=150)
-    expected = [
-        evaluate_proposal(ProposalJob(j.group_id, _copy(j.path, tmp_path / "ref"), j.seed), ctx)
-        for j in jobs
-    ]
+    expected = _in_process(ctx, jobs, tmp_path / "ref")
     killed: list[int] = []
     with make_engine("local", plan_devices("cpu", workers=2)) as engine:
         engine.start(ctx)
@@ -112,6 +109,13 @@ def _spawned_children() -> list[int]:
         except (OSError, ValueError):
             continue
     return found
+
+
+def _in_process(ctx: EvalContext, jobs: list[ProposalJob], folder: Path) -> list:
+    """The scores of ``jobs`` evaluated here, one after the other, on copies of their files."""
+    return [
+        evaluate_proposal(ProposalJob(j.group_id, _copy(j.path, folder), j.seed), ctx) for j in jobs
+    ]
 
 
 def _copy(path: str, folder: Path) -> str:
@@ -168,10 +172,7 @@ def test_ray_engine_picks_what_the_local_engine_picks(tiny: Path, tmp_path: Path
 
 def test_ray_engine_retries_a_proposal_whose_worker_is_killed(tiny: Path, tmp_path: Path) -> None:
     ctx, jobs, current = _jobs(tiny, tmp_path, steps=150)
-    expected = [
-        evaluate_proposal(ProposalJob(j.group_id, _copy(j.path, tmp_path / "ref"), j.seed), ctx)
-        for j in jobs
-    ]
+    expected = _in_process(ctx, jobs, tmp_path / "ref")
     killed: list[int] = []
     with make_engine("ray", plan_devices("cpu", workers=2)) as engine:
         engine.start(ctx)
