@@ -19,7 +19,13 @@ import numpy as np
 import onnx
 
 from onnx_netadapt.adapt.config import AdaptConfig
-from onnx_netadapt.adapt.proposals import EvalContext, ProposalJob, TrainPlan, proposal_seed
+from onnx_netadapt.adapt.proposals import (
+    EvalContext,
+    ProposalJob,
+    ProposalScore,
+    TrainPlan,
+    proposal_seed,
+)
 from onnx_netadapt.adapt.resources import Measurement, ResourceSet
 from onnx_netadapt.adapt.rundir import RunDir, RunDirError, file_digest
 from onnx_netadapt.adapt.search import Candidate, Skipped, minimal_network, search_all
@@ -325,32 +331,15 @@ class Adaptation:
     def _iteration(
         self, resources: ResourceSet, engine: Engine, ctx: EvalContext
     ) -> IterationResult:
-        cfg = self.config
+        """One NetAdapt iteration, or the end of the loop (its status in the result)."""
         i = self.state.iteration + 1
         start = time.perf_counter()
         current = load_model(self.rundir.path / self.state.current, fold=False)
+        ended = self._ending(i, resources, current)
+        if ended is not None:
+            return ended
         values = resources.values()
-        if self._meets(values):
-            # the first 3-round measurement that meets the goals is biased low (that is why it
-            # stopped): a longer one decides, and the loop goes on if it misses
-            confirmed = self._confirm(resources, current)
-            if self._meets({r: m.value for r, m in confirmed.items()}):
-                return self._ended(MET)
-            logger.info("iteration %d met the goals in 3 rounds but not in 11: going on", i - 1)
-            values = resources.values()
-        if i > cfg.max_iterations:
-            return self._ended(MAX_ITERATIONS, resources, current)
-        analysis = analyse(current)
-        signatures = model_signatures(current)
-        candidates: list[Candidate] = []
-        skipped: list[Skipped] = []
-        for fraction in STEP_FALLBACKS:
-            targets = self._targets(i, values, fraction)
-            candidates, skipped = search_all(
-                analysis, signatures, resources, targets, cfg.round_to, cfg.allow_approximate
-            )
-            if candidates:
-                break
+        targets, candidates, skipped = self._search(i, current, values, resources)
         searched = time.perf_counter()
         if not candidates:
             self.state.unreachable = [s.describe() for s in skipped]
@@ -362,11 +351,11 @@ class Adaptation:
         current_file = (self.rundir.path / self.state.current).read_bytes()
         scores = engine.evaluate(jobs, current_file, lambda d, n: self.progress("proposals", d, n))
         evaluated = time.perf_counter()
-        primary = cfg.budgets[0].resource
+        primary = self.config.budgets[0].resource
         pick = choose(
             candidates,
             scores,
-            cfg.select,
+            self.config.select,
             primary,
             values[primary],
             self.state.holdout_accuracy,
@@ -374,32 +363,20 @@ class Adaptation:
         if pick is None:
             errors = "; ".join(f"group {s.group_id}: {s.error}" for s in scores if s.error)
             raise NetAdaptError(f"iteration {i}: every proposal failed to fine-tune: {errors}")
-        chosen, score = candidates[pick], scores[pick]
         network = self.rundir.network_path(i)
         network.parent.mkdir(parents=True, exist_ok=True)
         os.replace(jobs[pick].path, network)
         shutil.rmtree(self.rundir.proposal_dir(), ignore_errors=True)
-        loaded = load_model(network, fold=False)
-        measured = resources.calibrate(loaded)
+        measured = resources.calibrate(load_model(network, fold=False))
         record = IterationRecord(
             iteration=i,
             network=str(network.relative_to(self.rundir.path)),
             targets=targets,
-            group=chosen.describe(),
-            estimate=chosen.estimate,
+            group=candidates[pick].describe(),
+            estimate=candidates[pick].estimate,
             measured=measured,
-            holdout_accuracy=score.holdout_accuracy,
-            proposals=[
-                {
-                    **c.describe(),
-                    "holdout_accuracy": s.holdout_accuracy,
-                    "holdout_loss": s.holdout_loss,
-                    "seconds": s.seconds,
-                    "stages": s.stages,
-                    "error": s.error,
-                }
-                for c, s in zip(candidates, scores, strict=True)
-            ],
+            holdout_accuracy=scores[pick].holdout_accuracy,
+            proposals=_proposal_records(candidates, scores),
             skipped=[s.describe() for s in skipped],
             seconds={
                 "search": searched - start,
@@ -409,14 +386,53 @@ class Adaptation:
             },
             table_measurements=self._table_measurements(resources),
         )
+        self._adopt(record, resources)
+        return IterationResult(i, network, measured, record.holdout_accuracy, RUNNING, record)
+
+    def _ending(
+        self, i: int, resources: ResourceSet, current: LoadedModel
+    ) -> IterationResult | None:
+        """The end of the loop before iteration ``i`` (budget met, or the iteration limit)."""
+        if self._meets(resources.values()):
+            # the first 3-round measurement that meets the goals is biased low (that is why it
+            # stopped): a longer one decides, and the loop goes on if it misses
+            confirmed = self._confirm(resources, current)
+            if self._meets({r: m.value for r, m in confirmed.items()}):
+                return self._ended(MET)
+            logger.info("iteration %d met the goals in 3 rounds but not in 11: going on", i - 1)
+        if i > self.config.max_iterations:
+            return self._ended(MAX_ITERATIONS, resources, current)
+        return None
+
+    def _search(
+        self, i: int, current: LoadedModel, values: dict[str, float], resources: ResourceSet
+    ) -> tuple[dict[str, float], list[Candidate], list[Skipped]]:
+        """This iteration's targets and, per group, the largest count meeting them (or why
+        not); the step is cut down when no group can deliver all of it."""
+        cfg = self.config
+        analysis = analyse(current)
+        signatures = model_signatures(current)
+        targets: dict[str, float] = {}
+        candidates: list[Candidate] = []
+        skipped: list[Skipped] = []
+        for fraction in STEP_FALLBACKS:
+            targets = self._targets(i, values, fraction)
+            candidates, skipped = search_all(
+                analysis, signatures, resources, targets, cfg.round_to, cfg.allow_approximate
+            )
+            if candidates:
+                break
+        return targets, candidates, skipped
+
+    def _adopt(self, record: IterationRecord, resources: ResourceSet) -> None:
+        """Make ``record``'s network the current one and checkpoint."""
         state = self.state
-        state.iteration, state.current = i, record.network
+        state.iteration, state.current = record.iteration, record.network
         state.calibration = resources.calibration()
-        state.holdout_accuracy = score.holdout_accuracy
+        state.holdout_accuracy = record.holdout_accuracy
         state.table_measurements = record.table_measurements
         state.history.append(record)
         self._checkpoint()
-        return IterationResult(i, network, measured, score.holdout_accuracy, RUNNING, record)
 
     def _write_proposals(self, iteration: int, candidates: list[Candidate]) -> list[ProposalJob]:
         folder = self.rundir.proposal_dir()
@@ -589,6 +605,21 @@ def _reference(
 ) -> list[np.ndarray] | None:
     """The original model's outputs on ``data`` when ``task`` scores against them."""
     return run_outputs(original, data) if task.needs_reference(data.has_targets) else None
+
+
+def _proposal_records(candidates: list[Candidate], scores: list[ProposalScore]) -> list[dict]:
+    """Every proposal of an iteration as history.json lists it."""
+    return [
+        {
+            **c.describe(),
+            "holdout_accuracy": s.holdout_accuracy,
+            "holdout_loss": s.holdout_loss,
+            "seconds": s.seconds,
+            "stages": s.stages,
+            "error": s.error,
+        }
+        for c, s in zip(candidates, scores, strict=True)
+    ]
 
 
 def _weight_shapes(model: onnx.ModelProto) -> list[tuple[str, tuple[int, ...]]]:
