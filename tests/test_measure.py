@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from example_packages import install_example
 from models import CASES
 
 from onnx_netadapt import analyse, load_model, prune
@@ -186,23 +187,7 @@ def test_broken_plugin_warns_and_others_still_work(tmp_path, monkeypatch):
 
 def test_example_plugin_package_installs_and_runs(tmp_path, monkeypatch):
     target = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(ROOT / "examples" / "custom_runner"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    install_example("custom_runner", target)
     monkeypatch.syspath_prepend(str(target))
     cls = get_runner("roofline")
     model = CASES["conv_bn_relu_chain"].build()

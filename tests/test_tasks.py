@@ -4,8 +4,6 @@ through the loop, a plugin package, and target checks that name the task and the
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 import warnings
 from pathlib import Path
@@ -14,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
+from example_packages import install_example
 from onnx import numpy_helper
 from task_models import segmenter, two_in_two_out
 
@@ -245,23 +244,7 @@ def test_tuple_examples_and_segmentation_targets_load_for_the_task(tmp_path, mon
 
 def test_the_example_task_package_installs_and_trains(tmp_path, monkeypatch) -> None:
     target = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(ROOT / "examples" / "custom_task"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    install_example("custom_task", target)
     monkeypatch.syspath_prepend(str(target))
     task = get_task("regression")
     assert type(task).__module__ == "netadapt_regression"
