@@ -163,6 +163,14 @@ class _Progress:
     help="Ray cluster for --engine ray: auto joins this machine's cluster (default: start one).",
 )
 @click.option(
+    "--measure-on",
+    default=None,
+    metavar="RESOURCE",
+    help="With --engine ray: measure latency in a Ray actor on the node that declares this "
+    "custom resource (e.g. device:SERIAL; auto = device:<--runner-option device>). "
+    "Default: in this process.",
+)
+@click.option(
     "--deterministic",
     is_flag=True,
     help="Deterministic training kernels (GPU results repeat exactly, a little slower).",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from adapt_models import build_tiny_digits, tiny_digits_config
+from ray_procs import ray_pids
 
 from onnx_netadapt.adapt import AdaptConfig, adapt_model, parse_budget
 from onnx_netadapt.adapt.proposals import EvalContext, ProposalJob, TrainPlan, evaluate_proposal
@@ -138,17 +139,8 @@ ray = pytest.importorskip("ray")
 
 
 def _ray_task_pids() -> list[int]:
-    """Ray worker processes running a proposal (Ray titles them ray::<function>)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"ray::_evaluate_task" in cmdline:
-                pids.append(int(entry.name))
-    return pids
+    """Ray worker processes running a proposal."""
+    return ray_pids(b"ray::_evaluate_task")
 
 
 def _config(**overrides: object) -> AdaptConfig:

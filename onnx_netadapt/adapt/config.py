@@ -35,6 +35,9 @@ class AdaptConfig:
             ``cuda`` or ``cuda:N``.
         engine: where proposals run: ``local`` (this machine) or ``ray`` (a Ray instance or
             cluster, ``ray_address``: None starts a local one, ``auto`` joins a cluster).
+        measure_on: with the ray engine, a custom Ray resource (``device:SERIAL``) whose node
+            measures latency: the target runner lives in a Ray actor there; ``auto`` is
+            ``device:`` + the ``device`` runner option. None: measured in the run's process.
         deterministic: deterministic training kernels (GPU results then repeat exactly).
         max_iterations: stop after this many iterations even if the budget is not met.
         estimator: how a pruned network's latency is estimated from the table and the current
@@ -73,6 +76,7 @@ class AdaptConfig:
     device: str = "auto"
     engine: str = "local"
     ray_address: str | None = None
+    measure_on: str | None = None
     deterministic: bool = False
     max_iterations: int = 200
     table: str | None = None
@@ -99,6 +103,16 @@ class AdaptConfig:
             (self.seed >= 0, f"--seed {self.seed} must be >= 0"),
             (self.workers is None or self.workers >= 1, f"--workers {self.workers} must be >= 1"),
             (self.engine in ENGINES, f"--engine must be one of {ENGINES}"),
+            (
+                self.measure_on is None or self.engine == "ray",
+                f"--measure-on {self.measure_on} places the runner with Ray: add --engine ray "
+                "(and --ray-address of the cluster whose node declares it)",
+            ),
+            (
+                self.measure_on not in ("", "CPU", "GPU", "memory", "object_store_memory"),
+                f"--measure-on {self.measure_on!r} must name a custom Ray resource that the "
+                "device's node declares (e.g. device:SERIAL)",
+            ),
             (self.train_threads >= 1, f"--train-threads {self.train_threads} must be >= 1"),
             (self.threads >= 1, f"--threads {self.threads} must be >= 1"),
             (self.select in SELECT_MODES, f"--select must be one of {SELECT_MODES}"),

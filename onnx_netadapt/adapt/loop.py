@@ -43,7 +43,7 @@ from onnx_netadapt.adapt.status import (
 )
 from onnx_netadapt.channels.analysis import ChannelAnalysis, analyse
 from onnx_netadapt.data.dataset import ArrayDataset, DataSplits
-from onnx_netadapt.engines import make_engine, plan_devices
+from onnx_netadapt.engines import make_engine, plan_devices, target_runner
 from onnx_netadapt.errors import BudgetError, NetAdaptError
 from onnx_netadapt.evaluate import (
     input_specs,
@@ -205,6 +205,7 @@ class Adaptation:
             table_path,
             self.runner_options,
             estimator=cfg.estimator,
+            make_target=target_runner(cfg.measure_on, cfg.ray_address),
         )
         plan = plan_devices(cfg.device, cfg.workers, cfg.train_threads, cfg.deterministic)
         engine = make_engine(cfg.engine, plan, cfg.ray_address)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,7 +104,11 @@ class Tracked:
 
 
 class ResourceSet:
-    """The resources of one run: latency on ``target`` plus any budgeted runner."""
+    """The resources of one run: latency on ``target`` plus any budgeted runner.
+
+    ``make_target`` makes the target runner instead of ``make_runner`` (same arguments): e.g.
+    one that measures in a Ray actor on the device's node (``engines.target_runner``).
+    """
 
     def __init__(
         self,
@@ -114,6 +118,7 @@ class ResourceSet:
         table_path: Path | None = None,
         runner_options: Mapping[str, object] | None = None,
         estimator: str = "auto",
+        make_target: Callable[..., Runner] | None = None,
     ) -> None:
         names = [LATENCY] + [b.resource for b in budgets if b.resource != LATENCY]
         check_runner_options([target if n == LATENCY else n for n in names], runner_options or {})
@@ -121,9 +126,8 @@ class ResourceSet:
         self.tracked: dict[str, Tracked] = {}
         self._runners: list[Runner] = []
         for name in names:
-            runner = make_runner(
-                target if name == LATENCY else name, threads, **(runner_options or {})
-            )
+            make = (make_target if name == LATENCY else None) or make_runner
+            runner = make(target if name == LATENCY else name, threads, **(runner_options or {}))
             self._runners.append(runner)
             self.tracked[name] = Tracked(name, runner, None, by_resource.get(name))  # type: ignore[arg-type]
         self._table_path = table_path

@@ -8,7 +8,9 @@
 - A task whose worker or node dies is retried by Ray up to ``retries`` times; past that the
   run stops with :class:`EngineError` and is resumable. A proposal is never scored as failed
   because its worker died.
-- Latency is never measured here: the runner stays with the driver (the loop's process).
+- Latency is never measured by a proposal task: the runner stays with the driver (the
+  loop's process), or lives in a Ray actor on the node that owns the device
+  (``--measure-on``, :mod:`.ray_runner`).
 
 ``ray`` is an optional extra: ``pip install -c constraints.txt "onnx-netadapt[cluster]"``.
 """
@@ -55,6 +57,38 @@ def _import_ray() -> Any:
     return ray
 
 
+def connect_ray(address: str | None, **sizes: Any) -> tuple[Any, bool]:
+    """Ray, connected to ``address`` (None: a new local instance of ``sizes``), and whether
+    this call connected it (then the caller shuts it down); an existing connection is reused."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        return ray, False
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if address is None:
+        options.update(sizes)
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise EngineError(
+            f"cannot reach the Ray cluster at {address!r} ({exc}): start it with "
+            "`ray start --head`, or leave out --ray-address for a local instance"
+        ) from exc
+    return ray, True
+
+
+def lost_worker_errors(ray: Any) -> tuple[type[BaseException], ...]:
+    """The exceptions that mean a worker, an actor or a node was lost (not a bug in the task)."""
+    ex = ray.exceptions
+    return (
+        ex.WorkerCrashedError,
+        ex.NodeDiedError,
+        ex.ObjectLostError,
+        ex.OwnerDiedError,
+        ex.RayActorError,
+        ex.ActorUnavailableError,
+    )
+
+
 class RayEngine:
     """Proposals as Ray tasks. ``address``: None starts a local Ray instance sized to the plan;
     ``auto`` joins the cluster this machine belongs to; ``ray://host:port`` a remote one."""
@@ -81,20 +115,10 @@ class RayEngine:
 
     def start(self, ctx: EvalContext) -> None:
         """Connect to (or start) Ray and put ``ctx`` in the object store."""
-        ray = self._ray = _import_ray()
-        if not ray.is_initialized():
-            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if self.address is None:
-                gpus = len({d for d in self.plan.devices if d.startswith("cuda")})
-                options.update(num_cpus=self.plan.workers * self.plan.threads, num_gpus=gpus)
-            try:
-                ray.init(address=self.address, **options)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise EngineError(
-                    f"cannot reach the Ray cluster at {self.address!r} ({exc}): start it with "
-                    "`ray start --head`, or leave out --ray-address for a local instance"
-                ) from exc
-            self._started_ray = True
+        gpus = len({d for d in self.plan.devices if d.startswith("cuda")})
+        cpus = self.plan.workers * self.plan.threads
+        ray, self._started_ray = connect_ray(self.address, num_cpus=cpus, num_gpus=gpus)
+        self._ray = ray
         self._ctx_ref = ray.put(ctx)
         resources = {"num_gpus": 1} if self.plan.gpu else {"num_cpus": self.plan.threads}
         self._task = ray.remote(max_retries=self.retries, **resources)(_evaluate_task)
@@ -130,15 +154,9 @@ class RayEngine:
 
     def _get(self, ref: Any, job: ProposalJob) -> tuple[ProposalScore, bytes]:
         ray = self._ray
-        lost = (
-            ray.exceptions.WorkerCrashedError,
-            ray.exceptions.NodeDiedError,
-            ray.exceptions.ObjectLostError,
-            ray.exceptions.OwnerDiedError,
-        )
         try:
             return ray.get(ref)
-        except lost as exc:
+        except lost_worker_errors(ray) as exc:
             raise EngineError(
                 f"the proposal of group {job.group_id} lost its Ray worker "
                 f"{self.retries + 1} times ({type(exc).__name__}): check the cluster's "
