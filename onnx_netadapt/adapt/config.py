@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from onnx_netadapt.adapt.budget import Budget
-from onnx_netadapt.engines import ENGINES
+from onnx_netadapt.engines import ENGINES, RAY_BUILTIN_RESOURCES
 from onnx_netadapt.errors import BudgetError, UsageError
 from onnx_netadapt.measure.estimate import MODES as ESTIMATE_MODES
 
@@ -109,7 +109,7 @@ class AdaptConfig:
                 "(and --ray-address of the cluster whose node declares it)",
             ),
             (
-                self.measure_on not in ("", "CPU", "GPU", "memory", "object_store_memory"),
+                self.measure_on not in ("", *RAY_BUILTIN_RESOURCES),
                 f"--measure-on {self.measure_on!r} must name a custom Ray resource that the "
                 "device's node declares (e.g. device:SERIAL)",
             ),

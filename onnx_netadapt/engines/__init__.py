@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # base imports the proposal types, which import the loop's pa
     from onnx_netadapt.engines.ray_runner import RunnerFactory
 
 ENGINES = ("local", "ray")
+# Resources Ray declares itself (asked for with num_cpus/num_gpus): never a --measure-on.
+RAY_BUILTIN_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")
 
 __all__ = ["ENGINES", "DevicePlan", "make_engine", "plan_devices", "target_runner"]
 

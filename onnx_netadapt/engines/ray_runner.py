@@ -31,6 +31,7 @@ from typing import Any
 
 import onnx
 
+from onnx_netadapt.engines import RAY_BUILTIN_RESOURCES
 from onnx_netadapt.engines.base import EngineError
 from onnx_netadapt.engines.ray_cluster import DEFAULT_RETRIES, connect_ray, lost_worker_errors
 from onnx_netadapt.errors import NetAdaptError, UsageError
@@ -51,8 +52,6 @@ PLACEMENT_SECONDS = 60.0
 POLL_SECONDS = 5.0
 # Distinct networks whose bytes stay in the object store (the reference, the current network).
 CACHED_MODELS = 4
-# Resources Ray declares itself: asked for with num_cpus/num_gpus, never as --measure-on.
-BUILTIN_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")
 RAY_INTERNAL = ("node:__internal", "accelerator_type:")  # not worth listing to a user
 AUTO = "auto"
 
@@ -186,7 +185,7 @@ class RemoteRunner(Runner):
         if offered.get(self.resource, 0) >= 1:
             return
         custom = sorted(
-            k for k in offered if k not in BUILTIN_RESOURCES and not k.startswith(RAY_INTERNAL)
+            k for k in offered if k not in RAY_BUILTIN_RESOURCES and not k.startswith(RAY_INTERNAL)
         )
         have = (
             f"it offers {offered[self.resource]:g} of it (one unit is needed)"
