@@ -6,8 +6,8 @@
   with ``--measure-on`` the target runner lives in a Ray actor on the device's node
   (:mod:`.ray_runner`).
 
-The loop only calls :func:`make_engine` and the :class:`~.base.Engine` methods, so another
-engine is one more module here.
+The loop only calls :func:`make_engine`, :func:`target_runner` and the :class:`~.base.Engine`
+methods, so another engine is one more module here.
 """
 
 from __future__ import annotations
