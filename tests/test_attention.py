@@ -277,3 +277,41 @@ def test_multi_scale_linear_attention_keeps_heads_through_a_grouped_conv():
         a.i for n in result.model.graph.node for a in n.attribute if a.name == "group" and a.i > 1
     ]
     assert 3 in groups  # the grouped conv lost one head's three conv-groups (6 -> 3)
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_side_by_side_qkv_per_head_prunes_by_dimension(dynamo):
+    """LeViT / EfficientFormer: one projection viewed as [B, N, H, 2 kd + vd] and split into
+    q|k|v along the per-head axis. By head dimension the split keeps the heads and loses the
+    same sub-ranges of every head (its sizes rewritten); by heads the whole line goes."""
+    torch = pytest.importorskip("torch")
+    heads, kd, vd = 2, 4, 6
+
+    class SideBySide(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Linear(8, 16)
+            self.qkv = torch.nn.Linear(16, heads * (2 * kd + vd))
+            self.proj = torch.nn.Linear(heads * vd, 16)
+            self.fc = torch.nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = self.embed(x)
+            b, n, _ = x.shape
+            qkv = self.qkv(x).view(b, n, heads, -1).permute(0, 2, 1, 3)
+            q, k, v = qkv.split([kd, kd, vd], dim=3)
+            a = ((q @ k.transpose(-2, -1)) * kd**-0.5).softmax(-1)
+            o = (a @ v).transpose(1, 2).reshape(b, n, heads * vd)
+            return self.fc(x + self.proj(o)).mean(1)
+
+    torch.manual_seed(0)
+    model = _export(torch, SideBySide().eval(), torch.randn(1, 6, 8), dynamo)
+    assert _head_group(analyse(load_model(model))).units == heads
+    analysis = analyse(load_model(model), attention_units="dims")
+    (group,) = [g for g in analysis.groups if g.attention_dims]
+    assert group.prunable and group.units == kd + vd and group.class_width == heads
+    result = prune(analysis, {group.id: [0, 3, 4, 8]})  # q/k dims 0 and 3, v dims 0 and 4
+    outcome = check_against_masked(analysis, result)
+    assert outcome.ok, outcome
+    weights = {i.name: tuple(i.dims) for i in result.model.graph.initializer}
+    assert (16, heads * (2 * 2 + 2)) in weights.values()

@@ -202,14 +202,20 @@ def split(ctx: RuleContext) -> None:
         for index in range(len(ctx.node.output)):
             ctx.set_output(lay, index)
         return
-    if lay.axes != (axis,):  # fused q/k/v: [3, H, D] split along the 3 (never pruned)
-        couple_along(ctx, lay, [axis])
+    by_dims = ctx.state.attention_units == "dims" and axis == lay.axes[-1]
+    if lay.axes != (axis,):
+        # fused q/k/v: [3, H, D] split along the 3 (never pruned); or, by head dimension,
+        # q|k|v side by side in every head ([H, 2 kd + vd], LeViT): the same sub-ranges of
+        # every head (the heads stay), sizes rewritten
+        couple_along(ctx, lay, list(lay.axes[:-1]) if by_dims else [axis])
         offset, dim = 0, lay.axes.index(axis)
         for index, name in enumerate(ctx.node.output):
             size = ctx.shape(name)[axis]
             part = np.take(lay.atoms, list(range(offset, offset + size)), axis=dim)
             ctx.set_output(_without_single_axes(Layout(lay.axes, part)), index)
             offset += size
+        if by_dims:
+            ctx.edit(SplitEdit(ctx.node.name, axis))
         return
     offset = 0
     for index, name in enumerate(ctx.node.output):
