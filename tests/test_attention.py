@@ -279,13 +279,10 @@ def test_multi_scale_linear_attention_keeps_heads_through_a_grouped_conv():
     assert 3 in groups  # the grouped conv lost one head's three conv-groups (6 -> 3)
 
 
-@pytest.mark.parametrize("dynamo", [False, True])
-def test_side_by_side_qkv_per_head_prunes_by_dimension(dynamo):
+def _side_by_side(heads: int, kd: int, vd: int):
     """LeViT / EfficientFormer: one projection viewed as [B, N, H, 2 kd + vd] and split into
-    q|k|v along the per-head axis. By head dimension the split keeps the heads and loses the
-    same sub-ranges of every head (its sizes rewritten); by heads the whole line goes."""
+    q|k|v along the per-head axis."""
     torch = pytest.importorskip("torch")
-    heads, kd, vd = 2, 4, 6
 
     class SideBySide(torch.nn.Module):
         def __init__(self) -> None:
@@ -305,7 +302,16 @@ def test_side_by_side_qkv_per_head_prunes_by_dimension(dynamo):
             return self.fc(x + self.proj(o)).mean(1)
 
     torch.manual_seed(0)
-    model = _export(torch, SideBySide().eval(), torch.randn(1, 6, 8), dynamo)
+    return torch, SideBySide().eval()
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_side_by_side_qkv_per_head_prunes_by_dimension(dynamo):
+    """By head dimension the split keeps the heads and loses the same sub-ranges of every
+    head (its sizes rewritten); by heads the whole line goes."""
+    heads, kd, vd = 2, 4, 6
+    torch, net = _side_by_side(heads, kd, vd)
+    model = _export(torch, net, torch.randn(1, 6, 8), dynamo)
     assert _head_group(analyse(load_model(model))).units == heads
     analysis = analyse(load_model(model), attention_units="dims")
     (group,) = [g for g in analysis.groups if g.attention_dims]
@@ -315,3 +321,21 @@ def test_side_by_side_qkv_per_head_prunes_by_dimension(dynamo):
     assert outcome.ok, outcome
     weights = {i.name: tuple(i.dims) for i in result.model.graph.initializer}
     assert (16, heads * (2 * 2 + 2)) in weights.values()
+
+
+def test_a_kept_count_never_empties_one_part_of_a_split():
+    """The v dimensions have the smallest filters: the top 3 units by L2 are all q/k, which
+    would leave v (one output of the split) without channels. One v unit replaces the
+    weakest q/k unit instead."""
+    heads, kd, vd = 2, 4, 6
+    torch, net = _side_by_side(heads, kd, vd)
+    with torch.no_grad():
+        per_head = net.qkv.weight.view(heads, 2 * kd + vd, 16)
+        per_head[:, 2 * kd :] *= 1e-3
+    model = _export(torch, net, torch.randn(1, 6, 8), False)
+    analysis = analyse(load_model(model), attention_units="dims")
+    (group,) = [g for g in analysis.groups if g.attention_dims]
+    result = prune(analysis, {group.id: 3})
+    kept = result.kept[group.id].tolist()
+    assert len(kept) == 3 and sum(u >= kd for u in kept) == 1, kept
+    assert check_against_masked(analysis, result).ok
