@@ -134,6 +134,19 @@ def test_inspect_shows_head_groups(tmp_path):
     assert "48(4 heads)" in result.output
 
 
+def test_cli_prunes_by_head_dimension(tmp_path):
+    path, out = tmp_path / "attention.onnx", tmp_path / "pruned.onnx"
+    onnx.save(CASES["attention_heads"].build(), path)
+    shown = CliRunner().invoke(main, ["inspect", str(path), "--attention-units", "dims"])
+    assert shown.exit_code == 0 and "16(8 dims)" in shown.output, shown.output
+    args = ["prune", str(path), "-o", str(out), "--keep", "1=4", "--attention-units", "dims"]
+    result = CliRunner().invoke(main, [*args, "--verify"])
+    assert result.exit_code == 0, result.output
+    assert [1, 6, 2, 4] in _reshape_shapes(onnx.load(out))  # 2 heads of 4 dims
+    wrong = CliRunner().invoke(main, [*args[:-1], "rows"])
+    assert wrong.exit_code == 2 and "rows" in wrong.output
+
+
 def _torch_attention(fused: bool, sdpa: bool, linear: bool = False):
     torch = pytest.importorskip("torch")
 
