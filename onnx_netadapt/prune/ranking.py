@@ -60,8 +60,10 @@ def keep_every_part(
     unit replaces the weakest kept unit that no other tensor needs."""
     position = {int(c): i for i, c in enumerate(group.classes.tolist())}
     atom_class = analysis.resolved.atom_class
-    parts = {
-        frozenset(position[c] for c in np.unique(atom_class[lay.flat_atoms()]).tolist())
+    parts = {  # a tensor may also carry other groups' channels (a Concat)
+        frozenset(
+            position[c] for c in np.unique(atom_class[lay.flat_atoms()]).tolist() if c in position
+        )
         for name in group.tensors
         if (lay := analysis.layouts.get(name)) is not None
     }
