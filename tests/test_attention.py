@@ -290,11 +290,16 @@ def test_multi_scale_linear_attention_keeps_heads_through_a_grouped_conv():
         a.i for n in result.model.graph.node for a in n.attribute if a.name == "group" and a.i > 1
     ]
     assert 3 in groups  # the grouped conv lost one head's three conv-groups (6 -> 3)
+    # by head dimension, q|k|v side by side are sliced per head, but linear attention keeps
+    # whole heads: the slices must not collapse them into one unit
+    by_dims = analyse(analysis.loaded, attention_units="dims")
+    assert _head_group(by_dims).units == heads
 
 
-def _side_by_side(heads: int, kd: int, vd: int):
+def _side_by_side(heads: int, kd: int, vd: int, chunk: bool = False):
     """LeViT / EfficientFormer: one projection viewed as [B, N, H, 2 kd + vd] and split into
-    q|k|v along the per-head axis."""
+    q|k|v along the per-head axis (``chunk``: timm's CoAtNet, which the legacy exporter writes
+    as three Slices)."""
     torch = pytest.importorskip("torch")
 
     class SideBySide(torch.nn.Module):
@@ -309,7 +314,7 @@ def _side_by_side(heads: int, kd: int, vd: int):
             x = self.embed(x)
             b, n, _ = x.shape
             qkv = self.qkv(x).view(b, n, heads, -1).permute(0, 2, 1, 3)
-            q, k, v = qkv.split([kd, kd, vd], dim=3)
+            q, k, v = qkv.chunk(3, dim=3) if chunk else qkv.split([kd, kd, vd], dim=3)
             a = ((q @ k.transpose(-2, -1)) * kd**-0.5).softmax(-1)
             o = (a @ v).transpose(1, 2).reshape(b, n, heads * vd)
             return self.fc(x + self.proj(o)).mean(1)
@@ -318,22 +323,25 @@ def _side_by_side(heads: int, kd: int, vd: int):
     return torch, SideBySide().eval()
 
 
-@pytest.mark.parametrize("dynamo", [False, True])
-def test_side_by_side_qkv_per_head_prunes_by_dimension(dynamo):
+@pytest.mark.parametrize(("dynamo", "chunk"), [(False, False), (True, False), (False, True)])
+def test_side_by_side_qkv_per_head_prunes_by_dimension(dynamo, chunk):
     """By head dimension the split keeps the heads and loses the same sub-ranges of every
-    head (its sizes rewritten); by heads the whole line goes."""
-    heads, kd, vd = 2, 4, 6
-    torch, net = _side_by_side(heads, kd, vd)
+    head (its sizes or Slice bounds rewritten); by heads the whole line goes."""
+    heads, kd = 2, 4
+    vd = kd if chunk else 6
+    torch, net = _side_by_side(heads, kd, vd, chunk)
     model = _export(torch, net, torch.randn(1, 6, 8), dynamo)
     assert _head_group(analyse(load_model(model))).units == heads
     analysis = analyse(load_model(model), attention_units="dims")
     (group,) = [g for g in analysis.groups if g.attention_dims]
-    assert group.prunable and group.units == kd + vd and group.class_width == heads
-    result = prune(analysis, {group.id: [0, 3, 4, 8]})  # q/k dims 0 and 3, v dims 0 and 4
+    assert group.prunable and group.units == kd + vd
+    result = prune(analysis, {group.id: [0, 3, kd, kd + 3]})  # 2 q/k dims, 2 v dims
     outcome = check_against_masked(analysis, result)
     assert outcome.ok, outcome
     weights = {i.name: tuple(i.dims) for i in result.model.graph.initializer}
     assert (16, heads * (2 * 2 + 2)) in weights.values()
+    slices = [n for n in result.model.graph.node if n.op_type == "Slice"]
+    assert len(slices) == (3 if chunk else 0)
 
 
 def test_a_kept_count_never_empties_one_part_of_a_split():

@@ -281,6 +281,8 @@ def _apply_edits(
         elif isinstance(edit, SliceBoundsEdit):
             lay = analysis.layouts[edit.input_tensor]
             kept = atom_kept[lay.atoms]
+            if kept.ndim > 1:  # the last of several channel axes (q|k|v of every head)
+                kept = kept.reshape(-1, kept.shape[-1]).any(axis=0)
             start = int(kept[: edit.start].sum())
             end = start + int(kept[edit.start : edit.end].sum())
             for index, value in ((1, start), (2, end)):
