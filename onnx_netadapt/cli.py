@@ -34,6 +34,14 @@ input_shape_option = click.option(
     help="Static shape of a model input with dynamic dimensions (repeatable).",
 )
 
+attention_units_option = click.option(
+    "--attention-units",
+    type=click.Choice(["heads", "dims"]),
+    default="heads",
+    show_default=True,
+    help="Prune multi-head attention by whole heads, or by the same dimensions of every head.",
+)
+
 
 def _load(model: Path, input_shapes: tuple[str, ...]) -> LoadedModel:
     shapes = dict(parse_input_shape(s) for s in input_shapes)
@@ -81,10 +89,13 @@ def main(verbose: int) -> None:
 @input_shape_option
 @click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="List every group (default: first 40).")
-def inspect(model: Path, input_shapes: tuple[str, ...], as_json: bool, show_all: bool) -> None:
+@attention_units_option
+def inspect(
+    model: Path, input_shapes: tuple[str, ...], as_json: bool, show_all: bool, attention_units: str
+) -> None:
     """List the channel groups of MODEL, prunable or why not."""
     try:
-        analysis = analyse(_load(model, input_shapes))
+        analysis = analyse(_load(model, input_shapes), attention_units)
     except NetAdaptError as exc:
         _fail(exc)
     if as_json:
@@ -107,6 +118,8 @@ def _format_analysis(analysis: ChannelAnalysis, limit: int | None) -> str:
         )
         if g.attention_heads:
             units = f"{g.channels}({g.units} heads)"
+        elif g.attention_dims:
+            units = f"{g.channels}({g.units} dims)"
         detail = g.reasons[0] if g.reasons else f"-> {len(g.consumers)} consumers"
         lines.append(f"{g.id:>5}  {g.status:<11} {units:>8}  {producers}  {detail}")
     if limit is not None and len(analysis.groups) > limit:
@@ -184,6 +197,7 @@ def _nothing_pruned(analysis: ChannelAnalysis, ratio: float, round_to: int) -> P
 @click.option("--report", type=click.Path(path_type=Path), help="Write a JSON report here.")
 @click.option("--verify", is_flag=True, help="Check the result against the masked original in ORT.")
 @input_shape_option
+@attention_units_option
 def prune(
     model: Path,
     output: Path,
@@ -194,6 +208,7 @@ def prune(
     report: Path | None,
     verify: bool,
     input_shapes: tuple[str, ...],
+    attention_units: str,
 ) -> None:
     """Remove channels from MODEL and write the pruned model to OUTPUT."""
     from onnx_netadapt.measure.metrics import parameter_count
@@ -206,7 +221,7 @@ def prune(
             raise UsageError(f"--round-to {round_to} must be at least 1")
         keep = _parse_keep(keeps) if keeps else None
         _check_prune_outputs(model, output, report)
-        analysis = analyse(_load(model, input_shapes))
+        analysis = analyse(_load(model, input_shapes), attention_units)
         result = prune_model(
             analysis, keep, ratio=ratio, round_to=round_to, allow_approximate=allow_approximate
         )

@@ -68,7 +68,34 @@ def masked_original(analysis: ChannelAnalysis, result: PruneResult) -> onnx.Mode
             array[tuple(index)] = 0
     for name, array in arrays.items():
         inits[name].CopyFrom(numpy_helper.from_array(array, name))
+    _mask_contractions(analysis, atom_removed, model)
     return model
+
+
+def _mask_contractions(
+    analysis: ChannelAnalysis, atom_removed: np.ndarray, model: onnx.ModelProto
+) -> None:
+    """Removed entries of an axis summed by a product of computed tensors (a head dimension of
+    q @ k^T) reach no weight: multiply the operand by a 0/1 mask along that axis instead."""
+    nodes = {n.name: n for n in model.graph.node}
+    for index, spec in enumerate(analysis.contractions):
+        gone = atom_removed[spec.atoms]
+        if not gone.any():
+            continue
+        node = nodes[spec.node]
+        operand = node.input[spec.input_index]
+        shape = [1] * len(analysis.loaded.shapes[operand])
+        shape[spec.axis] = gone.size
+        mask = numpy_helper.from_array(
+            (~gone).astype(np.float32).reshape(shape), f"oracle_mask_{index}"
+        )
+        model.graph.initializer.append(mask)
+        masked = f"{operand}_oracle_masked_{index}"
+        position = list(model.graph.node).index(node)
+        model.graph.node.insert(
+            position, onnx.helper.make_node("Mul", [operand, mask.name], [masked])
+        )
+        node.input[spec.input_index] = masked
 
 
 def run_model(

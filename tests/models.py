@@ -1270,9 +1270,9 @@ def attention_fused_qkv_gather() -> onnx.ModelProto:
 
 @register(
     "attention_single_head",
-    expect_prunable=2,
-    note="single-head attention: q/k pinned (every score depends on all of them); v and the "
-    "output projection's rows prune together (the scores do not depend on v)",
+    expect_prunable=3,
+    note="single-head attention: q/k prune by dimension together (no head to remove); v and "
+    "the output projection's rows prune together (the scores do not depend on v)",
 )
 def attention_single_head() -> onnx.ModelProto:
     return _attention_block("attention_single_head", heads=1, dim=8)

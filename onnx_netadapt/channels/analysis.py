@@ -18,7 +18,12 @@ import onnx
 from onnx_netadapt.channels import rules
 from onnx_netadapt.channels.atoms import Resolved
 from onnx_netadapt.channels.computed import mark_computed_weights
-from onnx_netadapt.channels.context import AnalysisState, ProducerSpace, RuleContext
+from onnx_netadapt.channels.context import (
+    AnalysisState,
+    Contraction,
+    ProducerSpace,
+    RuleContext,
+)
 from onnx_netadapt.channels.edits import NodeEdit, SliceSpec
 from onnx_netadapt.channels.layout import Layout
 from onnx_netadapt.channels.rules.attention import attention_products
@@ -29,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 OUTPUT_REASON = "reaches graph output"
 FILTER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+ATTENTION_UNITS = ("heads", "dims")
 
 
 @dataclass
@@ -47,6 +53,10 @@ class ChannelGroup:
             where a class is a whole conv-group, and attention, where it is a whole head).
         attention_heads: the channels reach a product of two computed tensors (q @ k^T,
             attn @ v): a unit is one attention head of q, k, v and the output projection.
+        attention_dims: the channels are summed by such a product (q @ k^T) or carried by it
+            per head dimension: a unit is the same dimension of every head, of q and k together
+            or of v and the output projection's rows (``attention_units="dims"``, or a
+            single-head attention).
     """
 
     id: int
@@ -59,6 +69,7 @@ class ChannelGroup:
     pinned: bool = False
     class_width: int = 1
     attention_heads: bool = False
+    attention_dims: bool = False
 
     @property
     def units(self) -> int:
@@ -105,6 +116,7 @@ class ChannelGroup:
             "units": self.units,
             "class_width": self.class_width,
             "attention_heads": self.attention_heads,
+            "attention_dims": self.attention_dims,
             "producers": [p.node for p in self.producers],
             "consumers": self.consumers,
             "followers": self.followers,
@@ -122,6 +134,7 @@ class ChannelAnalysis:
     edits: list[NodeEdit]
     resolved: Resolved
     unsupported: dict[str, str]
+    contractions: list[Contraction] = field(default_factory=list)
 
     def group(self, group_id: int) -> ChannelGroup:
         """The group with ``group_id``."""
@@ -209,11 +222,14 @@ def _layer_row(node: onnx.NodeProto, total: int, exact: int, approx: int, is_out
     }
 
 
-def analyse(loaded: LoadedModel) -> ChannelAnalysis:
+def analyse(loaded: LoadedModel, attention_units: str = "heads") -> ChannelAnalysis:
     """Find the channel groups of ``loaded`` (see ``ChannelAnalysis``).
 
     Args:
         loaded: a model from ``load_model``.
+        attention_units: ``"heads"`` (a multi-head attention loses whole heads) or ``"dims"``
+            (it loses the same dimensions of every head: q/k together, v with the output
+            projection's rows). A channel belongs to one unit, so a block is pruned one way.
 
     Returns:
         The analysis; ``analysis.groups`` lists every group with its status and reasons.
@@ -225,7 +241,12 @@ def analyse(loaded: LoadedModel) -> ChannelAnalysis:
     for node in model.graph.node:
         for name in node.output:
             producer_of[name] = node
+    if attention_units not in ATTENTION_UNITS:
+        raise ValueError(
+            f"attention_units must be one of {ATTENTION_UNITS}, got {attention_units!r}"
+        )
     state = AnalysisState(model, loaded.shapes, constants, consumers, producer_of)
+    state.attention_units = attention_units
     outer_refs = _subgraph_outer_references(model)
     for node in model.graph.node:
         ctx = RuleContext(node, state, loaded.opset)
@@ -253,7 +274,18 @@ def analyse(loaded: LoadedModel) -> ChannelAnalysis:
     products = attention_products(state)
     for group in groups:
         group.attention_heads = bool(group.tensors & products)
-    return ChannelAnalysis(loaded, groups, state.layouts, state.edits, resolved, state.unsupported)
+    per_dim = {int(c) for atoms in state.head_dims for c in resolved.atom_class[atoms].tolist()}
+    for group in groups:
+        group.attention_dims = bool(per_dim.intersection(group.classes.tolist()))
+    return ChannelAnalysis(
+        loaded,
+        groups,
+        state.layouts,
+        state.edits,
+        resolved,
+        state.unsupported,
+        state.contractions,
+    )
 
 
 def _unsupported_reason(node: onnx.NodeProto) -> str:

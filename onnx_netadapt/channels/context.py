@@ -25,6 +25,18 @@ class ProducerSpace:
     atoms: np.ndarray
 
 
+@dataclass(frozen=True)
+class Contraction:
+    """Input ``input_index`` of a product of computed tensors is summed over ``axis``, whose
+    entries follow ``atoms``: a removed entry drops out of the sum (the oracle masks it there,
+    since no weight reads it)."""
+
+    node: str
+    input_index: int
+    axis: int
+    atoms: np.ndarray
+
+
 @dataclass
 class AnalysisState:
     """Everything the rules accumulate over one walk of the graph."""
@@ -40,6 +52,10 @@ class AnalysisState:
     edits: list[NodeEdit] = field(default_factory=list)
     producers: list[ProducerSpace] = field(default_factory=list)
     unsupported: dict[str, str] = field(default_factory=dict)  # node name -> reason
+    attention_units: str = "heads"  # "heads" or "dims": how attention blocks are pruned
+    contractions: list[Contraction] = field(default_factory=list)
+    head_dims: list[np.ndarray] = field(default_factory=list)  # atoms pruned per head dimension
+    head_products: list[np.ndarray] = field(default_factory=list)  # atoms coupled per head
 
 
 class RuleContext:

@@ -29,7 +29,12 @@ from onnx_netadapt.channels.edits import (
 )
 from onnx_netadapt.errors import PruneError
 from onnx_netadapt.graph.ops import set_attr
-from onnx_netadapt.prune.ranking import top_units, unit_scores, units_for_ratio
+from onnx_netadapt.prune.ranking import (
+    keep_every_part,
+    top_units,
+    unit_scores,
+    units_for_ratio,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +86,8 @@ def plan_keep(
                 raise PruneError(
                     f"group {gid} has {group.units} units; cannot keep {count} (1..{group.units})"
                 )
-            indices = top_units(unit_scores(analysis, group), count)
+            scores = unit_scores(analysis, group)
+            indices = keep_every_part(analysis, group, top_units(scores, count), scores)
         else:
             indices = np.unique(np.asarray(spec, dtype=np.int64))
             if indices.size == 0:
@@ -275,6 +281,8 @@ def _apply_edits(
         elif isinstance(edit, SliceBoundsEdit):
             lay = analysis.layouts[edit.input_tensor]
             kept = atom_kept[lay.atoms]
+            if kept.ndim > 1:  # the last of several channel axes (q|k|v of every head)
+                kept = kept.reshape(-1, kept.shape[-1]).any(axis=0)
             start = int(kept[: edit.start].sum())
             end = start + int(kept[edit.start : edit.end].sum())
             for index, value in ((1, start), (2, end)):

@@ -50,3 +50,30 @@ def top_units(scores: np.ndarray, count: int) -> np.ndarray:
     """Indices of the ``count`` largest scores, in ascending index order (stable ties)."""
     order = np.argsort(-scores, kind="stable")
     return np.sort(order[:count])
+
+
+def keep_every_part(
+    analysis: ChannelAnalysis, group: ChannelGroup, kept: np.ndarray, scores: np.ndarray
+) -> np.ndarray:
+    """``kept`` changed so that every tensor of ``group`` keeps a unit: where the top units
+    would empty one (a Split's output: q/k or v dimensions of a fused projection), its best
+    unit replaces the weakest kept unit that no other tensor needs."""
+    position = {int(c): i for i, c in enumerate(group.classes.tolist())}
+    atom_class = analysis.resolved.atom_class
+    parts = {  # a tensor may also carry other groups' channels (a Concat)
+        frozenset(
+            position[c] for c in np.unique(atom_class[lay.flat_atoms()]).tolist() if c in position
+        )
+        for name in group.tensors
+        if (lay := analysis.layouts.get(name)) is not None
+    }
+    parts = {p for p in parts if p and len(p) < group.units}
+    chosen = set(kept.tolist())
+    for part in sorted(parts, key=min):
+        if chosen & part:
+            continue
+        spare = [u for u in chosen if all(len(chosen & q) > 1 or u not in q for q in parts if q)]
+        if spare:
+            chosen.discard(min(spare, key=lambda u: scores[u]))
+        chosen.add(max(part, key=lambda u: scores[u]))
+    return np.array(sorted(chosen), dtype=np.int64)

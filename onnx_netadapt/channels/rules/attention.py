@@ -9,17 +9,28 @@ atoms and Softmax over the key axis leaves them alone. The head count in Reshape
 rewritten like any other channel count (``ShapeInputEdit``).
 
 Removing a head is exact under the masked-original oracle: the head's q, k and v reach the rest
-of the graph only through its rows of the output projection, which the oracle zeroes. Where the
-product leaves no axis to prune by (single-head attention: all channels contracted into one
-score map) the channels are pinned with that reason.
+of the graph only through its rows of the output projection, which the oracle zeroes.
+
+Per-head dimensions (``analyse(..., attention_units="dims")``, and single-head attention, which
+has no head to remove): the atoms of each operand are coupled along the batch (head) axes, so a
+unit is the same dimension of every head (the Reshape to ``[B, N, H, D]`` needs one ``D``). The
+contracted axis of ``q @ k^T`` couples q's and k's dimension ``d`` pairwise: dropping ``d`` from
+both drops the term ``q_d k_d`` from every score, which is what masking ``d`` at the product
+gives (the oracle multiplies the operand by a 0/1 mask there, a ``Contraction``); the scores then
+carry no channels. The softmax scale is whatever the graph holds: static shapes are folded into
+constants when a model is loaded, so a scale computed as ``1/sqrt(Shape(q)[-1])`` is a stored
+constant and keeps its value. ``attn @ v`` passes v's dimensions on to the output projection's
+rows. A block whose products do not have this form (linear attention, where ``k^T @ v`` carries
+k's dimensions as rows and v's as columns) keeps whole heads.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from onnx_netadapt.channels.context import AnalysisState, RuleContext
+from onnx_netadapt.channels.context import AnalysisState, Contraction, RuleContext
 from onnx_netadapt.channels.layout import Layout, reduce_to_varying
+from onnx_netadapt.channels.rules.reduction import couple_along
 
 
 def activation_product(ctx: RuleContext) -> None:
@@ -35,6 +46,9 @@ def activation_product(ctx: RuleContext) -> None:
     batch_b = b is not None and any(axis < rank_b - 2 for axis in b.axes)
     rows = a is not None and rank_a - 2 in a.axes
     cols = b is not None and rank_b - 1 in b.axes
+    by_dims = ctx.state.attention_units == "dims" or not (batch_a or batch_b or rows or cols)
+    if by_dims and _by_dimension(ctx, (a, b), (rank_a, rank_b), rank_out):
+        return
     if rows and cols and not (batch_a or batch_b):
         ctx.pin_inputs(
             f"{ctx.describe()} multiplies computed tensors whose rows and columns both carry "
@@ -51,6 +65,7 @@ def activation_product(ctx: RuleContext) -> None:
         out = row_atoms[..., :, None]
     else:
         out = col_atoms[..., None, :]
+    ctx.state.head_products.append(out.reshape(-1))
     layout = reduce_to_varying(np.ascontiguousarray(out), 0)
     if layout is None:
         ctx.pin_inputs(
@@ -62,6 +77,52 @@ def activation_product(ctx: RuleContext) -> None:
         if lay is None and not _follow_batch(ctx, index, layout, rank_out):
             return
     ctx.set_output(layout)
+
+
+def _by_dimension(
+    ctx: RuleContext,
+    lays: tuple[Layout | None, Layout | None],
+    ranks: tuple[int, int],
+    rank_out: int,
+) -> bool:
+    """Couple the operands per head dimension (see the module docstring); False (nothing
+    recorded) when the product does not have that form."""
+    inner: list[tuple[int, np.ndarray] | None] = []  # (tensor axis, atoms along it) per operand
+    for lay, rank in zip(lays, ranks, strict=True):
+        matrix = [axis for axis in lay.axes if axis >= rank - 2] if lay is not None else []
+        if lay is not None and len(matrix) != 1:
+            return False  # channels on both matrix axes, or on the batch axes only
+        if lay is not None and _per_head(ctx.state, lay):
+            return False  # made by a product that keeps whole heads (k^T @ v)
+        vector = lay.atoms.reshape(-1, lay.atoms.shape[-1])[0] if lay is not None else None
+        inner.append((matrix[0], vector) if lay is not None else None)
+    contracted = (ranks[0] - 1, ranks[1] - 2)
+    summed = [i for i in (0, 1) if inner[i] is not None and inner[i][0] == contracted[i]]
+    free = [i for i in (0, 1) if inner[i] is not None and inner[i][0] != contracted[i]]
+    if summed and (free or (len(summed) == 1 and not ctx.is_const(1 - summed[0]))):
+        return False  # a summed dimension would need a computed operand's entries removed
+    if len(free) > 1:
+        return False
+    for lay, rank in zip(lays, ranks, strict=True):
+        if lay is not None:
+            couple_along(ctx, lay, [axis for axis in lay.axes if axis < rank - 2])
+            ctx.state.head_dims.append(lay.flat_atoms())
+    for i in summed:
+        ctx.state.contractions.append(Contraction(ctx.node.name, i, contracted[i], inner[i][1]))
+    if len(summed) == 2:
+        ctx.table.union(inner[0][1], inner[1][1])
+    elif summed:  # a constant matrix shared by every head (BotNet's relative logits)
+        other = 1 - summed[0]
+        ctx.slice(other, contracted[other], inner[summed[0]][1], "consumer")
+    if free:
+        axis = rank_out - 2 if free[0] == 0 else rank_out - 1
+        ctx.set_output(Layout((axis,), inner[free[0]][1]))
+    return True
+
+
+def _per_head(state: AnalysisState, lay: Layout) -> bool:
+    """True when ``lay`` carries atoms that a whole-head product coupled."""
+    return any(np.isin(lay.atoms, atoms).any() for atoms in state.head_products)
 
 
 def _follow_batch(ctx: RuleContext, index: int, out: Layout, rank_out: int) -> bool:

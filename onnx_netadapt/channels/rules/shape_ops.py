@@ -202,14 +202,23 @@ def split(ctx: RuleContext) -> None:
         for index in range(len(ctx.node.output)):
             ctx.set_output(lay, index)
         return
-    if lay.axes != (axis,):  # fused q/k/v: [3, H, D] split along the 3 (never pruned)
-        couple_along(ctx, lay, [axis])
+    by_dims = ctx.state.attention_units == "dims" and axis == lay.axes[-1]
+    if lay.axes != (axis,):
+        # fused q/k/v: [3, H, D] split along the 3 (never pruned); or, by head dimension,
+        # q|k|v side by side in every head ([H, 2 kd + vd], LeViT): whole heads or the same
+        # sub-ranges of every head, whichever the products decide; sizes rewritten
+        if by_dims:
+            ctx.table.require_block(lay.atoms)
+        else:
+            couple_along(ctx, lay, [axis])
         offset, dim = 0, lay.axes.index(axis)
         for index, name in enumerate(ctx.node.output):
             size = ctx.shape(name)[axis]
             part = np.take(lay.atoms, list(range(offset, offset + size)), axis=dim)
             ctx.set_output(_without_single_axes(Layout(lay.axes, part)), index)
             offset += size
+        if by_dims:
+            ctx.edit(SplitEdit(ctx.node.name, axis))
         return
     offset = 0
     for index, name in enumerate(ctx.node.output):
@@ -274,8 +283,14 @@ def _slice_block(
         if axis not in lay.axes:
             continue
         step = 1 if steps is None else int(steps.reshape(-1)[entry])
-        couple_along(ctx, lay, [axis])
         picked = range(*slice(int(starts[entry]), int(ends[entry]), step).indices(in_shape[axis]))
+        if ctx.state.attention_units == "dims" and axis == lay.axes[-1] and step == 1:
+            # one of q|k|v side by side in every head (timm's chunk, legacy export): as Split
+            ctx.table.require_block(lay.atoms)
+            start, end = picked.start, picked.stop
+            ctx.edit(SliceBoundsEdit(ctx.node.name, ctx.node.input[0], axis, start, end, entry))
+        else:
+            couple_along(ctx, lay, [axis])
         atoms = np.take(atoms, list(picked), axis=lay.axes.index(axis))
     ctx.set_output(_without_single_axes(Layout(lay.axes, atoms)))
 
