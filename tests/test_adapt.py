@@ -18,7 +18,7 @@ from onnx_netadapt.cli import main
 from onnx_netadapt.errors import BudgetError, DataError, UsageError
 from onnx_netadapt.measure.runner import RunnerError
 from onnx_netadapt.measure.stats import LatencyStats
-from runners.resources import MacsRunner
+from onnx_netadapt_runners.resources import MacsRunner
 
 
 @pytest.fixture(scope="module")
