@@ -13,6 +13,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -156,24 +157,36 @@ def random_shift(x: torch.Tensor, shift: int, generator: torch.Generator) -> tor
 def export(net: nn.Module, size: tuple[int, int] = (28, 28)) -> onnx.ModelProto:
     """The eval-mode network (input 1 x ``size``) as ONNX (opset 17, dynamic batch), BatchNorm
     kept as nodes."""
+    model = export_dynamic_batch(net, (1, 1, *size))
+    onnx.checker.check_model(model)
+    return model
+
+
+def export_dynamic_batch(
+    net: nn.Module, input_shape: Sequence[int], keep_batchnorm: bool = True
+) -> onnx.ModelProto:
+    """``net`` (in eval mode) exported by the legacy exporter, opset 17, with input ``image`` and
+    output ``logits`` whose first axis is a dynamic ``batch``.
+
+    With ``keep_batchnorm`` BatchNormalization stays a node of its own (no constant folding);
+    without it the exporter folds BatchNorm into the convolutions before it.
+    """
     buffer = io.BytesIO()
+    keep: dict = {"training": torch.onnx.TrainingMode.PRESERVE, "do_constant_folding": False}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             net,
-            torch.zeros(1, 1, *size),
+            (torch.zeros(*input_shape),),
             buffer,
             dynamo=False,
             opset_version=17,
             input_names=["image"],
             output_names=["logits"],
             dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-            training=torch.onnx.TrainingMode.PRESERVE,  # eval mode, but BN not folded
-            do_constant_folding=False,
+            **(keep if keep_batchnorm else {}),
         )
-    model = onnx.load_from_string(buffer.getvalue())
-    onnx.checker.check_model(model)
-    return model
+    return onnx.load_from_string(buffer.getvalue())
 
 
 def check_against_torch(net: nn.Module, model: onnx.ModelProto, x: np.ndarray) -> float:
