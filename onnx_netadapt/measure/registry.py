@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
-import logging
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 
 from onnx_netadapt.errors import UsageError
 from onnx_netadapt.measure.runner import Availability, Runner, RunnerUnavailable
-
-logger = logging.getLogger(__name__)
+from onnx_netadapt.plugins import load_plugins
 
 GROUP = "onnx_netadapt.runners"
 
@@ -50,22 +46,10 @@ class RunnerInfo:
 
 def discover() -> dict[str, RunnerInfo]:
     """Load every registered runner; broken plugins are kept with their error and warned about."""
-    found: dict[str, RunnerInfo] = {}
-    for ep in entry_points(group=GROUP):
-        try:
-            cls = ep.load()
-            if not (isinstance(cls, type) and issubclass(cls, Runner)):
-                raise TypeError(f"{ep.value} is not a Runner subclass")
-            found[ep.name] = RunnerInfo(ep.name, ep.value, cls)
-        except Exception as exc:
-            message = (
-                f"runner plugin {ep.name!r} ({ep.value}) failed to load: "
-                f"{type(exc).__name__}: {exc}"
-            )
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
-            logger.warning(message)
-            found[ep.name] = RunnerInfo(ep.name, ep.value, None, f"{type(exc).__name__}: {exc}")
-    return found
+    return {
+        name: RunnerInfo(name, plugin.target, plugin.cls, plugin.error)
+        for name, plugin in load_plugins(GROUP, Runner, "runner").items()
+    }
 
 
 def list_runners(pattern: str = "*") -> dict[str, RunnerInfo]:

@@ -10,18 +10,13 @@ A plugin that fails to import is reported with its name and the error; the other
 
 from __future__ import annotations
 
-import importlib
-import logging
 import re
-import warnings
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 from onnx_netadapt.errors import UsageError
+from onnx_netadapt.plugins import load_class, load_plugins
 from onnx_netadapt.tasks.base import Task
-
-logger = logging.getLogger(__name__)
 
 GROUP = "onnx_netadapt.tasks"
 BUILTINS = {
@@ -46,29 +41,12 @@ class TaskInfo:
     error: str = ""
 
 
-def _load(target: str) -> type[Task]:
-    module_name, _, attr = target.partition(":")
-    value: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        value = getattr(value, part)
-    if not (isinstance(value, type) and issubclass(value, Task)):
-        raise TypeError(f"{target} is not a Task subclass (onnx_netadapt.tasks.Task)")
-    return value
-
-
 def discover() -> dict[str, TaskInfo]:
     """The built-in tasks and every registered plugin; broken plugins are kept with their
     error and warned about."""
-    found = {name: TaskInfo(name, target, _load(target)) for name, target in BUILTINS.items()}
-    for ep in entry_points(group=GROUP):
-        try:
-            found[ep.name] = TaskInfo(ep.name, ep.value, _load(ep.value))
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            message = f"task plugin {ep.name!r} ({ep.value}) failed to load: {error}"
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
-            logger.warning(message)
-            found[ep.name] = TaskInfo(ep.name, ep.value, None, error)
+    found = {name: TaskInfo(name, t, load_class(t, Task)) for name, t in BUILTINS.items()}
+    for name, plugin in load_plugins(GROUP, Task, "task").items():
+        found[name] = TaskInfo(name, plugin.target, plugin.cls, plugin.error)
     return found
 
 
@@ -77,7 +55,7 @@ def get_task(spec: str, options: dict[str, Any] | None = None) -> Task:
     ``options`` as keyword arguments."""
     if _PATH.fullmatch(spec):
         try:
-            cls = _load(spec)
+            cls = load_class(spec, Task)
         except Exception as exc:
             raise TaskError(
                 f"--task {spec}: cannot load it ({type(exc).__name__}: {exc}); check the module "
