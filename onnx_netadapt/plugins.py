@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+P = TypeVar("P", bound="Plugin")
 
 
 @dataclass(frozen=True)
@@ -40,20 +41,20 @@ def load_class(target: str, base: type[T]) -> type[T]:
     return value
 
 
-def load_plugins(group: str, base: type[T], kind: str) -> dict[str, Plugin[T]]:
-    """Every entry point of ``group``; one that fails to load is kept with its error, and a
-    RuntimeWarning names it (``kind`` says what it is: 'runner', 'task').
+def load_plugins(group: str, base: type, kind: str, info: type[P]) -> dict[str, P]:
+    """Every entry point of ``group`` as an ``info`` record (a ``Plugin``); one that fails to
+    load is kept with its error, and a RuntimeWarning names it (``kind``: 'runner', 'task').
 
     The warning is issued once per process and plugin (the warnings registry drops repeats),
     however often the plugins are discovered; it is not logged as well."""
-    found: dict[str, Plugin[T]] = {}
+    found: dict[str, P] = {}
     for ep in entry_points(group=group):
         try:
-            found[ep.name] = Plugin(ep.name, ep.value, load_class(ep.value, base))
+            found[ep.name] = info(ep.name, ep.value, load_class(ep.value, base))
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             message = f"{kind} plugin {ep.name!r} ({ep.value}) failed to load: {error}"
             # stacklevel 1: one location, so the warnings registry shows it once per process
             warnings.warn(message, RuntimeWarning, stacklevel=1)
-            found[ep.name] = Plugin(ep.name, ep.value, None, error)
+            found[ep.name] = info(ep.name, ep.value, None, error)
     return found

@@ -236,27 +236,18 @@ class Adaptation:
         if not candidates:
             self.state.unreachable = [s.describe() for s in skipped]
             return self._ended(UNREACHABLE, resources, current)
-        jobs = write_proposals(
-            self.rundir.proposal_dir(),
-            candidates,
-            self.config.seed,
-            i,
-            self.config.allow_approximate,
-        )
+        cfg = self.config
+        folder = self.rundir.proposal_dir()
+        jobs = write_proposals(folder, candidates, cfg.seed, i, cfg.allow_approximate)
         if not self._engine_started:  # started late: its workers' start-up never overlaps
             engine.start(ctx)  # the measurements of the original and the floor
             self._engine_started = True
         current_file = (self.rundir.path / self.state.current).read_bytes()
         scores = engine.evaluate(jobs, current_file, lambda d, n: self.progress("proposals", d, n))
         evaluated = time.perf_counter()
-        primary = self.config.budgets[0].resource
+        primary = cfg.budgets[0].resource
         pick = choose(
-            candidates,
-            scores,
-            self.config.select,
-            primary,
-            values[primary],
-            self.state.holdout_accuracy,
+            candidates, scores, cfg.select, primary, values[primary], self.state.holdout_accuracy
         )
         if pick is None:
             errors = "; ".join(f"group {s.group_id}: {s.error}" for s in scores if s.error)

@@ -16,19 +16,19 @@ from dataclasses import dataclass
 
 from onnx_netadapt.errors import UsageError
 from onnx_netadapt.measure.runner import Availability, Runner, RunnerUnavailable
-from onnx_netadapt.plugins import load_plugins
+from onnx_netadapt.plugins import Plugin, load_plugins
 
 GROUP = "onnx_netadapt.runners"
 
 
 @dataclass(frozen=True)
-class RunnerInfo:
+class RunnerInfo(Plugin[Runner]):
     """One discovered runner: its class, or why it could not be loaded."""
 
-    name: str
-    target: str
-    runner: type[Runner] | None
-    error: str = ""
+    @property
+    def runner(self) -> type[Runner] | None:
+        """The runner class (None for a broken plugin)."""
+        return self.cls
 
     def availability(self) -> Availability:
         """Whether the runner can run here (a broken plugin is unavailable, with its error)."""
@@ -46,10 +46,7 @@ class RunnerInfo:
 
 def discover() -> dict[str, RunnerInfo]:
     """Load every registered runner; broken plugins are kept with their error and warned about."""
-    return {
-        name: RunnerInfo(name, plugin.target, plugin.cls, plugin.error)
-        for name, plugin in load_plugins(GROUP, Runner, "runner").items()
-    }
+    return load_plugins(GROUP, Runner, "runner", RunnerInfo)
 
 
 def list_runners(pattern: str = "*") -> dict[str, RunnerInfo]:

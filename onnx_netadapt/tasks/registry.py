@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from onnx_netadapt.errors import UsageError
-from onnx_netadapt.plugins import load_class, load_plugins
+from onnx_netadapt.plugins import Plugin, load_class, load_plugins
 from onnx_netadapt.tasks.base import Task
 
 GROUP = "onnx_netadapt.tasks"
@@ -32,22 +32,20 @@ class TaskError(UsageError):
 
 
 @dataclass(frozen=True)
-class TaskInfo:
+class TaskInfo(Plugin[Task]):
     """One discovered task: its class, or why it could not be loaded."""
 
-    name: str
-    target: str
-    task: type[Task] | None
-    error: str = ""
+    @property
+    def task(self) -> type[Task] | None:
+        """The task class (None for a broken plugin)."""
+        return self.cls
 
 
 def discover() -> dict[str, TaskInfo]:
     """The built-in tasks and every registered plugin; broken plugins are kept with their
     error and warned about."""
     found = {name: TaskInfo(name, t, load_class(t, Task)) for name, t in BUILTINS.items()}
-    for name, plugin in load_plugins(GROUP, Task, "task").items():
-        found[name] = TaskInfo(name, plugin.target, plugin.cls, plugin.error)
-    return found
+    return found | load_plugins(GROUP, Task, "task", TaskInfo)
 
 
 def get_task(spec: str, options: dict[str, Any] | None = None) -> Task:
