@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
@@ -39,6 +40,20 @@ def load_class(target: str, base: type[T]) -> type[T]:
             f"{target} is not a {base.__name__} subclass ({base.__module__}.{base.__name__})"
         )
     return value
+
+
+def registered_class(
+    found: Mapping[str, Plugin[T]], name: str, kind: str, error: type[Exception], hint: str
+) -> type[T]:
+    """The class of plugin ``name`` among ``found``; ``error`` when there is none of that name
+    (the registered names and ``hint`` say what to do) or it failed to load."""
+    if name not in found:
+        names = ", ".join(sorted(found)) or "none"
+        raise error(f"no {kind} named {name!r}; registered {kind}s: {names} ({hint})")
+    plugin = found[name]
+    if plugin.cls is None:
+        raise error(f"{kind} {name!r} failed to load: {plugin.error}")
+    return plugin.cls
 
 
 def load_plugins(group: str, base: type, kind: str, info: type[P]) -> dict[str, P]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from onnx_netadapt.errors import UsageError
 from onnx_netadapt.measure.runner import Availability, Runner, RunnerUnavailable
-from onnx_netadapt.plugins import Plugin, load_plugins
+from onnx_netadapt.plugins import Plugin, load_plugins, registered_class
 
 GROUP = "onnx_netadapt.runners"
 
@@ -56,16 +56,8 @@ def list_runners(pattern: str = "*") -> dict[str, RunnerInfo]:
 
 def get_runner(name: str) -> type[Runner]:
     """The runner class registered as ``name`` (RunnerUnavailable: none here, or it is broken)."""
-    runners = discover()
-    if name not in runners:
-        raise RunnerUnavailable(
-            f"no runner named {name!r}; registered runners: {', '.join(sorted(runners)) or 'none'}"
-            " (see `onnx-netadapt runners`; a plugin must be installed to be listed)"
-        )
-    info = runners[name]
-    if info.runner is None:
-        raise RunnerUnavailable(f"runner {name!r} failed to load: {info.error}")
-    return info.runner
+    hint = "see `onnx-netadapt runners`; a plugin must be installed to be listed"
+    return registered_class(discover(), name, "runner", RunnerUnavailable, hint)
 
 
 def runner_options(cls: type[Runner]) -> list[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from onnx_netadapt.errors import UsageError
-from onnx_netadapt.plugins import Plugin, load_class, load_plugins
+from onnx_netadapt.plugins import Plugin, load_class, load_plugins, registered_class
 from onnx_netadapt.tasks.base import Task
 
 GROUP = "onnx_netadapt.tasks"
@@ -60,16 +60,8 @@ def get_task(spec: str, options: dict[str, Any] | None = None) -> Task:
                 "is importable (PYTHONPATH) and the name after ':' is a Task subclass"
             ) from exc
     else:
-        tasks = discover()
-        if spec not in tasks:
-            raise TaskError(
-                f"no task named {spec!r}; registered tasks: {', '.join(sorted(tasks))} "
-                "(see `onnx-netadapt tasks`), or give package.module:Name"
-            )
-        info = tasks[spec]
-        if info.task is None:
-            raise TaskError(f"task {spec!r} failed to load: {info.error}")
-        cls = info.task
+        hint = "see `onnx-netadapt tasks`, or give package.module:Name"
+        cls = registered_class(discover(), spec, "task", TaskError, hint)
     try:
         return cls(**(options or {}))
     except TypeError as exc:
