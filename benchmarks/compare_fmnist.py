@@ -41,14 +41,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "examples" / "adapt_demo"))
-
-from build import build_model, export  # noqa: E402
-from nets import make_net  # noqa: E402
-
-from benchmarks import fmnist_checks  # noqa: E402
-from benchmarks.compare import (  # noqa: E402
+from benchmarks import fmnist_checks
+from benchmarks.compare import (
     BUDGETS,
     CURVE,
     _latency_reaching,
@@ -59,15 +53,19 @@ from benchmarks.compare import (  # noqa: E402
     static,
     steps_per_epoch,
 )
-from onnx_netadapt.channels.analysis import analyse  # noqa: E402
-from onnx_netadapt.data import load_data  # noqa: E402
-from onnx_netadapt.data.builtin import load_builtin  # noqa: E402
-from onnx_netadapt.evaluate import accuracy  # noqa: E402
-from onnx_netadapt.graph.load import load_model  # noqa: E402
-from onnx_netadapt.graph.save import save_json, save_model, save_text  # noqa: E402
-from onnx_netadapt.measure.host import cpu_model_name  # noqa: E402
-from onnx_netadapt.measure.metrics import model_macs, parameter_count  # noqa: E402
-from onnx_netadapt.prune.apply import prune  # noqa: E402
+from onnx_netadapt.channels.analysis import analyse
+from onnx_netadapt.data import load_data
+from onnx_netadapt.data.builtin import load_builtin
+from onnx_netadapt.demo.build import build_model, export
+from onnx_netadapt.demo.nets import make_net
+from onnx_netadapt.evaluate import accuracy
+from onnx_netadapt.graph.load import load_model
+from onnx_netadapt.graph.save import save_json, save_model, save_text
+from onnx_netadapt.measure.host import cpu_model_name
+from onnx_netadapt.measure.metrics import model_macs, parameter_count
+from onnx_netadapt.prune.apply import prune
+
+REPO = Path(__file__).resolve().parents[1]
 
 logger = logging.getLogger("compare_fmnist")
 

@@ -2,9 +2,9 @@
 
     python -m benchmarks.fmnist_premise [--size 56] [--widths 1 0.5 ...] [--seeds 0 1] [--epochs 2]
 
-The demo's MobileNetV1-style network (examples/adapt_demo/nets.py) at each width multiplier is
+The demo's MobileNetV1-style network (onnx_netadapt/demo/nets.py) at each width multiplier is
 trained from scratch on Fashion-MNIST's 60,000 training images (resized to SIZE x SIZE; the demo's
-recipe, examples/adapt_demo/build.py) and scored on the 10,000 test images. Each (width, seed)
+recipe, onnx_netadapt/demo/build.py) and scored on the 10,000 test images. Each (width, seed)
 point is saved as it finishes (a rerun skips it). The comparison can only separate the methods if
 the curve falls by clearly more than the seed spread over the budgets' range of widths.
 """
@@ -20,13 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from onnx_netadapt.demo.build import build_model
+from onnx_netadapt.graph.save import save_json, save_text
+from onnx_netadapt.measure.host import cpu_model_name
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "examples" / "adapt_demo"))
-
-from build import build_model  # noqa: E402
-
-from onnx_netadapt.graph.save import save_json, save_text  # noqa: E402
-from onnx_netadapt.measure.host import cpu_model_name  # noqa: E402
 
 logger = logging.getLogger("fmnist_premise")
 
@@ -126,8 +124,8 @@ def report(saved: dict, out: Path) -> str:
         "",
         f"Commands: {', '.join(f'`{c}`' for c in saved.get('commands', []))} (CPU: "
         f"{saved.get('cpu', '?')}). MobileNetV1-style network of "
-        "examples/adapt_demo/nets.py trained from scratch with the demo's recipe "
-        "(examples/adapt_demo/build.py) on the first N of the 60,000 training images (1 torch "
+        "onnx_netadapt/demo/nets.py trained from scratch with the demo's recipe "
+        "(onnx_netadapt/demo/build.py) on the first N of the 60,000 training images (1 torch "
         "thread), scored on the 10,000 test images (ONNX Runtime). Mean ± sd over seeds.",
         "",
     ]

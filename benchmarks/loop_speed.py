@@ -20,7 +20,6 @@ Writes benchmarks/results/loop_speed/loop_speed.md and loop_speed.json.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import subprocess
@@ -60,25 +59,14 @@ def mobilenet_v2_224(work: Path) -> Path:
     if path.exists():
         return path
     import torch
-    from torchvision.models import mobilenet_v2
+
+    from benchmarks.zoo import import_torchvision
+    from onnx_netadapt.demo.build import export_dynamic_batch
 
     torch.manual_seed(0)
-    net = mobilenet_v2(num_classes=10).eval()
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        net,
-        (torch.zeros(1, 3, 224, 224),),
-        buffer,
-        dynamo=False,
-        opset_version=17,
-        input_names=["image"],
-        output_names=["logits"],
-        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-        training=torch.onnx.TrainingMode.PRESERVE,
-        do_constant_folding=False,
-    )
+    net = import_torchvision().models.mobilenet_v2(num_classes=10).eval()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buffer.getvalue())
+    path.write_bytes(export_dynamic_batch(net, (1, 3, 224, 224)).SerializeToString())
     return path
 
 

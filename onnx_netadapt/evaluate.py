@@ -105,6 +105,13 @@ def run_outputs(
     return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
 
 
+def reference_outputs(
+    original: onnx.ModelProto, data: ArrayDataset, task: Task
+) -> list[np.ndarray] | None:
+    """The original model's outputs on ``data`` when ``task`` scores against them."""
+    return run_outputs(original, data) if task.needs_reference(data.has_targets) else None
+
+
 def _feeds(x, specs: dict) -> dict[str, np.ndarray]:
     if isinstance(x, dict):
         return {name: x[name] for name in specs}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 from torch import nn
 
 from onnx_netadapt.adapt import AdaptConfig, parse_budget
+from onnx_netadapt.demo import build as demo_build
 
 
 def _block(cin: int, cout: int, stride: int = 1, groups: int = 1, k: int = 3) -> nn.Sequential:
@@ -65,20 +65,10 @@ def build_tiny_digits(path: Path, epochs: int = 15, seed: int = 0) -> Path:
 
 
 def export_dynamic_batch(model: nn.Module, path: Path) -> Path:
-    """``model`` (1x8x8 digits in, ``logits`` out) exported by the legacy exporter, opset 17,
-    with a dynamic ``batch`` dimension on its input ``image`` and output."""
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        model,
-        (torch.zeros(1, 1, 8, 8),),
-        buffer,
-        dynamo=False,
-        opset_version=17,
-        input_names=["image"],
-        output_names=["logits"],
-        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-    )
-    path.write_bytes(buffer.getvalue())
+    """``model`` (1x8x8 digits in, ``logits`` out) exported with a dynamic ``batch`` dimension
+    (BatchNorm folded) to ``path``."""
+    proto = demo_build.export_dynamic_batch(model, (1, 1, 8, 8), keep_batchnorm=False)
+    path.write_bytes(proto.SerializeToString())
     return path
 
 

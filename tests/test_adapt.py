@@ -18,7 +18,7 @@ from onnx_netadapt.cli import main
 from onnx_netadapt.errors import BudgetError, DataError, UsageError
 from onnx_netadapt.measure.runner import RunnerError
 from onnx_netadapt.measure.stats import LatencyStats
-from runners.resources import MacsRunner
+from onnx_netadapt_runners.resources import MacsRunner
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +94,9 @@ def test_unreachable_budget_is_refused_before_training(tiny: Path, tmp_path: Pat
 def test_unreachable_mid_run_keeps_the_best_network(
     tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from onnx_netadapt.adapt.loop import Adaptation
+    from onnx_netadapt.adapt import loop
 
-    monkeypatch.setattr(Adaptation, "_check_reachable", lambda *a: None)
+    monkeypatch.setattr(loop, "check_reachable", lambda *a: None)
     out = tmp_path / "run"
     config = _config(budgets=[parse_budget("0.01")], step=0.5, short_steps=2, long_epochs=0)
     with pytest.raises(BudgetError, match=r"could not be met.*no channel group can shrink"):

@@ -1,9 +1,12 @@
-"""The embedded default model: a tiny, fast build of examples/adapt_demo/build.py."""
+"""The embedded default model: a tiny, fast build of onnx_netadapt/demo/build.py (the recipe of
+examples/adapt_demo)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,20 +16,9 @@ import torch
 
 from onnx_netadapt import analyse, load_model
 from onnx_netadapt.data.builtin import load_builtin
+from onnx_netadapt.demo import build, nets
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "adapt_demo"
-
-
-def _example(name: str):
-    """Import examples/adapt_demo/<name>.py under a unique module name."""
-    spec = importlib.util.spec_from_file_location(f"adapt_demo_{name}", DEMO / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build = _example("build")  # puts examples/adapt_demo on sys.path for its own `import nets`
-nets = _example("nets")
 
 
 @pytest.mark.parametrize("arch", ["mobilenet_v1", "resnet"])
@@ -61,3 +53,23 @@ def test_width_multiplier_rounds_to_multiples_of_8():
     assert nets.make_net("resnet", 1.0).classifier.in_features == 128
     with pytest.raises(ValueError, match="unknown arch"):
         nets.make_net("vgg")
+
+
+@pytest.mark.parametrize("script", ["build.py", "run.py"])
+def test_demo_scripts_import_without_path_hacks(tmp_path, script):
+    """The demo's scripts find the network builders through the installed package (here the
+    checkout on PYTHONPATH), started from another directory."""
+    repo = DEMO.parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    proc = subprocess.run(
+        [sys.executable, str(DEMO / script), "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "usage:" in proc.stdout
+    assert "sys.path" not in (DEMO / script).read_text()

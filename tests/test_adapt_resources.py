@@ -16,7 +16,7 @@ from onnx_netadapt.graph.load import load_model
 from onnx_netadapt.measure.metrics import parameter_count
 from onnx_netadapt.measure.signature import model_signatures, pruned_signatures
 from onnx_netadapt.prune.apply import prune
-from runners.resources import MacsRunner
+from onnx_netadapt_runners.resources import MacsRunner
 
 
 class TransientRunner(MacsRunner):

@@ -618,12 +618,10 @@ CONVERTER_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CONVERTER_CASES))
-def test_added_converter_matches_onnxruntime(case):
+def _assert_torch_matches_onnxruntime(model: onnx.ModelProto, shape: tuple[int, ...]) -> None:
+    """The converted model's outputs equal ONNX Runtime's on one random input ``x``."""
     import onnxruntime as ort
 
-    op, inputs, attrs, shape, outputs, opset = CONVERTER_CASES[case]
-    model = _single_op_model(op, inputs, attrs, shape, outputs, opset)
     x = np.random.default_rng(0).uniform(0.1, 1.0, shape).astype(np.float32)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     expected = session.run(None, {"x": x})
@@ -632,3 +630,39 @@ def test_added_converter_matches_onnxruntime(case):
     for e, g in zip(expected, got, strict=True):
         assert e.shape == g.shape
         np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", sorted(CONVERTER_CASES))
+def test_added_converter_matches_onnxruntime(case):
+    op, inputs, attrs, shape, outputs, opset = CONVERTER_CASES[case]
+    _assert_torch_matches_onnxruntime(
+        _single_op_model(op, inputs, attrs, shape, outputs, opset), shape
+    )
+
+
+RUNTIME_OPERAND_CASES = {
+    "Pad-18": ("Pad", ["pads"], _i64(0, 0, 1, 2, 0, 0, 2, 1), {}, 1),
+    "Split-18": ("Split", ["split"], _i64(3, 5), {"axis": 3}, 2),
+    "ReduceMean-18": ("ReduceMean", ["axes"], _i64(2, 3), {"keepdims": 1}, 1),
+    "Resize-18": ("Resize", ["", "scales"], _f32(1, 1, 2, 1.5), {"mode": "nearest"}, 1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RUNTIME_OPERAND_CASES))
+def test_added_converter_with_an_operand_computed_at_run_time(case):
+    """The operand comes out of an Identity node, not an initializer: the converted module is
+    fed it at run time (the other branch of ``static_or_runtime``)."""
+    op, names, value, attrs, outputs = RUNTIME_OPERAND_CASES[case]
+    outs = [f"y{i}" for i in range(outputs)]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Identity", ["const"], [names[-1]], name="computed"),
+            helper.make_node(op, ["x", *names], outs, name="the_op", **attrs),
+        ],
+        "runtime_operand",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(SHAPE))],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs],
+        [numpy_helper.from_array(value, "const")],
+    )
+    model = make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    _assert_torch_matches_onnxruntime(model, SHAPE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -183,6 +184,27 @@ def test_broken_plugin_warns_and_others_still_work(tmp_path, monkeypatch):
         result = CliRunner().invoke(main, ["runners"])
     assert result.exit_code == 0
     assert "broken" in result.output and "failed to load" in result.output
+
+
+def test_a_broken_plugin_is_reported_once_per_process(tmp_path):
+    """One warning, not a warning and a log line, however often the plugins are discovered."""
+    dist = tmp_path / "broken_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[onnx_netadapt.runners]\nbroken = no_such_module_xyz:Runner\n"
+    )
+    script = (
+        "import logging; logging.basicConfig(level=logging.INFO)\n"
+        "from onnx_netadapt.measure.registry import discover, list_runners\n"
+        "discover(); discover(); list_runners()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("runner plugin 'broken'") == 1, proc.stderr
 
 
 def test_example_plugin_package_installs_and_runs(tmp_path, monkeypatch):

@@ -27,7 +27,7 @@ from onnx_netadapt.measure.calibration import (
 from onnx_netadapt.measure.registry import get_runner
 from onnx_netadapt.measure.signature import model_signatures
 from onnx_netadapt.measure.stats import MeasureSettings
-from runners.ort import _map_profile
+from onnx_netadapt_runners.ort import _map_profile
 
 FAST = MeasureSettings(warmup=1, min_runs=3, max_runs=10, max_seconds=0.2)
 

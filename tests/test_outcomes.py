@@ -16,7 +16,7 @@ from onnx_netadapt.adapt.resources import Measurement, ResourceSet
 from onnx_netadapt.adapt.status import EXIT_CODES, IterationLimitError
 from onnx_netadapt.cli import main
 from onnx_netadapt.errors import UsageError
-from runners.resources import MacsRunner
+from onnx_netadapt_runners.resources import MacsRunner
 
 
 @pytest.fixture(scope="module")

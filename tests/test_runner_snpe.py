@@ -20,11 +20,11 @@ from onnx_netadapt.measure.micromodel import onnx_layer_model
 from onnx_netadapt.measure.runner import RunnerError, RunnerUnavailable
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.stats import MeasureSettings
-from runners.android import AdbDevice, parse_devices, select_device
-from runners.snpe import SnpeRunner
-from runners.snpe.diagview import TOTAL_INFERENCE, parse_diagview
-from runners.snpe.inputs import input_list_text, input_specs
-from runners.snpe.sdk import SDK_FIX
+from onnx_netadapt_runners.android import AdbDevice, parse_devices, select_device
+from onnx_netadapt_runners.snpe import SnpeRunner
+from onnx_netadapt_runners.snpe.diagview import TOTAL_INFERENCE, parse_diagview
+from onnx_netadapt_runners.snpe.inputs import input_list_text, input_specs
+from onnx_netadapt_runners.snpe.sdk import SDK_FIX
 
 FAST = MeasureSettings(warmup=0)
 

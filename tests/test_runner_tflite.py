@@ -19,15 +19,15 @@ from onnx_netadapt.measure.micromodel import onnx_layer_model
 from onnx_netadapt.measure.runner import ProfileUnsupported, RunnerError, RunnerUnavailable
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.stats import LatencyStats, MeasureSettings
-from runners.tflite import (
+from onnx_netadapt_runners.tflite import (
     TfliteRunner,
     UnsupportedLayer,
     parse_benchmark_output,
     samples_from_timings,
     tflite_layer_model,
 )
-from runners.tflite import convert as tflite_convert
-from runners.tflite.benchmark_output import parse_op_profile, parse_timings
+from onnx_netadapt_runners.tflite import convert as tflite_convert
+from onnx_netadapt_runners.tflite.benchmark_output import parse_op_profile, parse_timings
 
 pytest.importorskip("ai_edge_litert.interpreter")
 
@@ -345,7 +345,7 @@ def test_device_disconnecting_mid_run(fake_adb, monkeypatch):
 
 
 def test_the_phone_path_uses_the_shared_android_client(fake_adb, monkeypatch):
-    from runners.android import Adb, DeviceLostError
+    from onnx_netadapt_runners.android import Adb, DeviceLostError
 
     monkeypatch.setenv("FAKE_ADB_DISCONNECT_AFTER", "4")  # devices, mkdir, test -x, push
     runner = TfliteRunner(device=SERIAL, settings=TINY)

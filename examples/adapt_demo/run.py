@@ -21,10 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from build import build_model  # noqa: E402
+from onnx_netadapt.demo.build import build_model
 
 # Demo pace: larger steps than the paper's 2.5% so the run takes minutes, not an hour.
 DEMO_SETTINGS = [

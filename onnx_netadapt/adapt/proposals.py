@@ -9,9 +9,12 @@ Fine-tuning happens in the bridge (``onnx_netadapt.finetune``), imported only he
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -22,6 +25,9 @@ from onnx_netadapt.evaluate import task_score
 from onnx_netadapt.graph.save import save_model
 from onnx_netadapt.tasks.base import Task
 from onnx_netadapt.tasks.classification import Classification
+
+if TYPE_CHECKING:
+    from onnx_netadapt.adapt.search import Candidate
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +77,36 @@ def proposal_seed(seed: int, iteration: int, producers: list[str]) -> int:
     """A seed that identifies the proposal, independent of evaluation order."""
     text = f"{seed}:{iteration}:{','.join(producers)}"
     return zlib.crc32(text.encode()) & 0x7FFFFFFF
+
+
+def write_proposals(
+    folder: Path, candidates: list[Candidate], seed: int, iteration: int, allow_approximate: bool
+) -> list[ProposalJob]:
+    """Save each candidate network in ``folder`` (emptied first) as a job for an engine; the
+    candidates' models are dropped from memory once on disk."""
+    shutil.rmtree(folder, ignore_errors=True)
+    jobs = []
+    for cand in candidates:
+        path = save_model(cand.model, folder / f"group_{cand.group_id:04d}.onnx")
+        job_seed = proposal_seed(seed, iteration, cand.producers)
+        jobs.append(ProposalJob(cand.group_id, str(path), job_seed, cand.units, allow_approximate))
+        cand.model = None  # type: ignore[assignment]  # free memory: it is on disk now
+    return jobs
+
+
+def proposal_records(candidates: list[Candidate], scores: list[ProposalScore]) -> list[dict]:
+    """Every proposal of an iteration as history.json lists it."""
+    return [
+        {
+            **c.describe(),
+            "holdout_accuracy": s.holdout_accuracy,
+            "holdout_loss": s.holdout_loss,
+            "seconds": s.seconds,
+            "stages": s.stages,
+            "error": s.error,
+        }
+        for c, s in zip(candidates, scores, strict=True)
+    ]
 
 
 @dataclass

@@ -158,6 +158,22 @@ class RunState:
         """The record of the current network."""
         return self.history[-1]
 
+    def meets(self, values: dict[str, float]) -> bool:
+        """Whether ``values`` meet every goal (the budgets less ``--margin``)."""
+        return all(values[r] <= goal for r, goal in self.goals.items())
+
+    def targets(self, values: dict[str, float], step: float) -> dict[str, float]:
+        """Resource targets ``step`` times the original value below ``values``, never below a
+        goal (a budget already met keeps its goal as the target)."""
+        targets = {}
+        for resource, limit in self.goals.items():
+            if values[resource] <= limit:
+                targets[resource] = limit
+            else:
+                reduced = values[resource] - step * self.original[resource]
+                targets[resource] = max(limit, reduced)
+        return targets
+
     def confirmed(self) -> Confirmation | None:
         """The confirmation of the current network, if it was measured."""
         last = self.confirmations[-1] if self.confirmations else None

@@ -11,28 +11,24 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
-import logging
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 
 from onnx_netadapt.errors import UsageError
 from onnx_netadapt.measure.runner import Availability, Runner, RunnerUnavailable
-
-logger = logging.getLogger(__name__)
+from onnx_netadapt.plugins import Plugin, load_plugins, registered_class
 
 GROUP = "onnx_netadapt.runners"
 
 
 @dataclass(frozen=True)
-class RunnerInfo:
+class RunnerInfo(Plugin[Runner]):
     """One discovered runner: its class, or why it could not be loaded."""
 
-    name: str
-    target: str
-    runner: type[Runner] | None
-    error: str = ""
+    @property
+    def runner(self) -> type[Runner] | None:
+        """The runner class (None for a broken plugin)."""
+        return self.cls
 
     def availability(self) -> Availability:
         """Whether the runner can run here (a broken plugin is unavailable, with its error)."""
@@ -50,22 +46,7 @@ class RunnerInfo:
 
 def discover() -> dict[str, RunnerInfo]:
     """Load every registered runner; broken plugins are kept with their error and warned about."""
-    found: dict[str, RunnerInfo] = {}
-    for ep in entry_points(group=GROUP):
-        try:
-            cls = ep.load()
-            if not (isinstance(cls, type) and issubclass(cls, Runner)):
-                raise TypeError(f"{ep.value} is not a Runner subclass")
-            found[ep.name] = RunnerInfo(ep.name, ep.value, cls)
-        except Exception as exc:
-            message = (
-                f"runner plugin {ep.name!r} ({ep.value}) failed to load: "
-                f"{type(exc).__name__}: {exc}"
-            )
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
-            logger.warning(message)
-            found[ep.name] = RunnerInfo(ep.name, ep.value, None, f"{type(exc).__name__}: {exc}")
-    return found
+    return load_plugins(GROUP, Runner, "runner", RunnerInfo)
 
 
 def list_runners(pattern: str = "*") -> dict[str, RunnerInfo]:
@@ -75,16 +56,8 @@ def list_runners(pattern: str = "*") -> dict[str, RunnerInfo]:
 
 def get_runner(name: str) -> type[Runner]:
     """The runner class registered as ``name`` (RunnerUnavailable: none here, or it is broken)."""
-    runners = discover()
-    if name not in runners:
-        raise RunnerUnavailable(
-            f"no runner named {name!r}; registered runners: {', '.join(sorted(runners)) or 'none'}"
-            " (see `onnx-netadapt runners`; a plugin must be installed to be listed)"
-        )
-    info = runners[name]
-    if info.runner is None:
-        raise RunnerUnavailable(f"runner {name!r} failed to load: {info.error}")
-    return info.runner
+    hint = "see `onnx-netadapt runners`; a plugin must be installed to be listed"
+    return registered_class(discover(), name, "runner", RunnerUnavailable, hint)
 
 
 def runner_options(cls: type[Runner]) -> list[str]:

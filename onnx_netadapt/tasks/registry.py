@@ -10,18 +10,13 @@ A plugin that fails to import is reported with its name and the error; the other
 
 from __future__ import annotations
 
-import importlib
-import logging
 import re
-import warnings
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 from onnx_netadapt.errors import UsageError
+from onnx_netadapt.plugins import Plugin, load_class, load_plugins, registered_class
 from onnx_netadapt.tasks.base import Task
-
-logger = logging.getLogger(__name__)
 
 GROUP = "onnx_netadapt.tasks"
 BUILTINS = {
@@ -37,39 +32,20 @@ class TaskError(UsageError):
 
 
 @dataclass(frozen=True)
-class TaskInfo:
+class TaskInfo(Plugin[Task]):
     """One discovered task: its class, or why it could not be loaded."""
 
-    name: str
-    target: str
-    task: type[Task] | None
-    error: str = ""
-
-
-def _load(target: str) -> type[Task]:
-    module_name, _, attr = target.partition(":")
-    value: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        value = getattr(value, part)
-    if not (isinstance(value, type) and issubclass(value, Task)):
-        raise TypeError(f"{target} is not a Task subclass (onnx_netadapt.tasks.Task)")
-    return value
+    @property
+    def task(self) -> type[Task] | None:
+        """The task class (None for a broken plugin)."""
+        return self.cls
 
 
 def discover() -> dict[str, TaskInfo]:
     """The built-in tasks and every registered plugin; broken plugins are kept with their
     error and warned about."""
-    found = {name: TaskInfo(name, target, _load(target)) for name, target in BUILTINS.items()}
-    for ep in entry_points(group=GROUP):
-        try:
-            found[ep.name] = TaskInfo(ep.name, ep.value, _load(ep.value))
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            message = f"task plugin {ep.name!r} ({ep.value}) failed to load: {error}"
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
-            logger.warning(message)
-            found[ep.name] = TaskInfo(ep.name, ep.value, None, error)
-    return found
+    found = {name: TaskInfo(name, t, load_class(t, Task)) for name, t in BUILTINS.items()}
+    return found | load_plugins(GROUP, Task, "task", TaskInfo)
 
 
 def get_task(spec: str, options: dict[str, Any] | None = None) -> Task:
@@ -77,23 +53,15 @@ def get_task(spec: str, options: dict[str, Any] | None = None) -> Task:
     ``options`` as keyword arguments."""
     if _PATH.fullmatch(spec):
         try:
-            cls = _load(spec)
+            cls = load_class(spec, Task)
         except Exception as exc:
             raise TaskError(
                 f"--task {spec}: cannot load it ({type(exc).__name__}: {exc}); check the module "
                 "is importable (PYTHONPATH) and the name after ':' is a Task subclass"
             ) from exc
     else:
-        tasks = discover()
-        if spec not in tasks:
-            raise TaskError(
-                f"no task named {spec!r}; registered tasks: {', '.join(sorted(tasks))} "
-                "(see `onnx-netadapt tasks`), or give package.module:Name"
-            )
-        info = tasks[spec]
-        if info.task is None:
-            raise TaskError(f"task {spec!r} failed to load: {info.error}")
-        cls = info.task
+        hint = "see `onnx-netadapt tasks`, or give package.module:Name"
+        cls = registered_class(discover(), spec, "task", TaskError, hint)
     try:
         return cls(**(options or {}))
     except TypeError as exc:

@@ -3,7 +3,7 @@ read at conversion time, axes, mappings."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -60,6 +60,20 @@ def _all_static(node: OnnxNode, graph: OnnxGraph, indices: Sequence[int]) -> boo
 def _data_only(node: OnnxNode) -> OnnxMapping:
     """Mapping that feeds only the first input (the others were read as constants)."""
     return OnnxMapping(inputs=(node.input_values[0],), outputs=node.output_values)
+
+
+def static_or_runtime(
+    node: OnnxNode,
+    graph: OnnxGraph,
+    operands: Sequence[int],
+    module: Callable[[bool], torch.nn.Module],
+) -> OperationConverterResult:
+    """The converted node: ``module(True)`` when every input of ``operands`` is an initializer
+    (read at conversion time; the module is fed the data input only), else ``module(False)``,
+    fed every input at run time."""
+    if _all_static(node, graph, operands):
+        return OperationConverterResult(module(True), _data_only(node))
+    return OperationConverterResult(module(False), onnx_mapping_from_node(node))
 
 
 def _normal(axes: Sequence[int], rank: int) -> list[int]:

@@ -11,12 +11,10 @@ from onnx_netadapt.finetune.converters._common import (
     OnnxNode,
     OnnxToTorchModule,
     OperationConverterResult,
-    _all_static,
     _const_floats,
     _const_ints,
-    _data_only,
     _tensor_ints,
-    onnx_mapping_from_node,
+    static_or_runtime,
 )
 from onnx_netadapt.finetune.converters._registry import converts
 
@@ -77,13 +75,12 @@ def _convert_pad(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     if onnx_mode not in _PAD_MODES:
         raise NotImplementedError(f"Pad mode {onnx_mode!r} is not implemented")
     mode = _PAD_MODES[onnx_mode]
-    if _all_static(node, graph, [1, 2, 3]):
+
+    def module(static: bool) -> OnnxPad18:
+        if not static:
+            return OnnxPad18(mode, None, 0.0, None)
         value = _const_floats(node, graph, 2)
-        module = OnnxPad18(
-            mode,
-            _const_ints(node, graph, 1),
-            value[0] if value else 0.0,
-            _const_ints(node, graph, 3),
-        )
-        return OperationConverterResult(module, _data_only(node))
-    return OperationConverterResult(OnnxPad18(mode, None, 0.0, None), onnx_mapping_from_node(node))
+        pads, axes = _const_ints(node, graph, 1), _const_ints(node, graph, 3)
+        return OnnxPad18(mode, pads, value[0] if value else 0.0, axes)
+
+    return static_or_runtime(node, graph, [1, 2, 3], module)

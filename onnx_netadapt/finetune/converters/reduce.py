@@ -10,12 +10,10 @@ from onnx_netadapt.finetune.converters._common import (
     OnnxNode,
     OnnxToTorchModule,
     OperationConverterResult,
-    _all_static,
     _const_ints,
-    _data_only,
     _positive,
     _tensor_ints,
-    onnx_mapping_from_node,
+    static_or_runtime,
 )
 from onnx_netadapt.finetune.converters._registry import converts
 
@@ -76,8 +74,12 @@ class OnnxReduce18(nn.Module, OnnxToTorchModule):
 def _convert_reduce(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     keepdims = bool(node.attributes.get("keepdims", 1))
     noop = bool(node.attributes.get("noop_with_empty_axes", 0))
-    if _all_static(node, graph, [1]):
-        module = OnnxReduce18(node.operation_type, _const_ints(node, graph, 1), keepdims, noop)
-        return OperationConverterResult(module, _data_only(node))
-    module = OnnxReduce18(node.operation_type, None, keepdims, noop)
-    return OperationConverterResult(module, onnx_mapping_from_node(node))
+    op = node.operation_type
+    return static_or_runtime(
+        node,
+        graph,
+        [1],
+        lambda static: OnnxReduce18(
+            op, _const_ints(node, graph, 1) if static else None, keepdims, noop
+        ),
+    )

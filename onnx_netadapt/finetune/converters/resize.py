@@ -15,13 +15,11 @@ from onnx_netadapt.finetune.converters._common import (
     OnnxNode,
     OnnxToTorchModule,
     OperationConverterResult,
-    _all_static,
     _const_floats,
     _const_ints,
-    _data_only,
     _normal,
     _tensor_ints,
-    onnx_mapping_from_node,
+    static_or_runtime,
 )
 from onnx_netadapt.finetune.converters._registry import converts, replaces
 
@@ -207,14 +205,14 @@ def _convert_resize(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResul
         "policy": attrs.get("keep_aspect_ratio_policy", "stretch"),
     }
     args["batch"] = _static_batch(node, graph)
-    if _all_static(node, graph, [1, 2, 3]):
-        module = OnnxResize18(
-            **args, scales=_const_floats(node, graph, 2), sizes=_const_ints(node, graph, 3)
-        )
-        return OperationConverterResult(module, _data_only(node))
-    return OperationConverterResult(
-        OnnxResize18(**args, scales=None, sizes=None), onnx_mapping_from_node(node)
-    )
+
+    def module(static: bool) -> OnnxResize18:
+        if not static:
+            return OnnxResize18(**args, scales=None, sizes=None)
+        scales, sizes = _const_floats(node, graph, 2), _const_ints(node, graph, 3)
+        return OnnxResize18(**args, scales=scales, sizes=sizes)
+
+    return static_or_runtime(node, graph, [1, 2, 3], module)
 
 
 def _static_batch(node: OnnxNode, graph: OnnxGraph) -> int | None:

@@ -12,11 +12,9 @@ from onnx_netadapt.finetune.converters._common import (
     OnnxNode,
     OnnxToTorchModule,
     OperationConverterResult,
-    _all_static,
     _const_ints,
-    _data_only,
     _tensor_ints,
-    onnx_mapping_from_node,
+    static_or_runtime,
 )
 from onnx_netadapt.finetune.converters._registry import converts
 
@@ -42,7 +40,9 @@ class OnnxSplit18(nn.Module, OnnxToTorchModule):
 def _convert_split(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     axis = int(node.attributes.get("axis", 0))
     count = int(node.attributes.get("num_outputs", len(node.output_values)))
-    if _all_static(node, graph, [1]):
-        module = OnnxSplit18(axis, count, _const_ints(node, graph, 1))
-        return OperationConverterResult(module, _data_only(node))
-    return OperationConverterResult(OnnxSplit18(axis, count, None), onnx_mapping_from_node(node))
+    return static_or_runtime(
+        node,
+        graph,
+        [1],
+        lambda static: OnnxSplit18(axis, count, _const_ints(node, graph, 1) if static else None),
+    )

@@ -40,15 +40,15 @@ from onnx_netadapt.measure.runner import (
 )
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.stats import MeasureSettings, sample_until_stable, time_ms
-from runners.android import Adb, DeviceUnavailable, connect
-from runners.tflite.benchmark_output import (
+from onnx_netadapt_runners.android import Adb, DeviceUnavailable, connect
+from onnx_netadapt_runners.tflite.benchmark_output import (
     BenchmarkResult,
     OpTiming,
     parse_benchmark_output,
     samples_from_timings,
 )
-from runners.tflite.convert import onnx_to_tflite
-from runners.tflite.flatbuffer import tflite_layer_model, validate_model
+from onnx_netadapt_runners.tflite.convert import onnx_to_tflite
+from onnx_netadapt_runners.tflite.flatbuffer import tflite_layer_model, validate_model
 
 logger = logging.getLogger(__name__)
 

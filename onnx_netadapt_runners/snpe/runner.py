@@ -30,12 +30,24 @@ from onnx_netadapt.measure.runner import (
     RunnerUnavailable,
 )
 from onnx_netadapt.measure.stats import MeasureSettings
-from runners import proc
-from runners.android import ADB_FIX, Adb, ShellResult, connect, find_adb
-from runners.snpe import device
-from runners.snpe.diagview import TOTAL_INFERENCE, DiagviewReport, parse_diagview
-from runners.snpe.inputs import InputSpec, input_list_text, input_specs, write_raw_inputs
-from runners.snpe.sdk import CONVERTER, DIAGVIEW, NET_RUN, SDK_FIX, SnpeSdk, parse_version
+from onnx_netadapt_runners import proc
+from onnx_netadapt_runners.android import ADB_FIX, Adb, ShellResult, connect, find_adb
+from onnx_netadapt_runners.snpe import device
+from onnx_netadapt_runners.snpe.diagview import TOTAL_INFERENCE, DiagviewReport, parse_diagview
+from onnx_netadapt_runners.snpe.inputs import (
+    InputSpec,
+    input_list_text,
+    input_specs,
+    write_raw_inputs,
+)
+from onnx_netadapt_runners.snpe.sdk import (
+    CONVERTER,
+    DIAGVIEW,
+    NET_RUN,
+    SDK_FIX,
+    SnpeSdk,
+    parse_version,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from onnx_netadapt.measure.runner import RunnerError, RunnerUnavailable
-from runners import proc
+from onnx_netadapt_runners import proc
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,5 @@
+"""``python -m benchmarks.zoo``: see the package docstring."""
+
+from benchmarks.zoo.cli import main
+
+main()
