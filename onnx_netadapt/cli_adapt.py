@@ -18,6 +18,7 @@ from onnx_netadapt.adapt import Adaptation, AdaptConfig, IterationResult, parse_
 from onnx_netadapt.adapt.config import SELECT_MODES
 from onnx_netadapt.adapt.rundir import RunDir, RunDirError
 from onnx_netadapt.adapt.state import RunState, RunSummary
+from onnx_netadapt.channels.analysis import ATTENTION_UNITS
 from onnx_netadapt.engines import ENGINES
 from onnx_netadapt.errors import NetAdaptError, UsageError
 from onnx_netadapt.graph.load import parse_input_shape
@@ -186,6 +187,13 @@ class _Progress:
 @click.option("--max-iterations", default=200, show_default=True)
 @click.option("--table", type=click.Path(path_type=Path), help="Shared latency table JSON.")
 @click.option("--allow-approximate", is_flag=True, help="Also prune approximate groups.")
+@click.option(
+    "--attention-units",
+    type=click.Choice(ATTENTION_UNITS),
+    default="heads",
+    show_default=True,
+    help="Prune multi-head attention by whole heads, or by the same dimensions of every head.",
+)
 @click.option(
     "--runner-option",
     "runner_options",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from onnx_netadapt.adapt.budget import Budget
+from onnx_netadapt.channels.analysis import ATTENTION_UNITS
 from onnx_netadapt.engines import ENGINES, RAY_BUILTIN_RESOURCES
 from onnx_netadapt.errors import BudgetError, UsageError
 from onnx_netadapt.measure.estimate import MODES as ESTIMATE_MODES
@@ -24,6 +25,10 @@ class AdaptConfig:
         step: initial reduction per iteration, as a fraction of the original resource.
         decay: the reduction shrinks by this factor every iteration.
         round_to: channel grid of the proposals (multiples of 8 by default).
+        allow_approximate: also prune groups whose removal changes the kept channels' values
+            (LayerNorm over channels, weight standardisation); fine-tuning must recover them.
+        attention_units: how multi-head attention blocks lose channels: ``heads`` (whole
+            heads) or ``dims`` (the same dimensions of every head).
         short_steps: optimiser steps of the short-term fine-tune of each proposal.
         long_epochs: epochs of the long-term fine-tune of the final network.
         select: ``accuracy`` (highest holdout accuracy) or ``ratio`` (least accuracy lost per
@@ -61,6 +66,7 @@ class AdaptConfig:
     decay: float = 0.96
     round_to: int = 8
     allow_approximate: bool = False
+    attention_units: str = "heads"
     short_steps: int = 50
     long_epochs: float = 5.0
     batch_size: int = 64
@@ -93,6 +99,10 @@ class AdaptConfig:
             (0.0 < self.step < 1.0, f"--step {self.step} must be in (0, 1)"),
             (0.0 < self.decay <= 1.0, f"--decay {self.decay} must be in (0, 1]"),
             (self.round_to >= 1, f"--round-to {self.round_to} must be >= 1"),
+            (
+                self.attention_units in ATTENTION_UNITS,
+                f"--attention-units must be one of {ATTENTION_UNITS}",
+            ),
             (self.short_steps >= 0, f"--short-steps {self.short_steps} must be >= 0"),
             (self.long_epochs >= 0, f"--long-epochs {self.long_epochs} must be >= 0"),
             (self.batch_size >= 1, f"--batch-size {self.batch_size} must be >= 1"),

@@ -183,7 +183,7 @@ class Adaptation:
         self.rundir.start(self.overwrite)
         start = time.perf_counter()
         net0 = save_model(original.model, self.rundir.network_path(0))
-        analysis = analyse(original)
+        analysis = analyse(original, self.config.attention_units)
         check_prunable(analysis, self.config.allow_approximate)
         measured = resources.calibrate(original)
         resources.set_reference(original.model, measured)
@@ -239,7 +239,9 @@ class Adaptation:
             return self._ended(UNREACHABLE, resources, current)
         cfg = self.config
         folder = self.rundir.proposal_dir()
-        jobs = write_proposals(folder, candidates, cfg.seed, i, cfg.allow_approximate)
+        jobs = write_proposals(
+            folder, candidates, cfg.seed, i, cfg.allow_approximate, cfg.attention_units
+        )
         if not self._engine_started:  # started late: its workers' start-up never overlaps
             engine.start(ctx)  # the measurements of the original and the floor
             self._engine_started = True
@@ -300,7 +302,7 @@ class Adaptation:
         """This iteration's targets and, per group, the largest count meeting them (or why
         not); the step is cut down when no group can deliver all of it."""
         cfg = self.config
-        analysis = analyse(current)
+        analysis = analyse(current, cfg.attention_units)
         signatures = model_signatures(current)
         targets: dict[str, float] = {}
         candidates: list[Candidate] = []

@@ -49,8 +49,9 @@ class TrainPlan:
 class ProposalJob:
     """Fine-tune the pruned model at ``path`` in place and score it on the holdout set.
 
-    ``units`` (the group's kept units) and ``allow_approximate`` let an engine whose workers
-    cannot read ``path`` rebuild the same proposal from the current network.
+    ``units`` (the group's kept units), ``allow_approximate`` and ``attention_units`` let an
+    engine whose workers cannot read ``path`` rebuild the same proposal from the current
+    network.
     """
 
     group_id: int
@@ -58,6 +59,7 @@ class ProposalJob:
     seed: int
     units: int = 0
     allow_approximate: bool = False
+    attention_units: str = "heads"
 
 
 @dataclass
@@ -80,7 +82,12 @@ def proposal_seed(seed: int, iteration: int, producers: list[str]) -> int:
 
 
 def write_proposals(
-    folder: Path, candidates: list[Candidate], seed: int, iteration: int, allow_approximate: bool
+    folder: Path,
+    candidates: list[Candidate],
+    seed: int,
+    iteration: int,
+    allow_approximate: bool,
+    attention_units: str = "heads",
 ) -> list[ProposalJob]:
     """Save each candidate network in ``folder`` (emptied first) as a job for an engine; the
     candidates' models are dropped from memory once on disk."""
@@ -89,7 +96,16 @@ def write_proposals(
     for cand in candidates:
         path = save_model(cand.model, folder / f"group_{cand.group_id:04d}.onnx")
         job_seed = proposal_seed(seed, iteration, cand.producers)
-        jobs.append(ProposalJob(cand.group_id, str(path), job_seed, cand.units, allow_approximate))
+        jobs.append(
+            ProposalJob(
+                cand.group_id,
+                str(path),
+                job_seed,
+                cand.units,
+                allow_approximate,
+                attention_units,
+            )
+        )
         cand.model = None  # type: ignore[assignment]  # free memory: it is on disk now
     return jobs
 
@@ -128,7 +144,7 @@ def rebuild_proposal(current: bytes, job: ProposalJob) -> onnx.ModelProto:
     from onnx_netadapt.graph.load import load_model
     from onnx_netadapt.prune.apply import prune
 
-    analysis = analyse(load_model(current, fold=False))
+    analysis = analyse(load_model(current, fold=False), job.attention_units)
     keep = {job.group_id: job.units}
     return prune(analysis, keep, allow_approximate=job.allow_approximate, check=False).model
 
