@@ -191,74 +191,111 @@ def run(runner_name: str, out: Path, count: int, options: dict, design: str) -> 
         table = LatencyTable(runner.fingerprint(), out / table_file)
         results["fingerprint"] = runner.fingerprint()
         for arch in ARCHS:
-            original = export(arch)
-            loaded = load_model(original)
-            start_measurements, start_time = table.measurements, table.measure_seconds
-            runner.settings = WHOLE
-            noise = [runner.measure(loaded.model).median_ms for _ in range(10)]
-            measured = float(np.median(noise))
-            self_ratio = [anchored(runner, loaded.model, loaded.model, 1.0)[0] for _ in range(3)]
-            runner.settings = LAYER
-            estimators = calibrate_all(runner, table, loaded, measured)
-            anchors = {}  # every group at this share of its channels -> (network, measured)
-            for ratio in CURVE_RATIOS:
-                network = load_model(prune(analyse(loaded), ratio=ratio).model)
-                runner.settings = WHOLE
-                ms, _ = anchored(runner, network.model, loaded.model, measured)
-                anchors[ratio] = (network, ms)
-            runner.settings = LAYER
-            for name in TWO_POINT:
-                if name in estimators:
-                    for suffix, ratios in (("+2pt", (0.5,)), ("+curve", CURVE_RATIOS)):
-                        twin = copy.copy(estimators[name])
-                        twin.calibration = dataclasses.replace(estimators[name].calibration)
-                        for ratio in ratios:
-                            twin.refine(*anchors[ratio])
-                        estimators[name + suffix] = twin
-            new = NEW if NEW in estimators else NEW_FALLBACK
-            rows, seconds = [], []
-            for i, variant in enumerate(variants(original, count, seed=1, design=design)):
-                runner.settings = LAYER
-                pruned = load_model(variant)
-                estimates = {}
-                for name, estimator in estimators.items():
-                    estimates[name] = estimator.estimate(pruned)
-                start = time.perf_counter()
-                estimators[new].estimate(pruned)  # entries known now: the loop's cost
-                seconds.append(time.perf_counter() - start)
-                runner.settings = WHOLE
-                value, raw = anchored(runner, variant, loaded.model, measured)
-                rows.append(
-                    {
-                        "variant": i,
-                        "measured_ms": value,
-                        "measured_raw_ms": raw,
-                        "estimated_ms": estimates[new],
-                        "estimates": estimates,
-                    }
-                )
-            kernels = estimators[new].kernels_table if new in estimators else None
-            results["architectures"][arch] = {
-                "original_ms": measured,
-                "layers_sum_ms": estimators[OLD].calibration.layers_ms,
-                "noise_ms": noise,
-                "anchored_self_ratio": self_ratio,
-                "new": new,
-                "calibrations": {n: describe(e) for n, e in estimators.items()},
-                "variants": rows,
-                "estimate_seconds": float(np.median(seconds)),
-                "half_ms": anchors[0.5][1],
-                "anchor_ms": {str(r): ms for r, (_, ms) in anchors.items()},
-                "slopes": {n: e.calibration.slope for n, e in estimators.items()},
-                "table_measurements": table.measurements - start_measurements,
-                "table_fill_seconds": table.measure_seconds - start_time,
-                "kernel_measurements": kernels.measurements if kernels else 0,
-                "kernel_fill_seconds": kernels.measure_seconds if kernels else 0.0,
-                "full_grid_entries": len(full_grid(loaded)),
-            }
-            print(f"{arch}: {metrics(rows, noise, new)}", flush=True)
+            results["architectures"][arch] = fidelity_of(arch, runner, table, count, design)
     result_path(out, runner_name, design).write_text(json.dumps(results, indent=1) + "\n")
     return results
+
+
+def fidelity_of(arch: str, runner, table: LatencyTable, count: int, design: str) -> dict:
+    """One architecture: its noise floor, every estimator's calibration, and each random
+    variant's estimates against its measurement (JSON-ready)."""
+    original = export(arch)
+    loaded = load_model(original)
+    start_measurements, start_time = table.measurements, table.measure_seconds
+    runner.settings = WHOLE
+    noise = [runner.measure(loaded.model).median_ms for _ in range(10)]
+    measured = float(np.median(noise))
+    self_ratio = [anchored(runner, loaded.model, loaded.model, 1.0)[0] for _ in range(3)]
+    runner.settings = LAYER
+    estimators = calibrate_all(runner, table, loaded, measured)
+    anchors = curve_anchors(runner, loaded, measured)
+    add_refined(estimators, anchors)
+    new = NEW if NEW in estimators else NEW_FALLBACK
+    rows, seconds = variant_rows(
+        runner, original, loaded.model, measured, estimators, new, count, design
+    )
+    kernels = estimators[new].kernels_table if new in estimators else None
+    record = {
+        "original_ms": measured,
+        "layers_sum_ms": estimators[OLD].calibration.layers_ms,
+        "noise_ms": noise,
+        "anchored_self_ratio": self_ratio,
+        "new": new,
+        "calibrations": {n: describe(e) for n, e in estimators.items()},
+        "variants": rows,
+        "estimate_seconds": float(np.median(seconds)),
+        "half_ms": anchors[0.5][1],
+        "anchor_ms": {str(r): ms for r, (_, ms) in anchors.items()},
+        "slopes": {n: e.calibration.slope for n, e in estimators.items()},
+        "table_measurements": table.measurements - start_measurements,
+        "table_fill_seconds": table.measure_seconds - start_time,
+        "kernel_measurements": kernels.measurements if kernels else 0,
+        "kernel_fill_seconds": kernels.measure_seconds if kernels else 0.0,
+        "full_grid_entries": len(full_grid(loaded)),
+    }
+    print(f"{arch}: {metrics(rows, noise, new)}", flush=True)
+    return record
+
+
+def curve_anchors(runner, loaded, measured: float) -> dict[float, tuple]:
+    """{ratio: (network, measured ms)}: every group at each share of CURVE_RATIOS."""
+    anchors = {}
+    for ratio in CURVE_RATIOS:
+        network = load_model(prune(analyse(loaded), ratio=ratio).model)
+        runner.settings = WHOLE
+        ms, _ = anchored(runner, network.model, loaded.model, measured)
+        anchors[ratio] = (network, ms)
+    runner.settings = LAYER
+    return anchors
+
+
+def add_refined(estimators: dict[str, Estimator], anchors: dict[float, tuple]) -> None:
+    """Add the TWO_POINT estimators refined on the half-width anchor (``+2pt``) and on every
+    anchor of the curve (``+curve``)."""
+    for name in TWO_POINT:
+        if name in estimators:
+            for suffix, ratios in (("+2pt", (0.5,)), ("+curve", CURVE_RATIOS)):
+                twin = copy.copy(estimators[name])
+                twin.calibration = dataclasses.replace(estimators[name].calibration)
+                for ratio in ratios:
+                    twin.refine(*anchors[ratio])
+                estimators[name + suffix] = twin
+
+
+def variant_rows(
+    runner,
+    original: onnx.ModelProto,
+    reference: onnx.ModelProto,
+    measured: float,
+    estimators: dict[str, Estimator],
+    new: str,
+    count: int,
+    design: str,
+) -> tuple[list[dict], list[float]]:
+    """Each random variant's estimates and measurement (anchored to ``reference``), and the
+    seconds the ``new`` estimator took per variant with its entries known."""
+    rows, seconds = [], []
+    for i, variant in enumerate(variants(original, count, seed=1, design=design)):
+        runner.settings = LAYER
+        pruned = load_model(variant)
+        estimates = {}
+        for name, estimator in estimators.items():
+            estimates[name] = estimator.estimate(pruned)
+        start = time.perf_counter()
+        estimators[new].estimate(pruned)  # entries known now: the loop's cost
+        seconds.append(time.perf_counter() - start)
+        runner.settings = WHOLE
+        value, raw = anchored(runner, variant, reference, measured)
+        rows.append(
+            {
+                "variant": i,
+                "measured_ms": value,
+                "measured_raw_ms": raw,
+                "estimated_ms": estimates[new],
+                "estimates": estimates,
+            }
+        )
+    return rows, seconds
 
 
 def estimates_of(rows: list[dict], name: str) -> list[float] | None:
