@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from click.core import ParameterSource
@@ -242,23 +243,10 @@ def adapt_cmd(
     run: Adaptation | None = None
     try:
         config = None
-        if resume is not None and (ignored := _ignored_on_resume(click.get_current_context())):
-            raise UsageError(
-                f"--resume {resume} continues the run with the settings it started with; "
-                f"{', '.join(ignored)} would be ignored: drop them (or start a new run with -o)"
-            )
-        if resume is None:
-            if model is None:
-                raise click.UsageError("give a MODEL to adapt (or --resume DIR)")
-            table = settings.pop("table")
-            settings["workers"] = _parse_workers(str(settings["workers"]))
-            config = AdaptConfig(
-                budgets=parse_budgets(budgets),
-                input_shapes={k: list(v) for k, v in map(parse_input_shape, input_shapes)},
-                table=str(table) if table else None,
-                task_options=parse_runner_options(task_options, "--task-option"),
-                **settings,  # type: ignore[arg-type]
-            )
+        if resume is not None:
+            _refuse_ignored_on_resume(resume)
+        else:
+            config = _new_config(model, budgets, input_shapes, task_options, settings)
         run = Adaptation(
             model,
             config,
@@ -274,14 +262,7 @@ def adapt_cmd(
         _interrupted(out_dir, as_json)
     except NetAdaptError as exc:
         # refused before this run saved a state: a summary there is an earlier run's
-        summary = _read_summary(out_dir) if hasattr(run, "state") else None
-        if as_json:
-            data = summary.to_dict() if summary else {}
-            click.echo(json.dumps({**data, "error": str(exc), "exit_code": exc.exit_code}))
-        elif summary and not quiet:
-            _print_summary(summary, out_dir, _read_state(out_dir))
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _exit_on_error(exc, out_dir, hasattr(run, "state"), as_json, quiet)
     summary = _read_summary(out_dir)
     if summary is None:
         raise click.ClickException(f"{out_dir} holds no finished run")
@@ -289,6 +270,51 @@ def adapt_cmd(
         click.echo(json.dumps(summary.to_dict(), indent=1))
     elif not quiet:
         _print_summary(summary, out_dir, _read_state(out_dir))
+
+
+def _refuse_ignored_on_resume(resume: Path) -> None:
+    """--resume with settings the resumed run would not use: a usage error."""
+    if ignored := _ignored_on_resume(click.get_current_context()):
+        raise UsageError(
+            f"--resume {resume} continues the run with the settings it started with; "
+            f"{', '.join(ignored)} would be ignored: drop them (or start a new run with -o)"
+        )
+
+
+def _new_config(
+    model: Path | None,
+    budgets: tuple[str, ...],
+    input_shapes: tuple[str, ...],
+    task_options: tuple[str, ...],
+    settings: dict[str, object],
+) -> AdaptConfig:
+    """The AdaptConfig of a new run from the command line's options."""
+    if model is None:
+        raise click.UsageError("give a MODEL to adapt (or --resume DIR)")
+    table = settings.pop("table")
+    settings["workers"] = _parse_workers(str(settings["workers"]))
+    return AdaptConfig(
+        budgets=parse_budgets(budgets),
+        input_shapes={k: list(v) for k, v in map(parse_input_shape, input_shapes)},
+        table=str(table) if table else None,
+        task_options=parse_runner_options(task_options, "--task-option"),
+        **settings,  # type: ignore[arg-type]
+    )
+
+
+def _exit_on_error(
+    exc: NetAdaptError, out_dir: Path | None, own_state: bool, as_json: bool, quiet: bool
+) -> NoReturn:
+    """Report ``exc`` (with the summary of the run in ``out_dir`` when ``own_state``: this run
+    saved a state there) and exit with its code."""
+    summary = _read_summary(out_dir) if own_state else None
+    if as_json:
+        data = summary.to_dict() if summary else {}
+        click.echo(json.dumps({**data, "error": str(exc), "exit_code": exc.exit_code}))
+    elif summary and not quiet:
+        _print_summary(summary, out_dir, _read_state(out_dir))
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
 
 
 # What --resume still takes: everything else is a setting the run keeps from its start.

@@ -380,7 +380,7 @@ def _attach_slices_and_tensors(
 
 
 def _set_reasons(group: ChannelGroup, resolved: Resolved) -> None:
-    """Why ``group`` is pinned or only approximately prunable (first reason of each kind)."""
+    """Why ``group`` is pinned, or else only approximately prunable (its distinct reasons)."""
     pinned: list[str] = []
     approx: list[str] = []
     for cls in group.classes.tolist():
