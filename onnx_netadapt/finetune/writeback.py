@@ -112,57 +112,78 @@ def build_mapping(model: onnx.ModelProto, module: nn.Module) -> dict[str, Tensor
     inits = {i.name: i for i in model.graph.initializer}
     consumers = Counter(name for node in model.graph.node for name in node.input if name)
     fx_calls = {n.target: n for n in module.graph.nodes if n.op == "call_module"}
-    mapping: dict[str, TensorRef] = {}
-    owner: dict[str, str] = {}
+    claims = _Claims(inits, module)
+    for module_name, onnx_node in OnnxGraph(model.graph).nodes.items():
+        node = onnx_node.proto
+        sub = module.get_submodule(module_name)
+        _claim_absorbed(claims, node, sub, module_name)
+        call = fx_calls.get(module_name)
+        if call is not None:
+            _claim_fed(claims, node, sub, call, consumers)
+    for name, init in inits.items():
+        if init.data_type in FLOAT_TYPES and name not in claims.mapping and consumers[name] <= 1:
+            logger.debug("float initializer %s is not mapped: kept unchanged", name)
+    return claims.mapping
 
-    def claim(init_name: str, ref: TensorRef, node_name: str) -> None:
-        if init_name in mapping:
+
+class _Claims:
+    """The mapping being built: each initializer claimed once, checked against its tensor."""
+
+    def __init__(self, inits: dict[str, onnx.TensorProto], module: nn.Module) -> None:
+        self.inits, self.module = inits, module
+        self.mapping: dict[str, TensorRef] = {}
+        self.owner: dict[str, str] = {}  # initializer -> the node that claimed it
+
+    def claim(self, init_name: str, ref: TensorRef, node_name: str) -> None:
+        if init_name in self.mapping:
             raise FineTuneError(
-                f"initializer {init_name!r} maps to two torch tensors ({mapping[init_name].path} "
-                f"for node {owner[init_name]!r}, {ref.path} for node {node_name!r}): it is "
-                "shared between nodes. Load the model with onnx_netadapt.load_model, which gives "
-                "every node its own copy."
+                f"initializer {init_name!r} maps to two torch tensors "
+                f"({self.mapping[init_name].path} for node {self.owner[init_name]!r}, "
+                f"{ref.path} for node {node_name!r}): it is shared between nodes. Load the model "
+                "with onnx_netadapt.load_model, which gives every node its own copy."
             )
-        if not _matches(inits[init_name], _tensor(module, ref.path), ref):
+        if not _matches(self.inits[init_name], _tensor(self.module, ref.path), ref):
             raise FineTuneError(
                 f"initializer {init_name!r} of node {node_name!r} does not match torch tensor "
                 f"{ref.path} ({ref.transform}); the onnx2torch converter for this op stores it "
                 "differently than expected"
             )
-        mapping[init_name] = ref
-        owner[init_name] = node_name
+        self.mapping[init_name] = ref
+        self.owner[init_name] = node_name
 
-    graph = OnnxGraph(model.graph)
-    for module_name, onnx_node in graph.nodes.items():
-        node = onnx_node.proto
-        sub = module.get_submodule(module_name)
-        onnx_mapping = getattr(sub, "onnx_mapping", None)
-        fed_names = set(onnx_mapping.inputs) if onnx_mapping is not None else set(node.input)
-        for index, name in enumerate(node.input):
-            if name not in inits or name in fed_names:
-                continue
-            ref = _absorbed_ref(node, index, sub, module_name, inits[name])
-            if ref is not None:
-                claim(name, ref, node.name)
-            elif inits[name].data_type in FLOAT_TYPES:
-                logger.debug("initializer %s of node %s: not found in its module", name, node.name)
-        call = fx_calls.get(module_name)
-        if call is None:
+
+def _claim_absorbed(
+    claims: _Claims, node: onnx.NodeProto, sub: nn.Module, module_name: str
+) -> None:
+    """Claim the initializers ``node``'s converter absorbed into its module ``sub``."""
+    inits = claims.inits
+    onnx_mapping = getattr(sub, "onnx_mapping", None)
+    fed_names = set(onnx_mapping.inputs) if onnx_mapping is not None else set(node.input)
+    for index, name in enumerate(node.input):
+        if name not in inits or name in fed_names:
             continue
-        for index, path in _fed_buffers(node, sub, call).items():
-            name = node.input[index]
-            if inits[name].data_type not in FLOAT_TYPES:
-                continue
-            if consumers[name] > 1:
-                logger.debug("initializer %s is shared by %d nodes: kept", name, consumers[name])
-                continue
-            if _trainable_fed(node, index, inits[name]):
-                _make_parameter(module, path)
-            claim(name, TensorRef(path), node.name)
-    for name, init in inits.items():
-        if init.data_type in FLOAT_TYPES and name not in mapping and consumers[name] <= 1:
-            logger.debug("float initializer %s is not mapped: kept unchanged", name)
-    return mapping
+        ref = _absorbed_ref(node, index, sub, module_name, inits[name])
+        if ref is not None:
+            claims.claim(name, ref, node.name)
+        elif inits[name].data_type in FLOAT_TYPES:
+            logger.debug("initializer %s of node %s: not found in its module", name, node.name)
+
+
+def _claim_fed(
+    claims: _Claims, node: onnx.NodeProto, sub: nn.Module, call, consumers: Counter
+) -> None:
+    """Claim the float initializers fed to ``node``'s module as buffers (its fx ``call``); a
+    trainable one with a single consumer becomes a parameter."""
+    for index, path in _fed_buffers(node, sub, call).items():
+        name = node.input[index]
+        if claims.inits[name].data_type not in FLOAT_TYPES:
+            continue
+        if consumers[name] > 1:
+            logger.debug("initializer %s is shared by %d nodes: kept", name, consumers[name])
+            continue
+        if _trainable_fed(node, index, claims.inits[name]):
+            _make_parameter(claims.module, path)
+        claims.claim(name, TensorRef(path), node.name)
 
 
 def _absorbed_ref(
