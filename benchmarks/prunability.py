@@ -315,7 +315,20 @@ def _markdown(summary: dict, timing_data: dict | None, rows: list[dict]) -> str:
             f"{s['median_param_ratio']:.2f} |"
         )
     if timing_data:
-        lines += _timing_lines(timing_data)
+        lines += [
+            "",
+            "## Core timings (ResNet-50, this machine, medians)",
+            "",
+            "| exporter | load+normalise s | analysis s | prune one group ms "
+            "| prune one group + checker ms |",
+            "|---|---|---|---|---|",
+        ]
+        for exporter, t in timing_data.items():
+            lines.append(
+                f"| {exporter} | {t['load_and_normalise_s']:.2f} | {t['analysis_median_s']:.3f} "
+                f"| {t['prune_one_group_median_ms']:.1f} | "
+                f"{t['prune_one_group_with_checks_median_ms']:.0f} |"
+            )
     lines += [
         "",
         "## Per model",
@@ -327,25 +340,6 @@ def _markdown(summary: dict, timing_data: dict | None, rows: list[dict]) -> str:
     for r in sorted(rows, key=lambda r: (r["source"], r["family"], r["name"], r["exporter"])):
         lines.append(_model_row(r))
     return "\n".join(lines) + "\n"
-
-
-def _timing_lines(timing_data: dict) -> list[str]:
-    """The section of core timings per exporter."""
-    lines = [
-        "",
-        "## Core timings (ResNet-50, this machine, medians)",
-        "",
-        "| exporter | load+normalise s | analysis s | prune one group ms "
-        "| prune one group + checker ms |",
-        "|---|---|---|---|---|",
-    ]
-    for exporter, t in timing_data.items():
-        lines.append(
-            f"| {exporter} | {t['load_and_normalise_s']:.2f} | {t['analysis_median_s']:.3f} "
-            f"| {t['prune_one_group_median_ms']:.1f} | "
-            f"{t['prune_one_group_with_checks_median_ms']:.0f} |"
-        )
-    return lines
 
 
 def _model_row(r: dict) -> str:

@@ -243,10 +243,23 @@ def adapt_cmd(
     run: Adaptation | None = None
     try:
         config = None
-        if resume is not None:
-            _refuse_ignored_on_resume(resume)
-        else:
-            config = _new_config(model, budgets, input_shapes, task_options, settings)
+        if resume is not None and (ignored := _ignored_on_resume(click.get_current_context())):
+            raise UsageError(
+                f"--resume {resume} continues the run with the settings it started with; "
+                f"{', '.join(ignored)} would be ignored: drop them (or start a new run with -o)"
+            )
+        if resume is None:
+            if model is None:
+                raise click.UsageError("give a MODEL to adapt (or --resume DIR)")
+            table = settings.pop("table")
+            settings["workers"] = _parse_workers(str(settings["workers"]))
+            config = AdaptConfig(
+                budgets=parse_budgets(budgets),
+                input_shapes={k: list(v) for k, v in map(parse_input_shape, input_shapes)},
+                table=str(table) if table else None,
+                task_options=parse_runner_options(task_options, "--task-option"),
+                **settings,  # type: ignore[arg-type]
+            )
         run = Adaptation(
             model,
             config,
@@ -270,36 +283,6 @@ def adapt_cmd(
         click.echo(json.dumps(summary.to_dict(), indent=1))
     elif not quiet:
         _print_summary(summary, out_dir, _read_state(out_dir))
-
-
-def _refuse_ignored_on_resume(resume: Path) -> None:
-    """--resume with settings the resumed run would not use: a usage error."""
-    if ignored := _ignored_on_resume(click.get_current_context()):
-        raise UsageError(
-            f"--resume {resume} continues the run with the settings it started with; "
-            f"{', '.join(ignored)} would be ignored: drop them (or start a new run with -o)"
-        )
-
-
-def _new_config(
-    model: Path | None,
-    budgets: tuple[str, ...],
-    input_shapes: tuple[str, ...],
-    task_options: tuple[str, ...],
-    settings: dict[str, object],
-) -> AdaptConfig:
-    """The AdaptConfig of a new run from the command line's options."""
-    if model is None:
-        raise click.UsageError("give a MODEL to adapt (or --resume DIR)")
-    table = settings.pop("table")
-    settings["workers"] = _parse_workers(str(settings["workers"]))
-    return AdaptConfig(
-        budgets=parse_budgets(budgets),
-        input_shapes={k: list(v) for k, v in map(parse_input_shape, input_shapes)},
-        table=str(table) if table else None,
-        task_options=parse_runner_options(task_options, "--task-option"),
-        **settings,  # type: ignore[arg-type]
-    )
 
 
 def _exit_on_error(

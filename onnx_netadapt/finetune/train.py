@@ -27,7 +27,7 @@ from torch import nn
 
 from onnx_netadapt.data.dataset import ArrayDataset
 from onnx_netadapt.errors import FineTuneError
-from onnx_netadapt.finetune.writeback import flatten_outputs
+from onnx_netadapt.finetune.agreement import flatten_outputs
 from onnx_netadapt.tasks.base import LossOptions, Task
 
 logger = logging.getLogger(__name__)
