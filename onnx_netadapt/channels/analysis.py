@@ -248,20 +248,7 @@ def analyse(loaded: LoadedModel, attention_units: str = "heads") -> ChannelAnaly
     state = AnalysisState(model, loaded.shapes, constants, consumers, producer_of)
     state.attention_units = attention_units
     outer_refs = _subgraph_outer_references(model)
-    for node in model.graph.node:
-        ctx = RuleContext(node, state, loaded.opset)
-        fn = rules.get_rule(node.op_type) if node.domain in ("", "ai.onnx") else None
-        if fn is None:
-            reason = _unsupported_reason(node)
-            state.unsupported[node.name] = reason
-            ctx.pin_inputs(reason)
-            continue
-        try:
-            fn(ctx)
-        except KeyError as exc:  # a tensor without a static shape
-            reason = f"{ctx.describe()}: shape of {exc} unknown"
-            state.unsupported[node.name] = reason
-            ctx.pin_inputs(reason)
+    _apply_rules(state, loaded.opset)
     mark_computed_weights(state, loaded.computed_weights)
     for name, owner in outer_refs.items():
         if (lay := state.layouts.get(name)) is not None:
@@ -286,6 +273,25 @@ def analyse(loaded: LoadedModel, attention_units: str = "heads") -> ChannelAnaly
         state.unsupported,
         state.contractions,
     )
+
+
+def _apply_rules(state: AnalysisState, opset: int) -> None:
+    """Run every node's channel rule in graph order; a node without one (or without static
+    shapes) pins its inputs, and the reason is kept in ``state.unsupported``."""
+    for node in state.model.graph.node:
+        ctx = RuleContext(node, state, opset)
+        fn = rules.get_rule(node.op_type) if node.domain in ("", "ai.onnx") else None
+        if fn is None:
+            reason = _unsupported_reason(node)
+            state.unsupported[node.name] = reason
+            ctx.pin_inputs(reason)
+            continue
+        try:
+            fn(ctx)
+        except KeyError as exc:  # a tensor without a static shape
+            reason = f"{ctx.describe()}: shape of {exc} unknown"
+            state.unsupported[node.name] = reason
+            ctx.pin_inputs(reason)
 
 
 def _unsupported_reason(node: onnx.NodeProto) -> str:
@@ -330,7 +336,14 @@ def _build_groups(state: AnalysisState, resolved: Resolved) -> list[ChannelGroup
         for cls in classes.tolist():
             class_group[cls] = gid
         groups.append(group)
-    _attach_slices_and_tensors(state, atom_class, groups, class_group)
+    for spec in state.slices:
+        for gid in {class_group.get(c) for c in np.unique(atom_class[spec.atoms]).tolist()}:
+            if gid is not None:
+                groups[gid].slices.append(spec)
+    for name, lay in state.layouts.items():
+        for gid in {class_group.get(c) for c in np.unique(atom_class[lay.flat_atoms()]).tolist()}:
+            if gid is not None:
+                groups[gid].tensors.add(name)
     for group in groups:
         _set_reasons(group, resolved)
     return groups
@@ -360,23 +373,6 @@ def _sharing_producers(producer_classes: list[np.ndarray]) -> list[list[int]]:
     for index in range(len(producer_classes)):
         members[find(index)].append(index)
     return [members[root] for root in sorted(members)]
-
-
-def _attach_slices_and_tensors(
-    state: AnalysisState,
-    atom_class: np.ndarray,
-    groups: list[ChannelGroup],
-    class_group: dict[int, int],
-) -> None:
-    """Give each group the slices that cut its classes and the tensors that carry them."""
-    for spec in state.slices:
-        for gid in {class_group.get(c) for c in np.unique(atom_class[spec.atoms]).tolist()}:
-            if gid is not None:
-                groups[gid].slices.append(spec)
-    for name, lay in state.layouts.items():
-        for gid in {class_group.get(c) for c in np.unique(atom_class[lay.flat_atoms()]).tolist()}:
-            if gid is not None:
-                groups[gid].tensors.add(name)
 
 
 def _set_reasons(group: ChannelGroup, resolved: Resolved) -> None:
