@@ -4,8 +4,9 @@ mode, resumed."""
 
 from __future__ import annotations
 
+import argparse
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,22 @@ def test_bootstrap_interval_covers_the_seed_spread() -> None:
         report.bootstrap(report.target_view(_data([0]), "ort"), "net", np.random.default_rng(0))
         == {}
     )
+
+
+def test_report_tables_cross_target_latency_and_summary(tmp_path: Path) -> None:
+    data = _data([0, 1]) | {"setup": asdict(Setup())}
+    (tmp_path / "points.json").write_text(json.dumps(data))
+    summary = report.cmd_report(argparse.Namespace(out=tmp_path))
+    assert set(summary["speedup_vs_multiplier"]) == {"ort", "tflite"}
+    ort = summary["speedup_vs_multiplier"]["ort"]["net"]
+    assert ort["0.5"]["speedup"] == pytest.approx(1 / 0.7) and ort["0.5"]["bound"] == "="
+    md = (tmp_path / "compare.md").read_text()
+    assert "## net, chosen for and measured on ort" in md
+    # netadapt chosen for ort at 0.5: latency 0.35 on ort, and the same on tflite
+    assert "| 0.5 | netadapt | 0.350 | 0.350 | 86.00 ± 0.00 | 1.00 | 10 |" in md
+    assert "| below | multiplier-curve | 0.200 | 0.200 | 80.00 ± 0.00 |" in md
+    assert "- budget 0.5: = x1.43 (bootstrap 95% over seeds: 1.43-1.43)" in md
+    assert (tmp_path / "compare.png").stat().st_size > 0
 
 
 def test_largest_under_picks_the_widest_that_fits() -> None:
