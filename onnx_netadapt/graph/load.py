@@ -182,8 +182,8 @@ def _check_fixed_dims(name: str, declared: list[int | None], shape: Sequence[int
 
 
 def _check(model: onnx.ModelProto, label: str | None) -> int:
-    """Run the ONNX checker (by path ``label`` for a large model) and check the opset; the
-    opset."""
+    """The model's opset, once the ONNX checker (by path ``label`` for a large model) and the
+    supported opset range have passed it."""
     try:
         if not is_large(model):
             onnx.checker.check_model(model)
