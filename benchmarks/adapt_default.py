@@ -55,11 +55,8 @@ def main() -> None:
     run = args.work / "run"
     state = json.loads((run / "state.json").read_text())
     summary = state["summary"]
-    history = state["history"]
-    original = run / history[0]["network"]
+    original = run / state["history"][0]["network"]
     samples = side_by_side({"original": original, "adapted": run / "adapted.onnx"}, args.rounds)
-    med = {k: statistics.median(v) for k, v in samples.items()}
-    per_iteration = [r["seconds"]["total"] for r in history[1:]]
     build = json.loads(next(args.work.glob("*.json")).read_text())
     result = {
         "command": "python examples/adapt_demo/run.py --out WORK --fresh",
@@ -73,13 +70,29 @@ def main() -> None:
         "final_spread": summary["final_spread"]["latency"],
         "iterations": summary["iterations"],
         "budget_ratio": 0.5,
+        **run_figures(state, samples, args.rounds),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    save_json(result, RESULTS / "summary.json")
+    for name in ("history.json", "report.md", "accuracy_vs_latency.png", "channels.png"):
+        shutil.copy(run / name, RESULTS / name)
+    save_text(render(result), RESULTS / "summary.md")
+    print(render(result))
+
+
+def run_figures(state: dict, samples: dict[str, list[float]], rounds: int) -> dict:
+    """The run's latencies (in the run and side by side), accuracy, time and measurements."""
+    summary = state["summary"]
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    per_iteration = [r["seconds"]["total"] for r in state["history"][1:]]
+    return {
         "in_run": {
             "original_ms": summary["original"]["latency"],
             "final_ms": summary["final"]["latency"],
             "limit_ms": summary["limits"]["latency"],
         },
         "side_by_side": {
-            "rounds": args.rounds,
+            "rounds": rounds,
             "original_ms_median": med["original"],
             "adapted_ms_median": med["adapted"],
             "ratio": med["adapted"] / med["original"],
@@ -101,12 +114,6 @@ def main() -> None:
             "whole_network": summary["network_measurements"],
         },
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    save_json(result, RESULTS / "summary.json")
-    for name in ("history.json", "report.md", "accuracy_vs_latency.png", "channels.png"):
-        shutil.copy(run / name, RESULTS / name)
-    save_text(render(result), RESULTS / "summary.md")
-    print(render(result))
 
 
 def render(r: dict) -> str:

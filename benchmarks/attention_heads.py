@@ -163,34 +163,37 @@ def report(out: Path) -> None:
         "| channels still pinned after, by first reason |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    keys = sorted({(m, e) for m, e, _ in rows})
-    for model, exporter in keys:
-        before = rows.get((model, exporter, "before"), {})
-        after = rows.get((model, exporter, "after"), {})
-        dims = rows.get((model, exporter, "dims"), {})
-        if "error" in after:
-            lines.append(f"| {model} | {exporter} | | | | | | | | | | | {after['error'][:120]} |")
-            continue
-
-        def share(r: dict, key: str = "share") -> str:
-            return f"{r[key]:.3f}" if key in r else ""
-
-        def verdict(r: dict) -> str:
-            return {True: "pass", False: "FAIL"}.get(r.get("oracle_ok"), r.get("error", "")[:60])
-
-        reasons = "; ".join(
-            f"{n}: {r.split(':')[0]}" for r, n in after.get("pinned_channels_by_reason", {}).items()
-        )
-        lines.append(
-            f"| {model} | {exporter} | {share(before)} | {share(after)} | "
-            f"{share(after, 'share_with_approximate')} | "
-            f"{after.get('head_groups_prunable', '')}/{after.get('head_groups', '')} | "
-            f"{after.get('heads_prunable', '')} | {verdict(after)} | {share(dims)} | "
-            f"{dims.get('head_groups_prunable', '')}/{dims.get('head_groups', '')} | "
-            f"{dims.get('heads_prunable', '')} | {verdict(dims)} | "
-            f"{reasons.replace('|', '/')[:400]} |"
-        )
+    for model, exporter in sorted({(m, e) for m, e, _ in rows}):
+        lines.append(_row(model, exporter, rows))
     (out / "attention.md").write_text("\n".join(lines) + "\n")
+
+
+def _row(model: str, exporter: str, rows: dict[tuple[str, str, str], dict]) -> str:
+    """The table row of ``model`` from ``exporter``: its before, after and dims runs."""
+    before = rows.get((model, exporter, "before"), {})
+    after = rows.get((model, exporter, "after"), {})
+    dims = rows.get((model, exporter, "dims"), {})
+    if "error" in after:
+        return f"| {model} | {exporter} | | | | | | | | | | | {after['error'][:120]} |"
+
+    def share(r: dict, key: str = "share") -> str:
+        return f"{r[key]:.3f}" if key in r else ""
+
+    def verdict(r: dict) -> str:
+        return {True: "pass", False: "FAIL"}.get(r.get("oracle_ok"), r.get("error", "")[:60])
+
+    reasons = "; ".join(
+        f"{n}: {r.split(':')[0]}" for r, n in after.get("pinned_channels_by_reason", {}).items()
+    )
+    return (
+        f"| {model} | {exporter} | {share(before)} | {share(after)} | "
+        f"{share(after, 'share_with_approximate')} | "
+        f"{after.get('head_groups_prunable', '')}/{after.get('head_groups', '')} | "
+        f"{after.get('heads_prunable', '')} | {verdict(after)} | {share(dims)} | "
+        f"{dims.get('head_groups_prunable', '')}/{dims.get('head_groups', '')} | "
+        f"{dims.get('heads_prunable', '')} | {verdict(dims)} | "
+        f"{reasons.replace('|', '/')[:400]} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,14 +38,13 @@ measured in the same pass.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 import statistics
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import onnx
 
 from onnx_netadapt.adapt import AdaptConfig, adapt_model, parse_budget
@@ -56,7 +55,7 @@ from onnx_netadapt.demo.build import build_model, export
 from onnx_netadapt.demo.nets import make_net
 from onnx_netadapt.evaluate import accuracy
 from onnx_netadapt.graph.load import load_model
-from onnx_netadapt.graph.save import save_json, save_model, save_text
+from onnx_netadapt.graph.save import save_json, save_model
 from onnx_netadapt.measure.host import cpu_model_name
 from onnx_netadapt.measure.interleave import interleaved_medians
 from onnx_netadapt.measure.metrics import model_macs, parameter_count
@@ -190,6 +189,31 @@ def uniform_under(base: onnx.ModelProto, limit_ms: float) -> tuple[float, onnx.M
 
 
 # -- one architecture and seed --------------------------------------------------------------
+@dataclass
+class Finals:
+    """The final networks of one architecture and seed, by ``method@budget`` key, with their
+    details and training steps."""
+
+    arch: str
+    seed: int
+    folder: Path
+    base_steps: int  # the base network's training steps, counted in every network's
+    data: object  # the fine-tunes' data
+    models: dict[str, onnx.ModelProto] = field(default_factory=dict)
+    meta: dict[str, dict] = field(default_factory=dict)
+
+    def add(self, key: str, model: onnx.ModelProto, steps: int, extra: int, **detail) -> None:
+        """``model`` fine-tuned for ``steps``; ``extra`` training steps after the base's."""
+        self.models[key] = long_finetune(model, steps, self.seed, self.data)
+        self.meta[key] = {**detail, "steps": self.base_steps + extra}
+
+    def trained(self, width: float) -> onnx.ModelProto:
+        """The network of ``width`` trained from scratch with the base recipe."""
+        folder = self.folder / "multiplier"
+        narrow = build_model(self.arch, width, folder, epochs=BASE_EPOCHS, seed=self.seed)
+        return static(Path(narrow["path"]))
+
+
 def run_one(arch: str, seed: int, work: Path) -> list[dict]:
     """Every method at every budget for ``arch`` and ``seed``; JSON-ready points."""
     folder = work / f"{arch}_s{seed}"
@@ -198,64 +222,58 @@ def run_one(arch: str, seed: int, work: Path) -> list[dict]:
     base = static(base_path)
     data = load_data("mnist5k", (1, 1, 28, 28), holdout_per_class=30, seed=seed)
     _, val = load_builtin("mnist5k")
-    train_examples = built["train_examples"]
-    base_steps = BASE_EPOCHS * steps_per_epoch(train_examples)
+    base_steps = BASE_EPOCHS * steps_per_epoch(built["train_examples"])
     original_ms = ort_ms({"base": base})["base"]
     logger.info(
         "%s seed %d: base %.4f ms, val %.4f", arch, seed, original_ms, built["val_accuracy"]
     )
+    finals = Finals(arch, seed, folder, base_steps, data, models={"base": base})
+    extra = _budget_finals(finals, base_path, original_ms)
+    for width in CURVE_WIDTHS:  # ``extra`` is the smallest budget's
+        finals.add(f"{CURVE}@{width}", finals.trained(width), extra, extra, width=width)
+    return _points(finals, val)
 
+
+def _budget_finals(finals: Finals, base_path: Path, original_ms: float) -> int:
+    """The four methods' networks at every budget of ``original_ms``; the extra training steps
+    at the smallest budget."""
+    folder, seed = finals.folder, finals.seed
     ort_family = netadapt_family(base_path, "ort", f"{min(BUDGETS)}", seed, folder / "na_ort")
     ort_hist = json.loads((folder / "na_ort" / "history.json").read_text())["history"]
     in_run = {r["iteration"]: r["measured"]["latency"] for r in ort_hist}
-    run0 = in_run[0]
     mac_family = netadapt_family(base_path, "macs", "0.2", seed, folder / "na_macs")
     mac_ms = ort_ms({str(m["iteration"]): static(m["path"]) for m in mac_family}, rounds=3)
-
-    finals: dict[str, onnx.ModelProto] = {"base": base}
-    meta: dict[str, dict] = {}
     for budget in BUDGETS:
         limit = budget * original_ms
-        k = next((i for i, ms in in_run.items() if ms <= budget * run0), max(in_run))
+        k = next((i for i, ms in in_run.items() if ms <= budget * in_run[0]), max(in_run))
         extra = SHORT_STEPS * k + LONG_STEPS
         chosen = onnx.load(ort_family[k]["path"])
-        key = f"netadapt-ort@{budget}"
-        finals[key] = long_finetune(chosen, LONG_STEPS, seed, data)
-        meta[key] = {"iteration": k, "steps": base_steps + extra}
+        finals.add(f"netadapt-ort@{budget}", chosen, LONG_STEPS, extra, iteration=k)
 
         k_mac = next((int(i) for i, ms in mac_ms.items() if ms <= limit), len(mac_family) - 1)
-        key = f"netadapt-macs@{budget}"
         mac_long = max(0, extra - SHORT_STEPS * k_mac)
         chosen = onnx.load(mac_family[k_mac]["path"])
-        finals[key] = long_finetune(chosen, mac_long, seed, data)
-        meta[key] = {"iteration": k_mac, "steps": base_steps + SHORT_STEPS * k_mac + mac_long}
+        mac_extra = SHORT_STEPS * k_mac + mac_long
+        finals.add(f"netadapt-macs@{budget}", chosen, mac_long, mac_extra, iteration=k_mac)
 
-        width, _ = widest_under(arch, limit)
-        narrow = build_model(arch, width, folder / "multiplier", epochs=BASE_EPOCHS, seed=seed)
-        key = f"multiplier@{budget}"
-        finals[key] = long_finetune(static(Path(narrow["path"])), extra, seed, data)
-        meta[key] = {"width": width, "steps": base_steps + extra}
+        width, _ = widest_under(finals.arch, limit)
+        finals.add(f"multiplier@{budget}", finals.trained(width), extra, extra, width=width)
+        ratio, pruned = uniform_under(finals.models["base"], limit)
+        finals.add(f"uniform@{budget}", pruned, extra, extra, ratio=ratio)
+    return extra
 
-        ratio, pruned = uniform_under(base, limit)
-        key = f"uniform@{budget}"
-        finals[key] = long_finetune(pruned, extra, seed, data)
-        meta[key] = {"ratio": ratio, "steps": base_steps + extra}
 
-    for width in CURVE_WIDTHS:  # ``extra`` is the smallest budget's
-        narrow = build_model(arch, width, folder / "multiplier", epochs=BASE_EPOCHS, seed=seed)
-        key = f"{CURVE}@{width}"
-        finals[key] = long_finetune(static(Path(narrow["path"])), extra, seed, data)
-        meta[key] = {"width": width, "steps": base_steps + extra}
-
-    measured = ort_ms(finals, rounds=ROUNDS)
+def _points(finals: Finals, val) -> list[dict]:
+    """Every final network measured side by side, saved and scored: JSON-ready points."""
+    measured = ort_ms(finals.models, rounds=ROUNDS)
     points = []
-    for key, model in finals.items():
+    for key, model in finals.models.items():
         method, _, budget = key.partition("@")
-        save_model(model, folder / "final" / f"{key}.onnx")
+        save_model(model, finals.folder / "final" / f"{key}.onnx")
         points.append(
             {
-                "arch": arch,
-                "seed": seed,
+                "arch": finals.arch,
+                "seed": finals.seed,
                 "method": method,
                 "budget": None if method == CURVE else float(budget) if budget else 1.0,
                 "latency_ms": measured[key],
@@ -263,7 +281,7 @@ def run_one(arch: str, seed: int, work: Path) -> list[dict]:
                 "val_accuracy": accuracy(model, val),
                 "params": parameter_count(model),
                 "mmacs": model_macs(model) / 1e6,
-                **meta.get(key, {"steps": base_steps}),
+                **finals.meta.get(key, {"steps": finals.base_steps}),
             }
         )
     return points
@@ -286,300 +304,9 @@ def cmd_run(args: argparse.Namespace) -> None:
             saved["cpu"] = cpu_model_name()
             save_json(saved, path)
             logger.info("%s seed %d done in %.0f s", arch, seed, time.perf_counter() - start)
+    from benchmarks.compare_report import cmd_report  # it imports this module's constants
+
     cmd_report(args)
-
-
-# -- the latency-guided run on tflite (host), both networks on both runners ------------------
-def cmd_tflite(args: argparse.Namespace) -> None:
-    """NetAdapt on tflite (host) for each architecture at one budget; measure both adapted
-    networks on both runners (a network adapted for one target need not be best on the other)."""
-    options = {"onnx2tf": str(args.onnx2tf)}
-    results = []
-    for arch in args.archs:
-        folder = args.work / f"{arch}_s{args.seed}"
-        results.append(tflite_cross(arch, args.seed, args.budget, folder, options))
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        save_json({"cpu": cpu_model_name(), "runs": results}, RESULTS / "tflite_cross.json")
-    lines = [
-        f"# Adapted for ort vs adapted for tflite (host): seed {args.seed}, budget {args.budget}",
-        "",
-        "Command: `python -m benchmarks.compare tflite` (after `run`, whose ort runs it reuses). "
-        "Each network gets the same training steps as in `run`. Latency: medians of "
-        f"{ROUNDS} interleaved rounds, as ratios to the base network on the same runner "
-        "(1 thread each; tflite = LiteRT with XNNPACK on this host, whole networks through "
-        "onnx2tf). Validation accuracy on the 1,000 MNIST-5k validation images.",
-        "",
-        "| architecture | network | iterations | ort latency ratio | tflite latency ratio "
-        "| val accuracy (%) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for run in results:
-        for key, row in run["rows"].items():
-            iterations = run["iterations"].get(key.removeprefix("adapted-for-"), "")
-            lines.append(
-                f"| {run['arch']} | {key} | {iterations} | {row['ort_ratio']:.3f} | "
-                f"{row['tflite_ratio']:.3f} | {100 * row['val_accuracy']:.2f} |"
-            )
-    save_text("\n".join(lines) + "\n", RESULTS / "tflite_cross.md")
-    print("\n".join(lines))
-
-
-def tflite_cross(arch: str, seed: int, budget: float, folder: Path, options: dict) -> dict:
-    """One architecture: NetAdapt for tflite, then both adapted networks on both runners."""
-    base_path = folder / f"{arch}_w1.onnx"
-    if not base_path.exists():
-        base_path = Path(build_model(arch, 1.0, folder, epochs=BASE_EPOCHS, seed=seed)["path"])
-    start = time.perf_counter()
-    family = netadapt_family(base_path, "tflite", str(budget), seed, folder / "na_tflite", options)
-    seconds = time.perf_counter() - start
-    k_tfl = family[-1]["iteration"]
-    ort_hist = json.loads((folder / "na_ort" / "history.json").read_text())["history"]
-    k_ort = next(
-        r["iteration"]
-        for r in ort_hist
-        if r["measured"]["latency"] <= budget * ort_hist[0]["measured"]["latency"]
-    )
-    data = load_data("mnist5k", (1, 1, 28, 28), holdout_per_class=30, seed=seed)
-    _, val = load_builtin("mnist5k")
-    extra = SHORT_STEPS * k_ort + LONG_STEPS
-    models = {
-        "base": static(base_path),
-        "adapted-for-ort": long_finetune(
-            onnx.load(folder / "na_ort" / ort_hist[k_ort]["network"]), LONG_STEPS, seed, data
-        ),
-        "adapted-for-tflite": long_finetune(
-            onnx.load(family[-1]["path"]), max(0, extra - SHORT_STEPS * k_tfl), seed, data
-        ),
-    }
-    ort = ort_ms(models)
-    tfl = runner_ms("tflite", models, options)
-    rows = {
-        key: {
-            "ort_ratio": ort[key] / ort["base"],
-            "tflite_ratio": tfl[key] / tfl["base"],
-            "ort_ms": ort[key],
-            "tflite_ms": tfl[key],
-            "val_accuracy": accuracy(model, val),
-            "params": parameter_count(model),
-        }
-        for key, model in models.items()
-    }
-    return {
-        "arch": arch,
-        "seed": seed,
-        "budget": budget,
-        "iterations": {"ort": k_ort, "tflite": k_tfl},
-        "tflite_adaptation_seconds": seconds,
-        "rows": rows,
-    }
-
-
-# -- report ---------------------------------------------------------------------------------
-def _mean_sd(values: list[float]) -> tuple[float, float]:
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
-
-def _curve_groups(points: list[dict], arch: str) -> list[tuple[float, list[dict]]]:
-    """(width, points) of ``arch``'s multiplier-curve networks, widest first."""
-    widths = sorted({p["width"] for p in points if p["method"] == CURVE}, reverse=True)
-    groups = [
-        (w, [p for p in points if p["arch"] == arch and p["method"] == CURVE and p["width"] == w])
-        for w in widths
-    ]
-    return [(w, sel) for w, sel in groups if sel]
-
-
-def speedup_at_equal_accuracy(points: list[dict], arch: str, method: str) -> list[dict]:
-    """Latency of the multiplier at ``method``'s accuracy (interpolated) / ``method``'s latency."""
-
-    def mean_point(sel: list[dict]) -> tuple[float, float]:
-        return (
-            float(np.mean([p["latency_ratio"] for p in sel])),
-            float(np.mean([p["val_accuracy"] for p in sel])),
-        )
-
-    def curve(m: str) -> list[tuple[float, float]]:
-        rows = []
-        for b in (*BUDGETS, 1.0):
-            sel = [
-                p
-                for p in points
-                if p["arch"] == arch
-                and (p["method"] == m or (b == 1.0 and p["method"] == "base"))
-                and p["budget"] == b
-            ]
-            if sel:
-                rows.append(mean_point(sel))
-        if m == "multiplier":
-            rows += [mean_point(sel) for _, sel in _curve_groups(points, arch)]
-        return sorted(rows)
-
-    mult = curve("multiplier")  # (latency ratio, accuracy), ascending latency, incl. the base
-    out = []
-    for lat, acc in curve(method):
-        if lat >= 1.0:
-            continue
-        reach, bound = _latency_reaching(mult, acc)
-        out.append(
-            {
-                "latency_ratio": lat,
-                "accuracy": acc,
-                "multiplier_latency_at_same_accuracy": reach,
-                "bound": bound,
-                "speedup": reach / lat,
-            }
-        )
-    return out
-
-
-def _latency_reaching(curve: list[tuple[float, float]], acc: float) -> tuple[float, str]:
-    """The lowest latency at which the (piecewise linear) accuracy curve reaches ``acc``.
-
-    Returns (latency, bound): ``=`` when reached between two measured points; ``<=`` when the
-    fastest measured point is already at least as accurate (the true value is lower still);
-    ``>=`` when no measured point reaches ``acc``.
-    """
-    if curve[0][1] >= acc:
-        return curve[0][0], "<="
-    for (l0, a0), (l1, a1) in itertools.pairwise(curve):
-        if a0 < acc <= a1:
-            return l0 + (acc - a0) * (l1 - l0) / (a1 - a0), "="
-    return curve[-1][0], ">="
-
-
-def backfill_macs(points: list[dict], work: Path) -> bool:
-    """Add ``mmacs`` to points recorded without it, from the networks saved under ``work``
-    (``<arch>_s<seed>/final/<method>@<budget>.onnx``); True if any was added."""
-    added = False
-    for p in points:
-        if "mmacs" in p:
-            continue
-        if p["method"] == "base":
-            key = "base"
-        else:
-            key = f"{p['method']}@{p['width'] if p['method'] == CURVE else p['budget']}"
-        path = work / f"{p['arch']}_s{p['seed']}" / "final" / f"{key}.onnx"
-        if path.exists():
-            p["mmacs"] = model_macs(onnx.load(path)) / 1e6
-            added = True
-    return added
-
-
-def _table_row(budget: str, method: str, sel: list[dict], detail: str) -> str:
-    """One row of the report's table: means (and the accuracy's sd) over ``sel``'s seeds."""
-    a, s = _mean_sd([p["val_accuracy"] for p in sel])
-    macs = [p["mmacs"] for p in sel if "mmacs" in p]
-    return (
-        f"| {budget} | {method} | {np.mean([p['latency_ratio'] for p in sel]):.3f} | "
-        f"{100 * a:.2f} ± {100 * s:.2f} | {f'{np.mean(macs):.2f}' if macs else '?'} | "
-        f"{int(np.mean([p['steps'] for p in sel]))} | {detail} |"
-    )
-
-
-def cmd_report(args: argparse.Namespace) -> None:
-    data = json.loads((RESULTS / "points.json").read_text())
-    points = data["points"]
-    if backfill_macs(points, args.work):
-        save_json(data, RESULTS / "points.json")
-    archs = sorted({p["arch"] for p in points})
-    seeds = sorted({p["seed"] for p in points})
-    lines = [
-        "# NetAdapt against width multipliers and uniform pruning (MNIST-5k, ORT CPU 1 thread)",
-        "",
-        f"Command: `python -m benchmarks.compare run` (CPU: {data.get('cpu', '?')}); seeds "
-        f"{seeds}. Accuracy: 1,000 validation images (mean ± sd over seeds). Latency: median "
-        "of interleaved side-by-side measurements, as a ratio to the base network measured in "
-        "the same pass (mean over seeds). Method details: the docstring of benchmarks/compare.py.",
-        "",
-    ]
-    summary: dict = {"speedup_vs_multiplier": {}}
-    for arch in archs:
-        base = [p for p in points if p["arch"] == arch and p["method"] == "base"]
-        acc, sd = _mean_sd([p["val_accuracy"] for p in base])
-        lines += [
-            f"## {arch}",
-            "",
-            f"Base network: {100 * acc:.2f} ± {100 * sd:.2f}% at "
-            f"{np.mean([p['latency_ms'] for p in base]):.4f} ms.",
-            "",
-            "| budget | method | latency ratio | val accuracy (%) | MMACs | training steps "
-            "| detail |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for budget in BUDGETS:
-            for method in METHODS:
-                sel = [
-                    p
-                    for p in points
-                    if p["arch"] == arch and p["method"] == method and p["budget"] == budget
-                ]
-                if sel:
-                    detail = ", ".join(
-                        f"{k} {sorted({p[k] for p in sel})}"
-                        for k in ("iteration", "width", "ratio")
-                        if k in sel[0]
-                    )
-                    lines.append(_table_row(str(budget), method, sel, detail))
-        for width, sel in _curve_groups(points, arch):
-            lines.append(_table_row("below", CURVE, sel, f"width {width}"))
-        speed = speedup_at_equal_accuracy(points, arch, "netadapt-ort")
-        summary["speedup_vs_multiplier"][arch] = speed
-        lines += ["", "Latency speed-up of netadapt-ort over the multiplier at equal accuracy:", ""]
-        for row in speed:
-            lines.append(
-                f"- netadapt-ort at latency {row['latency_ratio']:.3f} with "
-                f"{100 * row['accuracy']:.2f}%: the multiplier reaches that accuracy at latency "
-                f"{row['bound']} {row['multiplier_latency_at_same_accuracy']:.3f}, speed-up "
-                f"{row['bound']} x{row['speedup']:.2f}"
-            )
-        lines.append("")
-    lines += ["![accuracy vs latency](compare.png)", ""]
-    save_text("\n".join(lines), RESULTS / "compare.md")
-    save_json(summary, RESULTS / "summary.json")
-    _plot(points, archs)
-    print("\n".join(lines))
-
-
-def _plot(points: list[dict], archs: list[str]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(archs), figsize=(6 * len(archs), 4), squeeze=False)
-    for ax, arch in zip(axes[0], archs, strict=True):
-        for method, marker in zip(METHODS, "os^v", strict=True):
-            xs, ys, es = [], [], []
-            for budget in BUDGETS:
-                sel = [
-                    p
-                    for p in points
-                    if p["arch"] == arch and p["method"] == method and p["budget"] == budget
-                ]
-                if sel:
-                    xs.append(np.mean([p["latency_ratio"] for p in sel]))
-                    a, s = _mean_sd([100 * p["val_accuracy"] for p in sel])
-                    ys.append(a)
-                    es.append(s)
-            for _, sel in _curve_groups(points, arch) if method == "multiplier" else []:
-                xs.append(np.mean([p["latency_ratio"] for p in sel]))
-                a, s = _mean_sd([100 * p["val_accuracy"] for p in sel])
-                ys.append(a)
-                es.append(s)
-            order = np.argsort(xs)
-            xs, ys, es = (list(np.asarray(v)[order]) for v in (xs, ys, es))
-            ax.errorbar(xs, ys, yerr=es, marker=marker, label=method, capsize=3)
-        base = [
-            100 * p["val_accuracy"] for p in points if p["arch"] == arch and p["method"] == "base"
-        ]
-        ax.axhline(np.mean(base), color="gray", ls=":", label="base (latency 1.0)")
-        ax.set_title(arch)
-        ax.set_xlabel("measured ORT latency / base")
-        ax.set_ylabel("validation accuracy (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.savefig(RESULTS / "compare.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 def main() -> None:
@@ -599,6 +326,9 @@ def main() -> None:
     tfl.add_argument("--onnx2tf", type=Path, default=Path("/work/venvs/onnx2tf/bin/onnx2tf"))
     tfl.add_argument("--work", type=Path, default=Path("/tmp/compare"))
     args = parser.parse_args()
+    from benchmarks.compare_report import cmd_report  # these import this module's constants
+    from benchmarks.compare_tflite import cmd_tflite
+
     {"run": cmd_run, "report": cmd_report, "tflite": cmd_tflite}[args.cmd](args)
 
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from benchmarks.latency_fidelity import (
     ESTIMATORS,
@@ -78,30 +79,10 @@ def run_case(
     networks = {f"keep {r}": prune(analysis, ratio=r).model for r in FIXED_KEEP}
     for i, variant in enumerate(variants(original, count, seed=1, design=design)):
         networks[f"random {i}"] = variant
-    rows = []
-    for label, network in networks.items():
-        runner.settings = LAYER
-        pruned = load_model(network)
-        estimates = {name: e.estimate(pruned) for name, e in calibrated.items()}
-        runner.settings = WHOLE
-        value, raw = anchored(runner, network, original, measured)
-        rows.append(
-            {
-                "variant": label,
-                "measured_ms": value,
-                "measured_raw_ms": raw,
-                "ratio": value / measured,
-                "estimates": estimates,
-                "errors_pct": {n: 100 * (e - value) / value for n, e in estimates.items()},
-            }
-        )
-        print(
-            f"  {arch}:{layout} {label}: measured {value:.2f} ms, "
-            + ", ".join(
-                f"{n} {e:.2f} ({rows[-1]['errors_pct'][n]:+.1f} %)" for n, e in estimates.items()
-            ),
-            flush=True,
-        )
+    rows = [
+        _row(runner, calibrated, label, network, original, measured, f"{arch}:{layout}")
+        for label, network in networks.items()
+    ]
     kernels = next((e.kernels_table for e in calibrated.values() if e.kernels_table), None)
     return {
         "arch": arch,
@@ -114,6 +95,38 @@ def run_case(
         "table_fill_seconds": table.measure_seconds - start,
         "kernel_fill_seconds": kernels.measure_seconds if kernels else 0.0,
     }
+
+
+def _row(
+    runner,
+    calibrated: dict,
+    label: str,
+    network: onnx.ModelProto,
+    original: onnx.ModelProto,
+    measured: float,
+    case: str,
+) -> dict:
+    """One pruned network: every estimate against its measurement (side by side with the
+    original, which measured ``measured`` ms); printed as it comes."""
+    runner.settings = LAYER
+    pruned = load_model(network)
+    estimates = {name: e.estimate(pruned) for name, e in calibrated.items()}
+    runner.settings = WHOLE
+    value, raw = anchored(runner, network, original, measured)
+    row = {
+        "variant": label,
+        "measured_ms": value,
+        "measured_raw_ms": raw,
+        "ratio": value / measured,
+        "estimates": estimates,
+        "errors_pct": {n: 100 * (e - value) / value for n, e in estimates.items()},
+    }
+    print(
+        f"  {case} {label}: measured {value:.2f} ms, "
+        + ", ".join(f"{n} {e:.2f} ({row['errors_pct'][n]:+.1f} %)" for n, e in estimates.items()),
+        flush=True,
+    )
+    return row
 
 
 def summary(rows: list[dict]) -> dict[str, dict[str, float]]:

@@ -191,74 +191,111 @@ def run(runner_name: str, out: Path, count: int, options: dict, design: str) -> 
         table = LatencyTable(runner.fingerprint(), out / table_file)
         results["fingerprint"] = runner.fingerprint()
         for arch in ARCHS:
-            original = export(arch)
-            loaded = load_model(original)
-            start_measurements, start_time = table.measurements, table.measure_seconds
-            runner.settings = WHOLE
-            noise = [runner.measure(loaded.model).median_ms for _ in range(10)]
-            measured = float(np.median(noise))
-            self_ratio = [anchored(runner, loaded.model, loaded.model, 1.0)[0] for _ in range(3)]
-            runner.settings = LAYER
-            estimators = calibrate_all(runner, table, loaded, measured)
-            anchors = {}  # every group at this share of its channels -> (network, measured)
-            for ratio in CURVE_RATIOS:
-                network = load_model(prune(analyse(loaded), ratio=ratio).model)
-                runner.settings = WHOLE
-                ms, _ = anchored(runner, network.model, loaded.model, measured)
-                anchors[ratio] = (network, ms)
-            runner.settings = LAYER
-            for name in TWO_POINT:
-                if name in estimators:
-                    for suffix, ratios in (("+2pt", (0.5,)), ("+curve", CURVE_RATIOS)):
-                        twin = copy.copy(estimators[name])
-                        twin.calibration = dataclasses.replace(estimators[name].calibration)
-                        for ratio in ratios:
-                            twin.refine(*anchors[ratio])
-                        estimators[name + suffix] = twin
-            new = NEW if NEW in estimators else NEW_FALLBACK
-            rows, seconds = [], []
-            for i, variant in enumerate(variants(original, count, seed=1, design=design)):
-                runner.settings = LAYER
-                pruned = load_model(variant)
-                estimates = {}
-                for name, estimator in estimators.items():
-                    estimates[name] = estimator.estimate(pruned)
-                start = time.perf_counter()
-                estimators[new].estimate(pruned)  # entries known now: the loop's cost
-                seconds.append(time.perf_counter() - start)
-                runner.settings = WHOLE
-                value, raw = anchored(runner, variant, loaded.model, measured)
-                rows.append(
-                    {
-                        "variant": i,
-                        "measured_ms": value,
-                        "measured_raw_ms": raw,
-                        "estimated_ms": estimates[new],
-                        "estimates": estimates,
-                    }
-                )
-            kernels = estimators[new].kernels_table if new in estimators else None
-            results["architectures"][arch] = {
-                "original_ms": measured,
-                "layers_sum_ms": estimators[OLD].calibration.layers_ms,
-                "noise_ms": noise,
-                "anchored_self_ratio": self_ratio,
-                "new": new,
-                "calibrations": {n: describe(e) for n, e in estimators.items()},
-                "variants": rows,
-                "estimate_seconds": float(np.median(seconds)),
-                "half_ms": anchors[0.5][1],
-                "anchor_ms": {str(r): ms for r, (_, ms) in anchors.items()},
-                "slopes": {n: e.calibration.slope for n, e in estimators.items()},
-                "table_measurements": table.measurements - start_measurements,
-                "table_fill_seconds": table.measure_seconds - start_time,
-                "kernel_measurements": kernels.measurements if kernels else 0,
-                "kernel_fill_seconds": kernels.measure_seconds if kernels else 0.0,
-                "full_grid_entries": len(full_grid(loaded)),
-            }
-            print(f"{arch}: {metrics(rows, noise, new)}", flush=True)
+            results["architectures"][arch] = fidelity_of(arch, runner, table, count, design)
     result_path(out, runner_name, design).write_text(json.dumps(results, indent=1) + "\n")
     return results
+
+
+def fidelity_of(arch: str, runner, table: LatencyTable, count: int, design: str) -> dict:
+    """One architecture: its noise floor, every estimator's calibration, and each random
+    variant's estimates against its measurement (JSON-ready)."""
+    original = export(arch)
+    loaded = load_model(original)
+    start_measurements, start_time = table.measurements, table.measure_seconds
+    runner.settings = WHOLE
+    noise = [runner.measure(loaded.model).median_ms for _ in range(10)]
+    measured = float(np.median(noise))
+    self_ratio = [anchored(runner, loaded.model, loaded.model, 1.0)[0] for _ in range(3)]
+    runner.settings = LAYER
+    estimators = calibrate_all(runner, table, loaded, measured)
+    anchors = curve_anchors(runner, loaded, measured)
+    add_refined(estimators, anchors)
+    new = NEW if NEW in estimators else NEW_FALLBACK
+    rows, seconds = variant_rows(
+        runner, original, loaded.model, measured, estimators, new, count, design
+    )
+    kernels = estimators[new].kernels_table if new in estimators else None
+    record = {
+        "original_ms": measured,
+        "layers_sum_ms": estimators[OLD].calibration.layers_ms,
+        "noise_ms": noise,
+        "anchored_self_ratio": self_ratio,
+        "new": new,
+        "calibrations": {n: describe(e) for n, e in estimators.items()},
+        "variants": rows,
+        "estimate_seconds": float(np.median(seconds)),
+        "half_ms": anchors[0.5][1],
+        "anchor_ms": {str(r): ms for r, (_, ms) in anchors.items()},
+        "slopes": {n: e.calibration.slope for n, e in estimators.items()},
+        "table_measurements": table.measurements - start_measurements,
+        "table_fill_seconds": table.measure_seconds - start_time,
+        "kernel_measurements": kernels.measurements if kernels else 0,
+        "kernel_fill_seconds": kernels.measure_seconds if kernels else 0.0,
+        "full_grid_entries": len(full_grid(loaded)),
+    }
+    print(f"{arch}: {metrics(rows, noise, new)}", flush=True)
+    return record
+
+
+def curve_anchors(runner, loaded, measured: float) -> dict[float, tuple]:
+    """{ratio: (network, measured ms)}: every group at each share of CURVE_RATIOS."""
+    anchors = {}
+    for ratio in CURVE_RATIOS:
+        network = load_model(prune(analyse(loaded), ratio=ratio).model)
+        runner.settings = WHOLE
+        ms, _ = anchored(runner, network.model, loaded.model, measured)
+        anchors[ratio] = (network, ms)
+    runner.settings = LAYER
+    return anchors
+
+
+def add_refined(estimators: dict[str, Estimator], anchors: dict[float, tuple]) -> None:
+    """Add the TWO_POINT estimators refined on the half-width anchor (``+2pt``) and on every
+    anchor of the curve (``+curve``)."""
+    for name in TWO_POINT:
+        if name in estimators:
+            for suffix, ratios in (("+2pt", (0.5,)), ("+curve", CURVE_RATIOS)):
+                twin = copy.copy(estimators[name])
+                twin.calibration = dataclasses.replace(estimators[name].calibration)
+                for ratio in ratios:
+                    twin.refine(*anchors[ratio])
+                estimators[name + suffix] = twin
+
+
+def variant_rows(
+    runner,
+    original: onnx.ModelProto,
+    reference: onnx.ModelProto,
+    measured: float,
+    estimators: dict[str, Estimator],
+    new: str,
+    count: int,
+    design: str,
+) -> tuple[list[dict], list[float]]:
+    """Each random variant's estimates and measurement (anchored to ``reference``), and the
+    seconds the ``new`` estimator took per variant with its entries known."""
+    rows, seconds = [], []
+    for i, variant in enumerate(variants(original, count, seed=1, design=design)):
+        runner.settings = LAYER
+        pruned = load_model(variant)
+        estimates = {}
+        for name, estimator in estimators.items():
+            estimates[name] = estimator.estimate(pruned)
+        start = time.perf_counter()
+        estimators[new].estimate(pruned)  # entries known now: the loop's cost
+        seconds.append(time.perf_counter() - start)
+        runner.settings = WHOLE
+        value, raw = anchored(runner, variant, reference, measured)
+        rows.append(
+            {
+                "variant": i,
+                "measured_ms": value,
+                "measured_raw_ms": raw,
+                "estimated_ms": estimates[new],
+                "estimates": estimates,
+            }
+        )
+    return rows, seconds
 
 
 def estimates_of(rows: list[dict], name: str) -> list[float] | None:
@@ -289,198 +326,6 @@ def metrics(rows: list[dict], noise: list[float], name: str = OLD) -> dict:
         "noise_worst_pct": float(100 * deviation.max()),
         "spread_pct": float(100 * mea.std() / mea.mean()),
     }
-
-
-INTRO = """# Latency-table fidelity
-
-Generated by `python -m benchmarks.latency_fidelity` (commands in its docstring): 20 random
-prunings per architecture (224x224, random weights, 1 thread, grid of 8), drawn two ways:
-*independent* (every prunable group keeps a random 25-100 % of its channels, so the networks
-average out near 60 % of the original: a narrow spread) and *wide* (a level L ~ U(0.3, 1) per
-network and every group keeps L x U(0.85, 1.15): networks from the original down to a fifth of
-its latency, the range an adaptation walks through). Each is estimated from the latency table
-and the original's measurement (median of 10, the noise-floor runs), then measured. The speed
-of this machine drifts by up to ~10 % within minutes (the same MobileNetV1 measured 4.5 to 5.3 ms
-over an hour), so a variant's measurement is anchored to the original: the original's median
-times the variant's median ratio to the original over 3 interleaved rounds, as the adaptation
-loop does.
-
-Estimators (`onnx_netadapt/measure/estimate.py`, `calibration.py`, `kernels.py`):
-
-- **profile** (runners that profile inside a network: `ort`): the original's per-node times by
-  node name (3 profiles, each after a whole-network measurement); a filter layer's time scales
-  with its *in-context kernel entry* (the layer between two 1x1 convs, its kernel profiled:
-  ORT's lone-layer micro-model spends up to half its time converting layouts, non-monotonically
-  in channels), other nodes' with the activation elements they read and write; plus the rest
-  (measured - sum of profiled) kept constant.
-- **split** (runners without an in-network profile: `tflite` on the host, whose Python
-  interpreter exposes no per-op timings and has no host `benchmark_model` here): micro-model
-  entries net of the micro-model overhead (the entry of a 1-channel 1x1 conv), plus the residual
-  scaled with the filter layers' output elements.
-- **+2pt**: `Estimator.refine` on a second measured network (every group at half its channels):
-  estimates become `measured + slope * (estimate - measured)`. **+curve**: refined on three
-  (every group at 3/4, 1/2 and 1/4 of its channels): estimates pass through the piecewise-linear
-  curve over the four measured networks. **New** = `profile+curve` where the runner profiles,
-  else `split+curve` (the first runs, *independent* prunings, had `+2pt` as new; their files
-  hold no `+curve` estimates).
-- **constant** (old): micro-model entries plus a constant residual.
-- ablation: *proportional* (residual scaled with the sum of entries), *profile_table* (profile
-  with micro-model entries net of the overhead instead of kernel entries), *split_gross* (split
-  without taking the micro-model overhead off).
-
-"spread" is the standard deviation of the variants' measured latencies over their mean: with a
-spread of 10 % and measurements that scatter by 1.5 %, r cannot exceed about 0.99.
-
-## New against old
-
-| runner | prunings | architecture | estimator | r | spread % | MAPE % | worst % | bias % \
-| noise floor % | table entries measured (micro / kernel) | fill s | estimate ms |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|"""
-
-
-def report(out: Path, grid: dict | None = None) -> None:
-    """Markdown tables and scatter plots from every fidelity_*.json in ``out``."""
-    runs = [json.loads(p.read_text()) for p in sorted(out.glob("fidelity_*.json"))]
-    lines = INTRO.replace("\\\n", "").splitlines()
-    points: dict = {}
-    for data in runs:
-        design = data.get("design", "independent")
-        for arch, res in data["architectures"].items():
-            new = res.get("new")
-            for label, name in (("new", new), ("old", OLD)):
-                if name is None or estimates_of(res["variants"], name) is None:
-                    continue
-                m = metrics(res["variants"], res["noise_ms"], name)
-                per = f"{1000 * res['estimate_seconds']:.1f}" if label == "new" else ""
-                fill = res["table_fill_seconds"] + res.get("kernel_fill_seconds", 0.0)
-                lines.append(
-                    f"| {data['runner']} | {design} | {arch} | {name} ({label}) | "
-                    f"{m['pearson_r']:.4f} | "
-                    f"{m['spread_pct']:.1f} | {m['mape_pct']:.2f} | {m['worst_pct']:.2f} | "
-                    f"{m['bias_pct']:+.2f} | {m['noise_floor_pct']:.2f} | "
-                    f"{res['table_measurements']} / {res.get('kernel_measurements', 0)} | "
-                    f"{fill:.0f} | {per} |"
-                )
-                points[(label, design, data["runner"], arch)] = (
-                    [r["measured_ms"] for r in res["variants"]],
-                    estimates_of(res["variants"], name),
-                )
-    lines += _targets(runs) + _ablation(runs) + _grid_lines(runs, grid)
-    (out / "latency_fidelity.md").write_text("\n".join(lines) + "\n")
-    _plot(points, out / "latency_fidelity.png")
-
-
-def _targets(runs: list[dict]) -> list[str]:
-    """Which (runner, prunings, architecture) reach the issue's targets with the new estimator."""
-    lines = [
-        "",
-        "## Targets (new estimator): r >= 0.99 and MAPE <= 5 %",
-        "",
-        "| runner | prunings | architecture | r >= 0.99 | MAPE <= 5 % | noise floor % |",
-        "|---|---|---|---|---|---|",
-    ]
-    for data in runs:
-        for arch, res in data["architectures"].items():
-            m = metrics(res["variants"], res["noise_ms"], res.get("new", OLD))
-            lines.append(
-                f"| {data['runner']} | {data.get('design', 'independent')} | {arch} | "
-                f"{'yes' if m['pearson_r'] >= 0.99 else 'no'} ({m['pearson_r']:.3f}) | "
-                f"{'yes' if m['mape_pct'] <= 5 else 'no'} ({m['mape_pct']:.1f}) | "
-                f"{m['noise_floor_pct']:.2f} |"
-            )
-    return lines
-
-
-def _ablation(runs: list[dict]) -> list[str]:
-    names = [*ESTIMATORS, *(f"{n}{x}" for x in ("+2pt", "+curve") for n in TWO_POINT)]
-    lines = [
-        "",
-        "## Every estimator (MAPE % / r)",
-        "",
-        "| runner | prunings | architecture | " + " | ".join(names) + " |",
-        "|---|---|---|" + "---|" * len(names),
-    ]
-    for data in runs:
-        design = data.get("design", "independent")
-        for arch, res in data["architectures"].items():
-            cells = []
-            for name in names:
-                if estimates_of(res["variants"], name) is None:
-                    cells.append("-")
-                    continue
-                m = metrics(res["variants"], res["noise_ms"], name)
-                cells.append(f"{m['mape_pct']:.2f} / {m['pearson_r']:.3f}")
-            lines.append(f"| {data['runner']} | {design} | {arch} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def _grid_lines(runs: list[dict], grid: dict | None) -> list[str]:
-    lines = [
-        "",
-        "## Measurements for one adaptation vs the full grid",
-        "",
-        "The official NetAdapt code measures its table up front: every filter layer at every "
-        "multiple of 8 output channels times every multiple of 8 input channels (fixed counts "
-        "stay fixed, a depthwise conv has one count; distinct signatures, "
-        "`benchmarks/table_grid.py`). onnx-netadapt measures the entries it looks up.",
-        "",
-    ]
-    if grid:
-        lines += [
-            f"- The default adaptation (`{grid['history']}`, MobileNetV1 on 28x28 MNIST, "
-            f"{grid['filter_layers']} filter layers, to half its ORT latency) measured "
-            f"**{grid['adaptation_entries']}** table entries; the full grid of that model holds "
-            f"**{grid['full_grid_entries']}**: {grid['ratio']:.1f}x as many.",
-        ]
-        if "full_grid_fill_seconds" in grid and grid.get("adaptation_fill_seconds"):
-            lines.append(
-                f"- Time to fill (ort, 1 thread, {grid['full_grid_entry_kind']} entries as the "
-                "adaptation measured them): the adaptation's entries "
-                f"{grid['adaptation_fill_seconds']:.1f} s, the full grid "
-                f"{grid['full_grid_fill_seconds']:.1f} s "
-                f"({grid['full_grid_fill_seconds'] / grid['adaptation_fill_seconds']:.1f}x; "
-                "`python -m benchmarks.table_grid --fill`)."
-            )
-    for data in runs:
-        for arch, res in data["architectures"].items():
-            if "full_grid_entries" in res:
-                lines.append(
-                    f"- {data['runner']}, {arch} (224x224): the {len(res['variants'])} "
-                    f"{data.get('design', 'independent')} random "
-                    f"prunings here measured {res['table_measurements']} entries; the full grid "
-                    f"holds {res['full_grid_entries']}."
-                )
-    return lines
-
-
-def _plot(points: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    runners = sorted({r for _, _, r, _ in points})
-    panels = sorted({(lab, design) for lab, design, _, _ in points})
-    fig, axes = plt.subplots(
-        len(panels), len(runners), figsize=(5.5 * len(runners), 5 * len(panels)), squeeze=False
-    )
-    for row, (label, design) in enumerate(panels):
-        for ax, runner in zip(axes[row], runners, strict=True):
-            top = 0.0
-            for (lab, des, r, arch), (m, e) in sorted(points.items()):
-                if r != runner or lab != label or des != design:
-                    continue
-                top = max(top, *m, *e)
-                ax.scatter(m, e, s=14, label=arch)
-            ax.plot([0, top * 1.05], [0, top * 1.05], "k--", lw=0.8)
-            ax.set(
-                xlabel="measured latency (ms)",
-                ylabel="estimated latency (ms)",
-                title=f"{runner}, {design} prunings: {label} estimator",
-            )
-            ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
 
 
 def main() -> None:
@@ -531,6 +376,8 @@ def main() -> None:
     grid_path = args.out / "grid.json"  # python -m benchmarks.table_grid --fill --out it
     if not grid_path.exists():
         grid_path.write_text(json.dumps(adaptation_vs_grid(), indent=1) + "\n")
+    from benchmarks.fidelity_report import report  # it imports this module's names
+
     report(args.out, json.loads(grid_path.read_text()))
 
 

@@ -62,33 +62,8 @@ def _rewrite_node_nhwc(
     """Append ``node``'s NHWC form to ``g``; ``nhwc`` holds the tensors kept in NHWC."""
     rank4 = [len(shapes.get(t, ())) == 4 for t in node.input if t and t not in g.inits]
     if node.op_type in WRAPPED:
-        x = g.transpose(node.input[0], TO_NCHW, f"{node.name}/to_nchw")
-        inputs = [x, *node.input[1:]]
-        bias = None
-        if node.op_type == "Conv" and bn == "muladd":
-            w = g.inits[node.input[1]]
-            scale = rng.uniform(0.5, 1.5, w.shape[0]).astype(np.float32)
-            g.inits[node.input[1]] = (w / scale[:, None, None, None]).astype(np.float32)
-            if len(node.input) > 2 and node.input[2]:
-                bias = g.inits.pop(node.input[2])
-            else:
-                bias = np.zeros(w.shape[0], np.float32)
-            inputs = inputs[:2]
-        y = f"{node.name}_nchw"
-        g.nodes.append(helper.make_node(node.op_type, inputs, [y], name=node.name, **_attrs(node)))
-        out = node.output[0]
-        if bias is None:
-            g.add("Transpose", [y], out, f"{node.name}/to_nhwc", perm=TO_NHWC)
-        else:
-            t = g.transpose(y, TO_NHWC, f"{node.name}/to_nhwc")
-            m = g.add(
-                "Mul",
-                [t, g.const(f"{node.name}/bn_scale", scale)],
-                f"{out}_scaled",
-                f"{node.name}/bn_mul",
-            )
-            g.add("Add", [m, g.const(f"{node.name}/bn_bias", bias)], out, f"{node.name}/bn_add")
-        nhwc.add(out)
+        _wrapped_nhwc(g, node, bn, rng)
+        nhwc.add(node.output[0])
     elif node.op_type in UNARY | BINARY:
         g.nodes.append(node)
         if any(t in nhwc for t in node.input):
@@ -98,23 +73,7 @@ def _rewrite_node_nhwc(
                 raise ValueError(f"{node.name}: a per-channel constant in NCHW is not rewritten")
             nhwc.add(node.output[0])
     elif node.op_type == "ReduceMean" and node.input[0] in nhwc:
-        attrs = _attrs(node)
-        axes = attrs.pop("axes", None)
-        if axes is None and len(node.input) > 1:
-            axes = [int(a) for a in g.inits[node.input[1]]]
-        if axes is None:
-            raise ValueError(f"{node.name}: a ReduceMean over every axis is not rewritten")
-        moved = sorted(TO_NHWC.index(a % 4) for a in axes)
-        inputs = [node.input[0]]
-        if len(node.input) > 1:
-            inputs.append(g.const(f"{node.name}/axes", np.array(moved, np.int64)))
-        else:
-            attrs["axes"] = moved
-        g.add("ReduceMean", inputs, node.output[0], node.name, **attrs)
-        if attrs.get("keepdims", 1):
-            nhwc.add(node.output[0])
-        elif moved != [1, 2]:
-            raise ValueError(f"{node.name}: only a spatial mean drops the layout")
+        _reduce_mean_nhwc(g, node, nhwc)
     elif node.op_type == "GlobalAveragePool":
         g.add("ReduceMean", [node.input[0]], node.output[0], node.name, axes=[1, 2], keepdims=1)
         nhwc.add(node.output[0])  # [N, 1, 1, C]
@@ -123,22 +82,75 @@ def _rewrite_node_nhwc(
         target = g.const(f"{node.name}/shape", np.array([-1, channels], np.int64))
         g.add("Reshape", [node.input[0], target], node.output[0], node.name)
     elif node.op_type == "Gemm" and not any(rank4):
-        attrs = _attrs(node)
-        if (
-            attrs.get("transA", 0)
-            or attrs.get("alpha", 1.0) != 1.0
-            or attrs.get("beta", 1.0) != 1.0
-        ):
-            raise ValueError(f"{node.name}: only Gemm(transA=0, alpha=beta=1) is rewritten")
-        w = g.inits.pop(node.input[1])
-        w = np.ascontiguousarray(w.T if attrs.get("transB", 0) else w)
-        has_bias = len(node.input) > 2 and bool(node.input[2])
-        y = f"{node.name}_matmul" if has_bias else node.output[0]
-        g.add("MatMul", [node.input[0], g.const(node.input[1], w)], y, node.name)
-        if has_bias:
-            g.add("Add", [y, node.input[2]], node.output[0], f"{node.name}/bias")
+        _gemm_as_matmul(g, node)
     else:
         raise ValueError(f"to_nhwc does not rewrite {node.op_type} ({node.name})")
+
+
+def _wrapped_nhwc(g: _Graph, node: onnx.NodeProto, bn: str, rng) -> None:
+    """An NCHW-only op between Transposes; with ``bn="muladd"`` a Conv's batch norm becomes a
+    per-channel Mul and Add on the last axis (a random scale taken out of the weight)."""
+    x = g.transpose(node.input[0], TO_NCHW, f"{node.name}/to_nchw")
+    inputs = [x, *node.input[1:]]
+    bias = None
+    if node.op_type == "Conv" and bn == "muladd":
+        w = g.inits[node.input[1]]
+        scale = rng.uniform(0.5, 1.5, w.shape[0]).astype(np.float32)
+        g.inits[node.input[1]] = (w / scale[:, None, None, None]).astype(np.float32)
+        if len(node.input) > 2 and node.input[2]:
+            bias = g.inits.pop(node.input[2])
+        else:
+            bias = np.zeros(w.shape[0], np.float32)
+        inputs = inputs[:2]
+    y = f"{node.name}_nchw"
+    g.nodes.append(helper.make_node(node.op_type, inputs, [y], name=node.name, **_attrs(node)))
+    out = node.output[0]
+    if bias is None:
+        g.add("Transpose", [y], out, f"{node.name}/to_nhwc", perm=TO_NHWC)
+    else:
+        t = g.transpose(y, TO_NHWC, f"{node.name}/to_nhwc")
+        m = g.add(
+            "Mul",
+            [t, g.const(f"{node.name}/bn_scale", scale)],
+            f"{out}_scaled",
+            f"{node.name}/bn_mul",
+        )
+        g.add("Add", [m, g.const(f"{node.name}/bn_bias", bias)], out, f"{node.name}/bn_add")
+
+
+def _reduce_mean_nhwc(g: _Graph, node: onnx.NodeProto, nhwc: set[str]) -> None:
+    """A ReduceMean of an NHWC tensor, its axes moved to NHWC."""
+    attrs = _attrs(node)
+    axes = attrs.pop("axes", None)
+    if axes is None and len(node.input) > 1:
+        axes = [int(a) for a in g.inits[node.input[1]]]
+    if axes is None:
+        raise ValueError(f"{node.name}: a ReduceMean over every axis is not rewritten")
+    moved = sorted(TO_NHWC.index(a % 4) for a in axes)
+    inputs = [node.input[0]]
+    if len(node.input) > 1:
+        inputs.append(g.const(f"{node.name}/axes", np.array(moved, np.int64)))
+    else:
+        attrs["axes"] = moved
+    g.add("ReduceMean", inputs, node.output[0], node.name, **attrs)
+    if attrs.get("keepdims", 1):
+        nhwc.add(node.output[0])
+    elif moved != [1, 2]:
+        raise ValueError(f"{node.name}: only a spatial mean drops the layout")
+
+
+def _gemm_as_matmul(g: _Graph, node: onnx.NodeProto) -> None:
+    """A Dense layer as MatMul + Add (the weight stored as [in, out])."""
+    attrs = _attrs(node)
+    if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
+        raise ValueError(f"{node.name}: only Gemm(transA=0, alpha=beta=1) is rewritten")
+    w = g.inits.pop(node.input[1])
+    w = np.ascontiguousarray(w.T if attrs.get("transB", 0) else w)
+    has_bias = len(node.input) > 2 and bool(node.input[2])
+    y = f"{node.name}_matmul" if has_bias else node.output[0]
+    g.add("MatMul", [node.input[0], g.const(node.input[1], w)], y, node.name)
+    if has_bias:
+        g.add("Add", [y, node.input[2]], node.output[0], f"{node.name}/bias")
 
 
 def _attrs(node: onnx.NodeProto) -> dict:

@@ -289,6 +289,7 @@ def write_report(out: Path) -> None:
 
 
 def _markdown(summary: dict, timing_data: dict | None, rows: list[dict]) -> str:
+    """prunability.md: how it was made, the summary, the core timings and a row per model."""
     lines = [
         "# Prunability of torchvision and timm classifiers",
         "",
@@ -337,26 +338,29 @@ def _markdown(summary: dict, timing_data: dict | None, rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: (r["source"], r["family"], r["name"], r["exporter"])):
-        if not r["export_ok"]:
-            note = f"export failed: {(r['export_error'] or '')[:80]}"
-            lines.append(f"| {r['key']} | {r['exporter']} | | | | | | | | | | | {note} |")
-            continue
-        if not r.get("analysed"):
-            lines.append(
-                f"| {r['key']} | {r['exporter']} | | | | | | | | | | | "
-                f"analysis failed: {r.get('error', '')[:80]} |"
-            )
-            continue
-        note = "; ".join(r.get("unprunable_reasons", [])[:2]).replace("|", "/")[:160]
-        oracle = "" if not r.get("pruned") else ("pass" if r.get("oracle_ok") else "FAIL")
-        lines.append(
-            f"| {r['key']} | {r['exporter']} | {r['groups']} | {r['prunable_groups']} | "
-            f"{r['approximate_groups']} | {r.get('head_groups', '')} | {r['share']:.3f} | "
-            f"{_best_share(r):.3f} | {oracle} | "
-            f"{r.get('latency_ratio', float('nan')):.2f} | {r.get('param_ratio', float('nan')):.2f}"
-            f" | {r['analysis_s']:.2f} | {note} |"
-        )
+        lines.append(_model_row(r))
     return "\n".join(lines) + "\n"
+
+
+def _model_row(r: dict) -> str:
+    """One model's row of the per-model table (what failed, if anything did)."""
+    if not r["export_ok"]:
+        note = f"export failed: {(r['export_error'] or '')[:80]}"
+        return f"| {r['key']} | {r['exporter']} | | | | | | | | | | | {note} |"
+    if not r.get("analysed"):
+        return (
+            f"| {r['key']} | {r['exporter']} | | | | | | | | | | | "
+            f"analysis failed: {r.get('error', '')[:80]} |"
+        )
+    note = "; ".join(r.get("unprunable_reasons", [])[:2]).replace("|", "/")[:160]
+    oracle = "" if not r.get("pruned") else ("pass" if r.get("oracle_ok") else "FAIL")
+    return (
+        f"| {r['key']} | {r['exporter']} | {r['groups']} | {r['prunable_groups']} | "
+        f"{r['approximate_groups']} | {r.get('head_groups', '')} | {r['share']:.3f} | "
+        f"{_best_share(r):.3f} | {oracle} | "
+        f"{r.get('latency_ratio', float('nan')):.2f} | {r.get('param_ratio', float('nan')):.2f}"
+        f" | {r['analysis_s']:.2f} | {note} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

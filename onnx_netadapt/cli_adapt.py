@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from click.core import ParameterSource
@@ -282,14 +283,7 @@ def adapt_cmd(
         _interrupted(out_dir, as_json)
     except NetAdaptError as exc:
         # refused before this run saved a state: a summary there is an earlier run's
-        summary = _read_summary(out_dir) if hasattr(run, "state") else None
-        if as_json:
-            data = summary.to_dict() if summary else {}
-            click.echo(json.dumps({**data, "error": str(exc), "exit_code": exc.exit_code}))
-        elif summary and not quiet:
-            _print_summary(summary, out_dir, _read_state(out_dir))
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _exit_on_error(exc, out_dir, hasattr(run, "state"), as_json, quiet)
     summary = _read_summary(out_dir)
     if summary is None:
         raise click.ClickException(f"{out_dir} holds no finished run")
@@ -297,6 +291,21 @@ def adapt_cmd(
         click.echo(json.dumps(summary.to_dict(), indent=1))
     elif not quiet:
         _print_summary(summary, out_dir, _read_state(out_dir))
+
+
+def _exit_on_error(
+    exc: NetAdaptError, out_dir: Path | None, own_state: bool, as_json: bool, quiet: bool
+) -> NoReturn:
+    """Report ``exc`` (with the summary of the run in ``out_dir`` when ``own_state``: this run
+    saved a state there) and exit with its code."""
+    summary = _read_summary(out_dir) if own_state else None
+    if as_json:
+        data = summary.to_dict() if summary else {}
+        click.echo(json.dumps({**data, "error": str(exc), "exit_code": exc.exit_code}))
+    elif summary and not quiet:
+        _print_summary(summary, out_dir, _read_state(out_dir))
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
 
 
 # What --resume still takes: everything else is a setting the run keeps from its start.

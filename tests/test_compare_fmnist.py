@@ -1,18 +1,24 @@
-"""benchmarks/compare_fmnist.py: the speed-up at equal accuracy, its bootstrap, the per-target
-views, the selection statistics, and (slow) the whole pipeline in smoke mode, resumed."""
+"""benchmarks/compare_fmnist.py (and its fmnist_* modules): the speed-up at equal accuracy, its
+bootstrap, the per-target views, the selection statistics, and (slow) the whole pipeline in smoke
+mode, resumed."""
 
 from __future__ import annotations
 
+import argparse
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from benchmarks import compare_fmnist as cf
+from benchmarks import fmnist_report as report
+from benchmarks import fmnist_run
+from benchmarks.compare import BUDGETS, CURVE
 from benchmarks.fmnist_checks import selection_row
 from benchmarks.fmnist_premise import summarise
+from benchmarks.fmnist_setup import Setup, Store, point_key
 from tests.fashion_files import make_fashion
 
 
@@ -29,13 +35,13 @@ def _data(seeds: list[int], jitter: float = 0.0) -> dict:
             rows.append(("multiplier", "ort", budget, lat, acc))
             rows.append(("netadapt", "ort", budget, 0.7 * lat, acc + shift))
             rows.append(("netadapt", "tflite", budget, 0.9 * lat, acc))
-        rows.append((cf.CURVE, None, 0.25, 0.2, 0.80))
+        rows.append((CURVE, None, 0.25, 0.2, 0.80))
         ms = {}
         for method, target, where, lat, acc in rows:
-            key = cf.point_key(method, target, "net", where, seed)
+            key = point_key(method, target, "net", where, seed)
             point = {"key": key, "arch": "net", "seed": seed, "method": method}
             point |= {"target": target, "val_accuracy": acc, "mmacs": 1.0, "steps": 10}
-            point |= {"width": where, "budget": None} if method == cf.CURVE else {"budget": where}
+            point |= {"width": where, "budget": None} if method == CURVE else {"budget": where}
             points.append(point)
             ms[key] = 2.0 * lat  # base 2 ms
         measured[f"net_s{seed}"] = {"keys": sorted(ms), "ort": ms, "tflite": ms}
@@ -44,37 +50,56 @@ def _data(seeds: list[int], jitter: float = 0.0) -> dict:
 
 def test_target_view_ratios_and_chosen_only() -> None:
     data = _data([0])
-    view = cf.target_view(data, "ort")
+    view = report.target_view(data, "ort")
     assert {p["target"] for p in view} == {None, "ort"}
     netadapt = [p for p in view if p["method"] == "netadapt" and p["budget"] == 0.5]
     assert netadapt[0]["latency_ratio"] == pytest.approx(0.35)
-    everything = cf.target_view(data, "ort", chosen_only=False)
+    everything = report.target_view(data, "ort", chosen_only=False)
     assert {p["target"] for p in everything} == {None, "ort", "tflite"}
 
 
 def test_speedup_at_equal_accuracy_interpolates_the_multiplier_curve() -> None:
-    view = cf.target_view(_data([0, 1]), "ort")
-    speed = cf.speedups(view, "net")
-    assert set(speed) == set(cf.BUDGETS)
+    view = report.target_view(_data([0, 1]), "ort")
+    speed = report.speedups(view, "net")
+    assert set(speed) == set(BUDGETS)
     for value, bound in speed.values():
         assert bound == "=" and value == pytest.approx(1 / 0.7)
 
 
 def test_bootstrap_interval_covers_the_seed_spread() -> None:
-    view = cf.target_view(_data([0, 1, 2], jitter=0.01), "ort")
-    interval = cf.bootstrap(view, "net", np.random.default_rng(0))
-    point = cf.speedups(view, "net")
-    for budget in cf.BUDGETS:
+    view = report.target_view(_data([0, 1, 2], jitter=0.01), "ort")
+    interval = report.bootstrap(view, "net", np.random.default_rng(0))
+    point = report.speedups(view, "net")
+    for budget in BUDGETS:
         low, high = interval[budget]
         assert low < point[budget][0] < high and high - low > 0.05
-    assert cf.bootstrap(cf.target_view(_data([0]), "ort"), "net", np.random.default_rng(0)) == {}
+    assert (
+        report.bootstrap(report.target_view(_data([0]), "ort"), "net", np.random.default_rng(0))
+        == {}
+    )
+
+
+def test_report_tables_cross_target_latency_and_summary(tmp_path: Path) -> None:
+    data = _data([0, 1]) | {"setup": asdict(Setup())}
+    (tmp_path / "points.json").write_text(json.dumps(data))
+    summary = report.cmd_report(argparse.Namespace(out=tmp_path))
+    assert set(summary["speedup_vs_multiplier"]) == {"ort", "tflite"}
+    ort = summary["speedup_vs_multiplier"]["ort"]["net"]
+    assert ort["0.5"]["speedup"] == pytest.approx(1 / 0.7) and ort["0.5"]["bound"] == "="
+    md = (tmp_path / "compare.md").read_text()
+    assert "## net, chosen for and measured on ort" in md
+    # netadapt chosen for ort at 0.5: latency 0.35 on ort, and the same on tflite
+    assert "| 0.5 | netadapt | 0.350 | 0.350 | 86.00 ± 0.00 | 1.00 | 10 |" in md
+    assert "| below | multiplier-curve | 0.200 | 0.200 | 80.00 ± 0.00 |" in md
+    assert "- budget 0.5: = x1.43 (bootstrap 95% over seeds: 1.43-1.43)" in md
+    assert (tmp_path / "compare.png").stat().st_size > 0
 
 
 def test_largest_under_picks_the_widest_that_fits() -> None:
     table = {"1": 1.0, "0.75": 0.6, "0.5": 0.3, "0.25": 0.1}
-    assert cf._largest_under(table, 0.5) == 0.5
-    assert cf._largest_under(table, 0.6) == 0.75
-    assert cf._largest_under(table, 0.05) == 0.25  # none fits: the narrowest
+    assert fmnist_run._largest_under(table, 0.5) == 0.5
+    assert fmnist_run._largest_under(table, 0.6) == 0.75
+    assert fmnist_run._largest_under(table, 0.05) == 0.25  # none fits: the narrowest
 
 
 def test_selection_row_statistics() -> None:
@@ -103,11 +128,11 @@ def test_premise_summary_compares_each_fall_with_the_seed_spread() -> None:
 
 def test_store_refuses_points_of_another_setup(tmp_path: Path) -> None:
     path = tmp_path / "points.json"
-    cf.Store(path, cf.Setup()).add({"key": "k"})
-    other_machine = replace(cf.Setup(), options={"tflite": {"onnx2tf": "/elsewhere"}})
-    assert cf.Store(path, other_machine).has("k")
+    Store(path, Setup()).add({"key": "k"})
+    other_machine = replace(Setup(), options={"tflite": {"onnx2tf": "/elsewhere"}})
+    assert Store(path, other_machine).has("k")
     with pytest.raises(SystemExit, match="differs in epochs"):
-        cf.Store(path, replace(cf.Setup(), epochs=2))
+        Store(path, replace(Setup(), epochs=2))
 
 
 @pytest.mark.slow
@@ -135,9 +160,9 @@ def test_smoke_run_end_to_end_then_resumes_without_work(
     def refuse(*args, **kwargs):
         raise AssertionError("a finished point was computed again")
 
-    monkeypatch.setattr(cf, "build_model", refuse)
-    monkeypatch.setattr(cf, "long_finetune", refuse)
-    monkeypatch.setattr(cf, "runner_ms", refuse)
+    monkeypatch.setattr(fmnist_run, "build_model", refuse)
+    monkeypatch.setattr(fmnist_run, "long_finetune", refuse)
+    monkeypatch.setattr(fmnist_run, "runner_ms", refuse)
     cf.main(args)
     assert json.loads((out / "points.json").read_text())["points"] == data["points"]
 

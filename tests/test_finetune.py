@@ -30,7 +30,8 @@ from onnx_netadapt.finetune import (  # noqa: E402
     train,
     write_back,
 )
-from onnx_netadapt.finetune.writeback import MAPPING_ATTR, run_onnx, run_torch  # noqa: E402
+from onnx_netadapt.finetune.agreement import run_onnx, run_torch  # noqa: E402
+from onnx_netadapt.finetune.writeback import MAPPING_ATTR  # noqa: E402
 
 # -- models and data ---------------------------------------------------------------------------
 

@@ -103,11 +103,25 @@ def render_markdown(state: RunState, before: dict, after: dict, plots: list[str]
     """report.md text (of a finished run)."""
     assert state.summary is not None
     s = state.summary
-    cfg = state.config
-    units = state.units
-    task = state.task
-    unit = task["unit"]
-    lines = [
+    lines = _header(state) + _resources(state) + _validation_and_time(state)
+    lines += _iterations(state)
+    lines += ["", "## Channels per layer", "", "| layer | original | adapted |", "|---|---|---|"]
+    lines += [f"| {n} | {c} | {after.get(n, '-')} |" for n, c in before.items()]
+    if s.unreachable:
+        lines += ["", "## Why the budget was not reached", ""]
+        lines += [
+            f"- group {u['group']} ({', '.join(u['producers'][:3])}): {u['reason']}"
+            for u in s.unreachable
+        ]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def _header(state: RunState) -> list[str]:
+    """Title, model, target, data, task and status."""
+    s, cfg, task = state.summary, state.config, state.task
+    return [
         "# onnx-netadapt report",
         "",
         f"Model: `{state.model['path']}`; target `{cfg['target']}`; "
@@ -117,6 +131,13 @@ def render_markdown(state: RunState, before: dict, after: dict, plots: list[str]
         "(higher is better).",
         f"Status: **{s.status}**: {s.meaning}; {s.iterations} iterations, exit code {s.exit_code}.",
         f"Adapted model interface: {s.adapted_interface}.",
+    ]
+
+
+def _resources(state: RunState) -> list[str]:
+    """The resource table (original, budget, adapted), the margin and the pruning floor."""
+    s, units = state.summary, state.units
+    lines = [
         "",
         "| resource | original | budget | adapted | p10-p90 (rounds) | ratio |",
         "|---|---|---|---|---|---|",
@@ -147,8 +168,15 @@ def render_markdown(state: RunState, before: dict, after: dict, plots: list[str]
             )
             + ".",
         ]
+    return lines
+
+
+def _validation_and_time(state: RunState) -> list[str]:
+    """Validation scores, where the time went and how many measurements were made."""
+    s, task = state.summary, state.task
+    unit = task["unit"]
     va = s.val_accuracy
-    lines += [
+    return [
         "",
         f"Validation {task['score']}: original {format_score(va['original'], unit)}, adapted "
         f"{format_score(va['adapted'], unit)} (before the long-term fine-tune "
@@ -160,6 +188,14 @@ def render_markdown(state: RunState, before: dict, after: dict, plots: list[str]
         "timed against the original in 3 interleaved rounds; a network that meets the budget "
         "again in 11 rounds before the run declares it met, and these 11 give the adapted "
         "network's figures).",
+    ]
+
+
+def _iterations(state: RunState) -> list[str]:
+    """The table of iterations: the group pruned, its channels, latency and holdout score."""
+    task = state.task
+    unit = task["unit"]
+    lines = [
         "",
         "## Iterations",
         "",
@@ -182,17 +218,7 @@ def render_markdown(state: RunState, before: dict, after: dict, plots: list[str]
             f"{format_score(r.holdout_accuracy, unit, 1)} | {len(r.proposals)} | "
             f"{r.total_seconds:.1f} |"
         )
-    lines += ["", "## Channels per layer", "", "| layer | original | adapted |", "|---|---|---|"]
-    lines += [f"| {n} | {c} | {after.get(n, '-')} |" for n, c in before.items()]
-    if s.unreachable:
-        lines += ["", "## Why the budget was not reached", ""]
-        lines += [
-            f"- group {u['group']} ({', '.join(u['producers'][:3])}): {u['reason']}"
-            for u in s.unreachable
-        ]
-    if plots:
-        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write_report(

@@ -248,20 +248,7 @@ def analyse(loaded: LoadedModel, attention_units: str = "heads") -> ChannelAnaly
     state = AnalysisState(model, loaded.shapes, constants, consumers, producer_of)
     state.attention_units = attention_units
     outer_refs = _subgraph_outer_references(model)
-    for node in model.graph.node:
-        ctx = RuleContext(node, state, loaded.opset)
-        fn = rules.get_rule(node.op_type) if node.domain in ("", "ai.onnx") else None
-        if fn is None:
-            reason = _unsupported_reason(node)
-            state.unsupported[node.name] = reason
-            ctx.pin_inputs(reason)
-            continue
-        try:
-            fn(ctx)
-        except KeyError as exc:  # a tensor without a static shape
-            reason = f"{ctx.describe()}: shape of {exc} unknown"
-            state.unsupported[node.name] = reason
-            ctx.pin_inputs(reason)
+    _apply_rules(state, loaded.opset)
     mark_computed_weights(state, loaded.computed_weights)
     for name, owner in outer_refs.items():
         if (lay := state.layouts.get(name)) is not None:
@@ -286,6 +273,25 @@ def analyse(loaded: LoadedModel, attention_units: str = "heads") -> ChannelAnaly
         state.unsupported,
         state.contractions,
     )
+
+
+def _apply_rules(state: AnalysisState, opset: int) -> None:
+    """Run every node's channel rule in graph order; a node without one (or without static
+    shapes) pins its inputs, and the reason is kept in ``state.unsupported``."""
+    for node in state.model.graph.node:
+        ctx = RuleContext(node, state, opset)
+        fn = rules.get_rule(node.op_type) if node.domain in ("", "ai.onnx") else None
+        if fn is None:
+            reason = _unsupported_reason(node)
+            state.unsupported[node.name] = reason
+            ctx.pin_inputs(reason)
+            continue
+        try:
+            fn(ctx)
+        except KeyError as exc:  # a tensor without a static shape
+            reason = f"{ctx.describe()}: shape of {exc} unknown"
+            state.unsupported[node.name] = reason
+            ctx.pin_inputs(reason)
 
 
 def _unsupported_reason(node: onnx.NodeProto) -> str:
@@ -314,8 +320,40 @@ def _subgraph_outer_references(model: onnx.ModelProto) -> dict[str, str]:
 def _build_groups(state: AnalysisState, resolved: Resolved) -> list[ChannelGroup]:
     """Group producer spaces that share classes; attach slices, tensors and reasons."""
     atom_class = resolved.atom_class
+    producer_classes = [atom_class[p.atoms] for p in state.producers]
+    groups: list[ChannelGroup] = []
+    class_group: dict[int, int] = {}
+    for indices in _sharing_producers(producer_classes):
+        spaces = [state.producers[i] for i in indices]
+        ordered = np.concatenate([producer_classes[i] for i in indices])
+        _, first = np.unique(ordered, return_index=True)
+        classes = ordered[np.sort(first)]
+        gid = len(groups)
+        group = ChannelGroup(gid, classes, spaces)
+        group.class_width = max(
+            1, spaces[0].atoms.size // max(1, np.unique(producer_classes[indices[0]]).size)
+        )
+        for cls in classes.tolist():
+            class_group[cls] = gid
+        groups.append(group)
+    for spec in state.slices:
+        for gid in {class_group.get(c) for c in np.unique(atom_class[spec.atoms]).tolist()}:
+            if gid is not None:
+                groups[gid].slices.append(spec)
+    for name, lay in state.layouts.items():
+        for gid in {class_group.get(c) for c in np.unique(atom_class[lay.flat_atoms()]).tolist()}:
+            if gid is not None:
+                groups[gid].tensors.add(name)
+    for group in groups:
+        _set_reasons(group, resolved)
+    return groups
+
+
+def _sharing_producers(producer_classes: list[np.ndarray]) -> list[list[int]]:
+    """Indices of the producer spaces that share classes (transitively), one list per group,
+    ordered by their first producer."""
     owner: dict[int, int] = {}  # class -> index of the first producer space holding it
-    parent = list(range(len(state.producers)))
+    parent = list(range(len(producer_classes)))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -323,7 +361,6 @@ def _build_groups(state: AnalysisState, resolved: Resolved) -> list[ChannelGroup
             i = parent[i]
         return i
 
-    producer_classes = [atom_class[p.atoms] for p in state.producers]
     for index, classes in enumerate(producer_classes):
         for cls in np.unique(classes).tolist():
             if cls in owner:
@@ -333,47 +370,24 @@ def _build_groups(state: AnalysisState, resolved: Resolved) -> list[ChannelGroup
             else:
                 owner[cls] = index
     members: dict[int, list[int]] = defaultdict(list)
-    for index in range(len(state.producers)):
+    for index in range(len(producer_classes)):
         members[find(index)].append(index)
+    return [members[root] for root in sorted(members)]
 
-    groups: list[ChannelGroup] = []
-    class_group: dict[int, int] = {}
-    for root in sorted(members):
-        spaces = [state.producers[i] for i in members[root]]
-        ordered = np.concatenate([producer_classes[i] for i in members[root]])
-        _, first = np.unique(ordered, return_index=True)
-        classes = ordered[np.sort(first)]
-        gid = len(groups)
-        group = ChannelGroup(gid, classes, spaces)
-        group.class_width = max(
-            1, spaces[0].atoms.size // max(1, np.unique(producer_classes[members[root][0]]).size)
-        )
-        for cls in classes.tolist():
-            class_group[cls] = gid
-        groups.append(group)
 
-    for spec in state.slices:
-        for gid in {class_group.get(c) for c in np.unique(atom_class[spec.atoms]).tolist()}:
-            if gid is not None:
-                groups[gid].slices.append(spec)
-    for name, lay in state.layouts.items():
-        for gid in {class_group.get(c) for c in np.unique(atom_class[lay.flat_atoms()]).tolist()}:
-            if gid is not None:
-                groups[gid].tensors.add(name)
-
-    for group in groups:
-        pinned: list[str] = []
-        approx: list[str] = []
-        for cls in group.classes.tolist():
-            for r in resolved.pinned.get(cls, []):
-                if r not in pinned:
-                    pinned.append(r)
-            for r in resolved.approximate.get(cls, []):
-                if r not in approx:
-                    approx.append(r)
-        group.pinned = bool(pinned)
-        group.approximate = bool(approx) and not pinned
-        group.reasons = pinned or approx
-        if not group.reasons and group.units <= 1:
-            group.reasons = ["a single channel (pruning it would remove the layer)"]
-    return groups
+def _set_reasons(group: ChannelGroup, resolved: Resolved) -> None:
+    """Why ``group`` is pinned, or else only approximately prunable (its distinct reasons)."""
+    pinned: list[str] = []
+    approx: list[str] = []
+    for cls in group.classes.tolist():
+        for r in resolved.pinned.get(cls, []):
+            if r not in pinned:
+                pinned.append(r)
+        for r in resolved.approximate.get(cls, []):
+            if r not in approx:
+                approx.append(r)
+    group.pinned = bool(pinned)
+    group.approximate = bool(approx) and not pinned
+    group.reasons = pinned or approx
+    if not group.reasons and group.units <= 1:
+        group.reasons = ["a single channel (pruning it would remove the layer)"]

@@ -18,9 +18,10 @@ import numpy as np
 import onnx
 
 from onnx_netadapt.data.dataset import ArrayDataset, count, take
+from onnx_netadapt.finetune.agreement import check_agreement
 from onnx_netadapt.finetune.convert import to_torch
 from onnx_netadapt.finetune.train import TrainSettings, TrainStats, train
-from onnx_netadapt.finetune.writeback import check_agreement, write_back
+from onnx_netadapt.finetune.writeback import write_back
 from onnx_netadapt.tasks.base import Task
 
 CHECK_EXAMPLES = 16

@@ -27,7 +27,7 @@ from torch import nn
 
 from onnx_netadapt.data.dataset import ArrayDataset
 from onnx_netadapt.errors import FineTuneError
-from onnx_netadapt.finetune.writeback import flatten_outputs
+from onnx_netadapt.finetune.agreement import flatten_outputs
 from onnx_netadapt.tasks.base import LossOptions, Task
 
 logger = logging.getLogger(__name__)
@@ -147,27 +147,7 @@ def train(
         teacher_module = (
             _teacher_module(teacher, device) if task.needs_teacher(data.has_targets) else None
         )
-        optimizer = _optimizer(module, settings)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(total))
-        module.train()
-        losses: list[float] = []
-        batches = _batches(data, settings, total)
-        if device.type == "cuda":  # prepare the next batches while the GPU works
-            batches = _prefetched(batches, pin=True)
-        for step, (x, y) in enumerate(batches):
-            x, y = _to_device(x, device), _to_device(y, device)
-            loss = _loss(task, _forward(module, x), y, teacher_module, x)
-            if not torch.isfinite(loss):
-                raise FineTuneError(
-                    f"the training loss became {loss.item()} at step {step + 1}: lower the "
-                    f"learning rate (now {settings.lr})"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(float(loss.item()))
-        module.eval()
+        losses = _steps(module, data, settings, total, task, teacher_module, device)
     seconds = time.perf_counter() - start
     window = max(1, min(_LOSS_WINDOW, len(losses) // 2))
     stats = TrainStats(
@@ -179,6 +159,41 @@ def train(
     )
     logger.debug("trained %d steps in %.2f s, loss %.4f", stats.steps, seconds, stats.final_loss)
     return stats
+
+
+def _steps(
+    module: nn.Module,
+    data: ArrayDataset,
+    settings: TrainSettings,
+    total: int,
+    task: Task,
+    teacher_module: nn.Module | None,
+    device: torch.device,
+) -> list[float]:
+    """``total`` optimizer steps (cosine schedule) on ``module``, left in eval mode; the loss of
+    each step. A loss that is not finite is an error."""
+    optimizer = _optimizer(module, settings)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(total))
+    module.train()
+    losses: list[float] = []
+    batches = _batches(data, settings, total)
+    if device.type == "cuda":  # prepare the next batches while the GPU works
+        batches = _prefetched(batches, pin=True)
+    for step, (x, y) in enumerate(batches):
+        x, y = _to_device(x, device), _to_device(y, device)
+        loss = _loss(task, _forward(module, x), y, teacher_module, x)
+        if not torch.isfinite(loss):
+            raise FineTuneError(
+                f"the training loss became {loss.item()} at step {step + 1}: lower the "
+                f"learning rate (now {settings.lr})"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(float(loss.item()))
+    module.eval()
+    return losses
 
 
 @contextlib.contextmanager

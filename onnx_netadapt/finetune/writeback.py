@@ -1,4 +1,4 @@
-"""Map ONNX initializers to the converted module's tensors; write trained values back; check.
+"""Map ONNX initializers to the converted module's tensors; write trained values back.
 
 Where onnx2torch 1.5.15 puts an initializer:
 
@@ -112,57 +112,78 @@ def build_mapping(model: onnx.ModelProto, module: nn.Module) -> dict[str, Tensor
     inits = {i.name: i for i in model.graph.initializer}
     consumers = Counter(name for node in model.graph.node for name in node.input if name)
     fx_calls = {n.target: n for n in module.graph.nodes if n.op == "call_module"}
-    mapping: dict[str, TensorRef] = {}
-    owner: dict[str, str] = {}
+    claims = _Claims(inits, module)
+    for module_name, onnx_node in OnnxGraph(model.graph).nodes.items():
+        node = onnx_node.proto
+        sub = module.get_submodule(module_name)
+        _claim_absorbed(claims, node, sub, module_name)
+        call = fx_calls.get(module_name)
+        if call is not None:
+            _claim_fed(claims, node, sub, call, consumers)
+    for name, init in inits.items():
+        if init.data_type in FLOAT_TYPES and name not in claims.mapping and consumers[name] <= 1:
+            logger.debug("float initializer %s is not mapped: kept unchanged", name)
+    return claims.mapping
 
-    def claim(init_name: str, ref: TensorRef, node_name: str) -> None:
-        if init_name in mapping:
+
+class _Claims:
+    """The mapping being built: each initializer claimed once, checked against its tensor."""
+
+    def __init__(self, inits: dict[str, onnx.TensorProto], module: nn.Module) -> None:
+        self.inits, self.module = inits, module
+        self.mapping: dict[str, TensorRef] = {}
+        self.owner: dict[str, str] = {}  # initializer -> the node that claimed it
+
+    def claim(self, init_name: str, ref: TensorRef, node_name: str) -> None:
+        if init_name in self.mapping:
             raise FineTuneError(
-                f"initializer {init_name!r} maps to two torch tensors ({mapping[init_name].path} "
-                f"for node {owner[init_name]!r}, {ref.path} for node {node_name!r}): it is "
-                "shared between nodes. Load the model with onnx_netadapt.load_model, which gives "
-                "every node its own copy."
+                f"initializer {init_name!r} maps to two torch tensors "
+                f"({self.mapping[init_name].path} for node {self.owner[init_name]!r}, "
+                f"{ref.path} for node {node_name!r}): it is shared between nodes. Load the model "
+                "with onnx_netadapt.load_model, which gives every node its own copy."
             )
-        if not _matches(inits[init_name], _tensor(module, ref.path), ref):
+        if not _matches(self.inits[init_name], _tensor(self.module, ref.path), ref):
             raise FineTuneError(
                 f"initializer {init_name!r} of node {node_name!r} does not match torch tensor "
                 f"{ref.path} ({ref.transform}); the onnx2torch converter for this op stores it "
                 "differently than expected"
             )
-        mapping[init_name] = ref
-        owner[init_name] = node_name
+        self.mapping[init_name] = ref
+        self.owner[init_name] = node_name
 
-    graph = OnnxGraph(model.graph)
-    for module_name, onnx_node in graph.nodes.items():
-        node = onnx_node.proto
-        sub = module.get_submodule(module_name)
-        onnx_mapping = getattr(sub, "onnx_mapping", None)
-        fed_names = set(onnx_mapping.inputs) if onnx_mapping is not None else set(node.input)
-        for index, name in enumerate(node.input):
-            if name not in inits or name in fed_names:
-                continue
-            ref = _absorbed_ref(node, index, sub, module_name, inits[name])
-            if ref is not None:
-                claim(name, ref, node.name)
-            elif inits[name].data_type in FLOAT_TYPES:
-                logger.debug("initializer %s of node %s: not found in its module", name, node.name)
-        call = fx_calls.get(module_name)
-        if call is None:
+
+def _claim_absorbed(
+    claims: _Claims, node: onnx.NodeProto, sub: nn.Module, module_name: str
+) -> None:
+    """Claim the initializers ``node``'s converter absorbed into its module ``sub``."""
+    inits = claims.inits
+    onnx_mapping = getattr(sub, "onnx_mapping", None)
+    fed_names = set(onnx_mapping.inputs) if onnx_mapping is not None else set(node.input)
+    for index, name in enumerate(node.input):
+        if name not in inits or name in fed_names:
             continue
-        for index, path in _fed_buffers(node, sub, call).items():
-            name = node.input[index]
-            if inits[name].data_type not in FLOAT_TYPES:
-                continue
-            if consumers[name] > 1:
-                logger.debug("initializer %s is shared by %d nodes: kept", name, consumers[name])
-                continue
-            if _trainable_fed(node, index, inits[name]):
-                _make_parameter(module, path)
-            claim(name, TensorRef(path), node.name)
-    for name, init in inits.items():
-        if init.data_type in FLOAT_TYPES and name not in mapping and consumers[name] <= 1:
-            logger.debug("float initializer %s is not mapped: kept unchanged", name)
-    return mapping
+        ref = _absorbed_ref(node, index, sub, module_name, inits[name])
+        if ref is not None:
+            claims.claim(name, ref, node.name)
+        elif inits[name].data_type in FLOAT_TYPES:
+            logger.debug("initializer %s of node %s: not found in its module", name, node.name)
+
+
+def _claim_fed(
+    claims: _Claims, node: onnx.NodeProto, sub: nn.Module, call, consumers: Counter
+) -> None:
+    """Claim the float initializers fed to ``node``'s module as buffers (its fx ``call``); a
+    trainable one with a single consumer becomes a parameter."""
+    for index, path in _fed_buffers(node, sub, call).items():
+        name = node.input[index]
+        if claims.inits[name].data_type not in FLOAT_TYPES:
+            continue
+        if consumers[name] > 1:
+            logger.debug("initializer %s is shared by %d nodes: kept", name, consumers[name])
+            continue
+        if _trainable_fed(node, index, claims.inits[name]):
+            _make_parameter(claims.module, path)
+        claims.claim(name, TensorRef(path), node.name)
 
 
 def _absorbed_ref(
@@ -274,7 +295,7 @@ def _matches(init: onnx.TensorProto, tensor: torch.Tensor, ref: TensorRef) -> bo
 
 
 # ---------------------------------------------------------------------------------------------
-# write-back and agreement
+# write-back
 # ---------------------------------------------------------------------------------------------
 
 
@@ -310,111 +331,3 @@ def write_back(
         replaced += 1
     logger.debug("wrote back %d of %d initializers", replaced, len(out.graph.initializer))
     return out
-
-
-def check_agreement(
-    model: onnx.ModelProto,
-    module: nn.Module,
-    x: np.ndarray | dict[str, np.ndarray],
-    rtol: float = 1e-3,
-    atol: float = 1e-3,
-) -> float:
-    """Run ONNX Runtime and the torch module (eval mode) on ``x`` (a dict by input name for
-    several inputs); return the max abs difference.
-
-    The tolerance is ``atol * max(1, max|ref|) + rtol * |ref|`` per output. Raises
-    ``FineTuneError`` when they disagree.
-    """
-    reference = run_onnx(model, x)
-    got = run_torch(module, x)
-    if len(got) != len(reference):
-        raise FineTuneError(
-            f"ONNX Runtime gives {len(reference)} outputs, the torch module {len(got)}"
-        )
-    worst = 0.0
-    for ref, out, vi in zip(reference, got, model.graph.output, strict=True):
-        ref = np.asarray(ref, dtype=np.float64)
-        out = np.asarray(out, dtype=np.float64).reshape(ref.shape)
-        diff = float(np.max(np.abs(out - ref))) if ref.size else 0.0
-        worst = max(worst, diff)
-        limit = atol * max(1.0, float(np.max(np.abs(ref))) if ref.size else 1.0)
-        if np.any(np.abs(out - ref) > limit + rtol * np.abs(ref)):
-            raise FineTuneError(
-                f"after fine-tuning, ONNX Runtime and PyTorch disagree on output {vi.name!r}: "
-                f"max abs difference {diff:.3g} (tolerance {limit:.3g}). A converter or the "
-                "write-back does not match ONNX semantics for some op of this model; run with "
-                "--steps 0 to skip fine-tuning, and report the model."
-            )
-    return worst
-
-
-def feeds(model: onnx.ModelProto, x: np.ndarray | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Arrays by graph input name: ``x`` itself when a dict, else fed to the only input."""
-    weights = {init.name for init in model.graph.initializer}
-    names = [vi.name for vi in model.graph.input if vi.name not in weights]
-    if isinstance(x, dict):
-        missing = [n for n in names if n not in x]
-        if missing:
-            raise FineTuneError(f"no data for the model inputs {missing} (given: {list(x)})")
-        return {n: np.asarray(x[n]) for n in names}
-    if len(names) != 1:
-        raise FineTuneError(
-            f"the model has {len(names)} inputs ({', '.join(names)}): give one array per input, "
-            "as a dict by name"
-        )
-    return {names[0]: np.asarray(x)}
-
-
-def run_onnx(model: onnx.ModelProto, x: np.ndarray | dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Outputs of ``model`` on ``x`` with ONNX Runtime (CPU), in chunks of its static batch."""
-    import onnxruntime as ort
-
-    from onnx_netadapt.graph.large import ort_session
-    from onnx_netadapt.graph.shapes import static_dims
-
-    fed = feeds(model, x)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = 1
-    session = ort_session(model, options, ["CPUExecutionProvider"])
-    by_name = {vi.name: vi for vi in model.graph.input}
-    dims = static_dims(by_name[next(iter(fed))].type)
-    count = len(next(iter(fed.values())))
-    chunk = dims[0] if dims and dims[0] > 0 else count
-    if count % chunk:  # complete the last chunk with copies of the first examples
-        padded = np.arange(count + chunk - count % chunk) % count
-        fed = {n: np.take(v, padded, axis=0) for n, v in fed.items()}
-    total = len(next(iter(fed.values())))
-    parts = [
-        session.run(None, {n: v[i : i + chunk] for n, v in fed.items()})
-        for i in range(0, total, chunk)
-    ]
-    return [np.concatenate([p[k] for p in parts])[:count] for k in range(len(parts[0]))]
-
-
-def run_torch(module: nn.Module, x: np.ndarray | dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Outputs of ``module`` in eval mode on ``x`` (on the module's device), as numpy arrays."""
-    was_training = module.training
-    device = next((p.device for p in module.parameters()), torch.device("cpu"))
-    arrays = list(x.values()) if isinstance(x, dict) else [x]
-    tensors = [torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays]
-    module.eval()
-    try:
-        with torch.no_grad():
-            out = module(*tensors)
-    except (RuntimeError, NotImplementedError, ValueError, IndexError, TypeError) as exc:
-        shapes = [tuple(a.shape) for a in arrays]
-        raise FineTuneError(
-            f"the converted model fails on inputs of shape {', '.join(map(str, shapes))} "
-            f"({type(exc).__name__}: {exc})"
-        ) from exc
-    finally:
-        module.train(was_training)
-    return [t.detach().cpu().numpy() for t in flatten_outputs(out)]
-
-
-def flatten_outputs(out) -> list[torch.Tensor]:
-    """The module's outputs as a flat list of tensors (graph output order)."""
-    if isinstance(out, torch.Tensor):
-        return [out]
-    return [t for item in out for t in flatten_outputs(item)]

@@ -181,6 +181,53 @@ def _check_fixed_dims(name: str, declared: list[int | None], shape: Sequence[int
             )
 
 
+def _check(model: onnx.ModelProto, label: str | None) -> int:
+    """The model's opset, once the ONNX checker (by path ``label`` for a large model) and the
+    supported opset range have passed it."""
+    try:
+        if not is_large(model):
+            onnx.checker.check_model(model)
+        elif label is not None:
+            onnx.checker.check_model(label)  # by path: the checker reads external data itself
+    except Exception as exc:
+        raise ModelLoadError(f"the model fails the ONNX checker: {exc}") from exc
+    opset = default_opset(model)
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UnsupportedModelError(
+            f"the model uses opset {opset}; onnx-netadapt supports opsets {MIN_OPSET} to "
+            f"{MAX_OPSET}. Convert it first, e.g. onnx.version_converter.convert_version(model, 17)"
+        )
+    return opset
+
+
+def _normalise(
+    model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]], fold: bool
+) -> tuple[onnx.ModelProto, list[str], dict[str, WeightComputation]]:
+    """Normalise ``model`` (in place where it can; folding makes a new one): the model, notes
+    of what changed, and the filter weights computed at run time."""
+    notes: list[str] = []
+    if n := normalize.drop_initializer_inputs(model):
+        notes.append(f"{n} graph inputs that were initializers treated as constants")
+    if n := normalize.unfix_nonpositive_dims(model):
+        notes.append(f"{n} declared dims of -1 or 0 treated as dynamic")
+    _apply_input_shapes(model, input_shapes)
+    if n := normalize.constants_to_initializers(model):
+        notes.append(f"{n} Constant nodes turned into initializers")
+    computed = trace_computed_weights(model)
+    if computed:
+        notes.append(f"{len(computed)} filter weights computed at run time from stored tensors")
+    if fold and not normalize.has_quantized_ops(model):
+        before = len(model.graph.node)
+        model = normalize.fold_constants(model)
+        if n := before - len(model.graph.node):
+            notes.append(f"{n} constant/shape nodes folded")
+    if n := normalize.name_nodes(model):
+        notes.append(f"{n} nodes named")
+    if n := normalize.unshare_initializers(model):
+        notes.append(f"{n} shared initializers given one copy per node")
+    return model, notes, computed
+
+
 def load_model(
     source: str | os.PathLike | bytes | onnx.ModelProto,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
@@ -205,39 +252,8 @@ def load_model(
     """
     model = read_model(source)
     label = str(source) if isinstance(source, (str, os.PathLike)) else None
-    try:
-        if not is_large(model):
-            onnx.checker.check_model(model)
-        elif label is not None:
-            onnx.checker.check_model(label)  # by path: the checker reads external data itself
-    except Exception as exc:
-        raise ModelLoadError(f"the model fails the ONNX checker: {exc}") from exc
-    opset = default_opset(model)
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise UnsupportedModelError(
-            f"the model uses opset {opset}; onnx-netadapt supports opsets {MIN_OPSET} to "
-            f"{MAX_OPSET}. Convert it first, e.g. onnx.version_converter.convert_version(model, 17)"
-        )
-    notes: list[str] = []
-    if n := normalize.drop_initializer_inputs(model):
-        notes.append(f"{n} graph inputs that were initializers treated as constants")
-    if n := normalize.unfix_nonpositive_dims(model):
-        notes.append(f"{n} declared dims of -1 or 0 treated as dynamic")
-    _apply_input_shapes(model, input_shapes or {})
-    if n := normalize.constants_to_initializers(model):
-        notes.append(f"{n} Constant nodes turned into initializers")
-    computed = trace_computed_weights(model)
-    if computed:
-        notes.append(f"{len(computed)} filter weights computed at run time from stored tensors")
-    if fold and not normalize.has_quantized_ops(model):
-        before = len(model.graph.node)
-        model = normalize.fold_constants(model)
-        if n := before - len(model.graph.node):
-            notes.append(f"{n} constant/shape nodes folded")
-    if n := normalize.name_nodes(model):
-        notes.append(f"{n} nodes named")
-    if n := normalize.unshare_initializers(model):
-        notes.append(f"{n} shared initializers given one copy per node")
+    opset = _check(model, label)
+    model, notes, computed = _normalise(model, input_shapes or {}, fold)
     try:
         shapes = infer_shapes(model)
     except Exception as exc:
