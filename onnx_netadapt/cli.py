@@ -17,6 +17,7 @@ import click
 
 from onnx_netadapt.channels.analysis import ChannelAnalysis, analyse
 from onnx_netadapt.cli_adapt import adapt_cmd
+from onnx_netadapt.cli_options import attention_units_option, input_shape_option
 from onnx_netadapt.cli_tasks import tasks_cmd
 from onnx_netadapt.errors import NetAdaptError, PruneError, UsageError
 from onnx_netadapt.graph.deliverable import with_original_interface
@@ -25,22 +26,6 @@ from onnx_netadapt.graph.save import save_json, save_model
 from onnx_netadapt.paths import check_distinct, check_output_file
 
 logger = logging.getLogger(__name__)
-
-input_shape_option = click.option(
-    "--input-shape",
-    "input_shapes",
-    multiple=True,
-    metavar="NAME:D1,D2,...",
-    help="Static shape of a model input with dynamic dimensions (repeatable).",
-)
-
-attention_units_option = click.option(
-    "--attention-units",
-    type=click.Choice(["heads", "dims"]),
-    default="heads",
-    show_default=True,
-    help="Prune multi-head attention by whole heads, or by the same dimensions of every head.",
-)
 
 
 def _load(model: Path, input_shapes: tuple[str, ...]) -> LoadedModel:

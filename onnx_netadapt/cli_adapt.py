@@ -19,7 +19,7 @@ from onnx_netadapt.adapt import Adaptation, AdaptConfig, IterationResult, parse_
 from onnx_netadapt.adapt.config import SELECT_MODES
 from onnx_netadapt.adapt.rundir import RunDir, RunDirError
 from onnx_netadapt.adapt.state import RunState, RunSummary
-from onnx_netadapt.channels.analysis import ATTENTION_UNITS
+from onnx_netadapt.cli_options import attention_units_option, input_shape_option
 from onnx_netadapt.engines import ENGINES
 from onnx_netadapt.errors import NetAdaptError, UsageError
 from onnx_netadapt.graph.load import parse_input_shape
@@ -188,13 +188,7 @@ class _Progress:
 @click.option("--max-iterations", default=200, show_default=True)
 @click.option("--table", type=click.Path(path_type=Path), help="Shared latency table JSON.")
 @click.option("--allow-approximate", is_flag=True, help="Also prune approximate groups.")
-@click.option(
-    "--attention-units",
-    type=click.Choice(ATTENTION_UNITS),
-    default="heads",
-    show_default=True,
-    help="Prune multi-head attention by whole heads, or by the same dimensions of every head.",
-)
+@attention_units_option
 @click.option(
     "--runner-option",
     "runner_options",
@@ -202,13 +196,7 @@ class _Progress:
     metavar="KEY=VALUE",
     help="Passed to the runner (e.g. onnx2tf=/path/to/onnx2tf).",
 )
-@click.option(
-    "--input-shape",
-    "input_shapes",
-    multiple=True,
-    metavar="NAME:D1,D2,...",
-    help="Static shape of a model input with dynamic dimensions (repeatable).",
-)
+@input_shape_option
 @click.option(
     "--task",
     default="auto",
