@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", action="store_true", help="a few lines: a quick check")
     parser.add_argument("--step", type=float, default=0.05)
     parser.add_argument("--short-steps", type=int, default=30)
-    parser.add_argument("--long-epochs", type=float, default=2.0)
+    parser.add_argument("--long-epochs", type=float, default=5.0)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--workers", type=int, default=2)
