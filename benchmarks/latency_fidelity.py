@@ -39,6 +39,7 @@ from onnx_netadapt.measure.estimate import Estimator
 from onnx_netadapt.measure.interleave import ratio_to_reference
 from onnx_netadapt.measure.registry import make_runner
 from onnx_netadapt.measure.stats import MeasureSettings
+from onnx_netadapt.measure.strategies import ProfileStrategy
 from onnx_netadapt.measure.table import LatencyTable
 
 ARCHS = ("mobilenet_v1", "mobilenet_v2", "resnet18", "efficientnet_b0")
@@ -116,6 +117,10 @@ ESTIMATORS = {
     "proportional": {"mode": "proportional"},
     "profile_table": {"mode": "profile", "kernels": False},
     "profile_cold": {"mode": "profile", "cold_kernels": True},
+    # a unit's in-network excess over its kernel entry scaled with the entry's change to the
+    # power 1 (whole units scaled linearly, before session 7), 1.5 (calibration.scale_kernel_unit)
+    "profile_linear": {"mode": ProfileStrategy(excess_power=1.0)},
+    "profile_p1.5": {"mode": ProfileStrategy(excess_power=1.5)},
     "split_gross": {"mode": "split", "session_overhead": False},
 }
 OLD = "constant"

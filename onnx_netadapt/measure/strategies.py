@@ -34,6 +34,7 @@ import onnx
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.measure.calibration import (
+    EXCESS_POWER,
     ProfileCalibration,
     calibrate_profiled,
     estimate_profiled,
@@ -294,16 +295,23 @@ class ProfileStrategy(Strategy):
         session_overhead: with ``kernels=False``, take the micro-model overhead off every
             table entry.
         rounds: whole-network measurements interleaved with profiles.
+        excess_power: a unit's in-network excess over its kernel entry scales with the entry's
+            change to this power (``calibration.scale_kernel_unit``; 1: linearly).
     """
 
     mode = "profile"
 
     def __init__(
-        self, kernels: bool = True, session_overhead: bool = True, rounds: int = PROFILE_ROUNDS
+        self,
+        kernels: bool = True,
+        session_overhead: bool = True,
+        rounds: int = PROFILE_ROUNDS,
+        excess_power: float = EXCESS_POWER,
     ) -> None:
         self.kernels = kernels
         self.session_overhead = session_overhead
         self.rounds = max(1, int(rounds))
+        self.excess_power = excess_power
 
     def calibrate(
         self, entries: Entries, loaded: LoadedModel, measured_ms: float | None = None
@@ -365,6 +373,7 @@ class ProfileStrategy(Strategy):
             )
             return None
         prof.kernels = self.kernels
+        prof.excess_power = self.excess_power
         return InNetworkCalibration(measured, sum(layer_ms.values()), profile=prof)
 
 
