@@ -43,7 +43,7 @@ def net_ms(entry_ms: float, session_ms: float) -> float:
 
 
 def scale_kernel_unit(
-    in_network_ms: float, kernel_ms: float, ratio: float, power: float = 2.0
+    in_network_ms: float, kernel_ms: float, ratio: float, power: float = EXCESS_POWER
 ) -> float:
     """A filter unit's in-network time after its in-context kernel time changed by ``ratio``.
 
