@@ -117,8 +117,9 @@ ESTIMATORS = {
     "proportional": {"mode": "proportional"},
     "profile_table": {"mode": "profile", "kernels": False},
     "profile_cold": {"mode": "profile", "cold_kernels": True},
-    # a unit's in-network excess over its kernel entry scaled with the entry's change to the
-    # power 1 (whole units scaled linearly, before session 7), 1.5 (calibration.scale_kernel_unit)
+    # "profile" scales a unit's in-network excess over its kernel entry with the entry's change
+    # to the power EXCESS_POWER (calibration.scale_kernel_unit); these, to the power 1 (the whole
+    # unit with its entry, as before 29 Nov 2026) and 1.5
     "profile_linear": {"mode": ProfileStrategy(excess_power=1.0)},
     "profile_p1.5": {"mode": ProfileStrategy(excess_power=1.5)},
     "split_gross": {"mode": "split", "session_overhead": False},
