@@ -38,8 +38,8 @@ def read(model: onnx.ModelProto, x, texts: list[str]) -> dict[str, float]:
     return ocr_lines.ocr_scores(ocr_lines.decode(run_outputs(model, ArrayDataset(x))[0]), texts)
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Every round not yet saved, then the table of all rounds."""
+def run(args: argparse.Namespace) -> list[dict]:
+    """Every round not yet saved; the rows of all rounds."""
     args.work.mkdir(parents=True, exist_ok=True)
     val_x, val_texts = ocr_lines.lines(ocr_lines.SIZES["val"], ocr_lines.SEEDS["val"])
     teacher = onnx.load(str(args.teacher))
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> dict:
         rounds.append(row)
         save_json(rounds, log_path)
         logger.info("round %d: %s", index, row)
-    return {"rounds": rounds}
+    return rounds
 
 
 def markdown(args: argparse.Namespace, rounds: list[dict]) -> str:
@@ -134,12 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     args.teacher = args.teacher or ocr_lines.model_path()
     args.model_label = args.model_label or str(args.model)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    rounds = run(args)["rounds"]
+    rounds = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     save_json({"settings": settings, "rounds": rounds}, args.out / "rounds.json")
-    save_text(markdown(args, rounds), args.out / "README.md")
-    print(markdown(args, rounds))
+    text = markdown(args, rounds)
+    save_text(text, args.out / "README.md")
+    print(text)
     return 0
 
 
