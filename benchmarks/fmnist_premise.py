@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from onnx_netadapt.demo.build import build_model
+from onnx_netadapt.demo.nets import ARCHS
 from onnx_netadapt.graph.save import save_json, save_text
 from onnx_netadapt.measure.host import cpu_model_name
 
@@ -68,6 +69,9 @@ def run_points(
                 limit=limit,
                 threads=threads,
             )
+            if path.exists():  # another process (other seeds) may have saved points meanwhile
+                saved = json.loads(path.read_text())
+                saved["commands"] = sorted({*saved.get("commands", []), command})
             saved["points"].append(
                 {
                     "arch": arch,
@@ -123,8 +127,8 @@ def report(saved: dict, out: Path) -> str:
         "# Premise: the width multiplier's accuracy on Fashion-MNIST",
         "",
         f"Commands: {', '.join(f'`{c}`' for c in saved.get('commands', []))} (CPU: "
-        f"{saved.get('cpu', '?')}). MobileNetV1-style network of "
-        "onnx_netadapt/demo/nets.py trained from scratch with the demo's recipe "
+        f"{saved.get('cpu', '?')}). Networks of onnx_netadapt/demo/nets.py trained from "
+        "scratch with the demo's recipe "
         "(onnx_netadapt/demo/build.py) on the first N of the 60,000 training images (1 torch "
         "thread), scored on the 10,000 test images (ONNX Runtime). Mean ± sd over seeds.",
         "",
@@ -175,7 +179,7 @@ def _groups(points: list[dict]) -> dict[tuple, list[dict]]:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="mobilenet_v1", choices=["mobilenet_v1", "resnet"])
+    parser.add_argument("--arch", default="mobilenet_v1", choices=sorted(ARCHS))
     parser.add_argument("--size", type=int, default=56)
     parser.add_argument("--widths", nargs="+", type=float, default=list(WIDTHS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])

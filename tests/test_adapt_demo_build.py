@@ -51,6 +51,9 @@ def test_width_multiplier_rounds_to_multiples_of_8():
     small, full = nets.make_net("mobilenet_v1", 0.5), nets.make_net("mobilenet_v1", 1.0)
     assert small.classifier.in_features == 128 and full.classifier.in_features == 256
     assert nets.make_net("resnet", 1.0).classifier.in_features == 128
+    lite = nets.make_net("mobilenet_v1_lite", 1.0)
+    widest = max(m.out_channels for m in lite.modules() if isinstance(m, torch.nn.Conv2d))
+    assert widest == 128 and lite.classifier.in_features == 128
     with pytest.raises(ValueError, match="unknown arch"):
         nets.make_net("vgg")
 
