@@ -8,7 +8,9 @@ Fine-tuning happens in the bridge (``onnx_netadapt.finetune``), imported only he
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
 import shutil
 import time
 import zlib
@@ -135,6 +137,19 @@ class EvalContext:
     teacher: onnx.ModelProto | None = None
     holdout_reference: list[np.ndarray] | None = None
     task: Task = field(default_factory=Classification)
+
+
+# What a proposal imports (torch, onnx2torch and its converters come with ``finetune``).
+WARM_MODULES = ("onnx_netadapt.finetune", "onnx_netadapt.prune.apply", "onnxruntime")
+
+
+def warm_worker() -> int:
+    """Import what a proposal needs (torch, onnx2torch and the converters, the pruning code)
+    so that a fresh worker pays for it when the engine starts, not inside the first
+    iteration's timing; returns the worker's process id."""
+    for module in WARM_MODULES:
+        importlib.import_module(module)
+    return os.getpid()
 
 
 def rebuild_proposal(current: bytes, job: ProposalJob) -> onnx.ModelProto:

@@ -28,6 +28,7 @@ from onnx_netadapt.adapt.proposals import (
     ProposalScore,
     fine_tune_and_score,
     rebuild_proposal,
+    warm_worker,
 )
 from onnx_netadapt.engines.base import EngineError, Progress
 from onnx_netadapt.engines.devices import DevicePlan
@@ -114,7 +115,8 @@ class RayEngine:
         self.close(interrupted=exc_type is not None)
 
     def start(self, ctx: EvalContext) -> None:
-        """Connect to (or start) Ray and put ``ctx`` in the object store."""
+        """Connect to (or start) Ray, put ``ctx`` in the object store, and start one worker
+        per slot of the plan (imports done)."""
         gpus = len({d for d in self.plan.devices if d.startswith("cuda")})
         cpus = self.plan.workers * self.plan.threads
         ray, self._started_ray = connect_ray(self.address, num_cpus=cpus, num_gpus=gpus)
@@ -122,6 +124,10 @@ class RayEngine:
         self._ctx_ref = ray.put(ctx)
         resources = {"num_gpus": 1} if self.plan.gpu else {"num_cpus": self.plan.threads}
         self._task = ray.remote(max_retries=self.retries, **resources)(_evaluate_task)
+        # one warm-up task per worker slot, with the proposals' resources: Ray keeps those
+        # workers (torch imported) for the proposals that follow
+        warm = ray.remote(**resources)(warm_worker)
+        ray.get([warm.remote() for _ in range(self.plan.workers)])
 
     def evaluate(
         self, jobs: list[ProposalJob], current: bytes, progress: Progress | None = None
