@@ -54,6 +54,8 @@ def test_width_multiplier_rounds_to_multiples_of_8():
     lite = nets.make_net("mobilenet_v1_lite", 1.0)
     widest = max(m.out_channels for m in lite.modules() if isinstance(m, torch.nn.Conv2d))
     assert widest == 128 and lite.classifier.in_features == 128
+    resnet_lite = nets.make_net("resnet_lite", 1.0)
+    assert len(resnet_lite.stages) == 3 and resnet_lite.classifier.in_features == 64
     with pytest.raises(ValueError, match="unknown arch"):
         nets.make_net("vgg")
 
