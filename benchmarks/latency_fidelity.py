@@ -122,6 +122,9 @@ ESTIMATORS = {
     # unit with its entry, as before 29 Nov 2026) and 1.5
     "profile_linear": {"mode": ProfileStrategy(excess_power=1.0)},
     "profile_p1.5": {"mode": ProfileStrategy(excess_power=1.5)},
+    # beyond the first power, the excess follows the network's activation footprint instead
+    # of the unit's own entry change (tried 29 Nov 2026: no better, off by default)
+    "profile_footprint": {"mode": ProfileStrategy(excess_footprint=True)},
     "split_gross": {"mode": "split", "session_overhead": False},
 }
 OLD = "constant"

@@ -106,6 +106,9 @@ def test_a_units_cold_excess_shrinks_faster_than_its_kernel():
     assert scale_kernel_unit(0.106, 0.053, 0.3, power=1.0) == pytest.approx(0.106 * 0.3)
     assert scale_kernel_unit(0.04, 0.05, 0.5) == pytest.approx(0.02)  # no excess: linear
     assert scale_kernel_unit(0.106, 0.053, 1.5) == pytest.approx(0.106 * 1.5)
+    # the excess following the network's footprint (0.3) rather than the unit's entry (0.76)
+    stem = scale_kernel_unit(0.186, 0.125, 0.76, footprint=0.3)
+    assert stem == pytest.approx(0.125 * 0.76 + 0.061 * 0.76 * 0.3)
     loaded = load_model(_nhwc_model())
     signatures = model_signatures(loaded)
     profile = {name: 0.2 for name in signatures}

@@ -33,6 +33,10 @@ INTERNAL, UNPLACED = "(internal)", "(unplaced)"
 # A filter unit's in-network excess over its kernel entry scales with the entry's change to this
 # power (``scale_kernel_unit``).
 EXCESS_POWER = 2.0
+# Whether that excess follows the whole network's activation footprint beyond the first power:
+# off, as side by side it did no better than the unit's own change (``footprint_ort.md`` in
+# benchmarks/results/latency_fidelity/layouts/).
+EXCESS_FOOTPRINT = False
 # How far a filter layer's output is followed to the node whose kernel it was fused into.
 MAX_FUSION_DEPTH = 4
 
@@ -43,7 +47,11 @@ def net_ms(entry_ms: float, session_ms: float) -> float:
 
 
 def scale_kernel_unit(
-    in_network_ms: float, kernel_ms: float, ratio: float, power: float = EXCESS_POWER
+    in_network_ms: float,
+    kernel_ms: float,
+    ratio: float,
+    power: float = EXCESS_POWER,
+    footprint: float | None = None,
 ) -> float:
     """A filter unit's in-network time after its in-context kernel time changed by ``ratio``.
 
@@ -53,12 +61,16 @@ def scale_kernel_unit(
     stays cached. On a quiet machine the excess of MobileNetV2's units (stem conv 0.164 ms in
     the network against 0.121 in context, classifier Gemm 0.106 against 0.053) had all but gone
     at keep 0.3 and 0.5 (``benchmarks/results/latency_fidelity/layouts/excess_mbv2.md``), so
-    the kernel part scales with ``ratio`` and the excess with ``ratio ** power``; a unit that
-    grows (``ratio`` > 1) scales as a whole.
+    the kernel part scales with ``ratio`` and the excess with ``ratio * other ** (power - 1)``,
+    where ``other`` is ``footprint`` (the network's activation elements after / before: the
+    rest of the network shrinking keeps this unit's data cached too; the stem conv, whose own
+    entry falls only to 0.76, lost all its excess when the rest was cut to 0.3) or, without it,
+    ``ratio`` again. A unit that grows (``ratio`` > 1) scales as a whole.
     """
     if ratio >= 1.0 or in_network_ms <= kernel_ms:
         return in_network_ms * ratio
-    return kernel_ms * ratio + (in_network_ms - kernel_ms) * ratio**power
+    other = ratio if footprint is None else min(1.0, footprint)
+    return kernel_ms * ratio + (in_network_ms - kernel_ms) * ratio * other ** (power - 1)
 
 
 def node_elements(model: onnx.ModelProto, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
@@ -118,6 +130,9 @@ class ProfileCalibration:
         excess_power: with ``kernels``, a filter unit's excess over its kernel entry scales with
             the entry's change to this power (``scale_kernel_unit``; 1: the whole unit scales
             with the change).
+        excess_footprint: the excess scales with the network's activation footprint instead
+            of the entry's change beyond the first power (``scale_kernel_unit``'s
+            ``footprint``).
     """
 
     measured_ms: float
@@ -129,6 +144,7 @@ class ProfileCalibration:
     unplaced: dict[str, float] = field(default_factory=dict)
     kernels: bool = False
     excess_power: float = EXCESS_POWER
+    excess_footprint: bool = EXCESS_FOOTPRINT
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -246,6 +262,9 @@ def estimate_parts(
     time under its profiled name, runtime-internal nodes under ``INTERNAL`` and the change of
     the unplaced filter layers under ``UNPLACED`` (to compare with a profile of ``model``)."""
     elements = node_elements(model, shapes)
+    footprint = None
+    if calibration.excess_footprint and calibration.elements > 0:
+        footprint = sum(elements.values()) / calibration.elements
     session = calibration.session_ms
     parts = {}
     for unit in calibration.units:
@@ -258,7 +277,7 @@ def estimate_parts(
         ratio = now / unit.base if unit.base > 0 else 1.0
         if calibration.kernels and unit.filters:
             parts[unit.name] = scale_kernel_unit(
-                unit.ms, unit.base, ratio, calibration.excess_power
+                unit.ms, unit.base, ratio, calibration.excess_power, footprint
             )
         else:
             parts[unit.name] = unit.ms * ratio

@@ -34,6 +34,7 @@ import onnx
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.measure.calibration import (
+    EXCESS_FOOTPRINT,
     EXCESS_POWER,
     ProfileCalibration,
     calibrate_profiled,
@@ -297,6 +298,8 @@ class ProfileStrategy(Strategy):
         rounds: whole-network measurements interleaved with profiles.
         excess_power: a unit's in-network excess over its kernel entry scales with the entry's
             change to this power (``calibration.scale_kernel_unit``; 1: linearly).
+        excess_footprint: beyond the first power, the excess follows the network's activation
+            footprint instead of the entry's change.
     """
 
     mode = "profile"
@@ -307,11 +310,13 @@ class ProfileStrategy(Strategy):
         session_overhead: bool = True,
         rounds: int = PROFILE_ROUNDS,
         excess_power: float = EXCESS_POWER,
+        excess_footprint: bool = EXCESS_FOOTPRINT,
     ) -> None:
         self.kernels = kernels
         self.session_overhead = session_overhead
         self.rounds = max(1, int(rounds))
         self.excess_power = excess_power
+        self.excess_footprint = excess_footprint
 
     def calibrate(
         self, entries: Entries, loaded: LoadedModel, measured_ms: float | None = None
@@ -374,6 +379,7 @@ class ProfileStrategy(Strategy):
             return None
         prof.kernels = self.kernels
         prof.excess_power = self.excess_power
+        prof.excess_footprint = self.excess_footprint
         return InNetworkCalibration(measured, sum(layer_ms.values()), profile=prof)
 
 
