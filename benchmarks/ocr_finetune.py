@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--model-label", default=None, help="how the command names --model")
     args = parser.parse_args(argv)
+    if not args.model.is_file():
+        parser.error(f"--model {args.model} is not a file: give the adapted network's .onnx")
     args.teacher = args.teacher or ocr_lines.model_path()
     args.model_label = args.model_label or str(args.model)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

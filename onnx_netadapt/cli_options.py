@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from onnx_netadapt.channels.analysis import ATTENTION_UNITS
+from onnx_netadapt.channels.context import ATTENTION_UNITS, DEFAULT_ATTENTION_UNITS
 
 input_shape_option = click.option(
     "--input-shape",
@@ -17,7 +17,7 @@ input_shape_option = click.option(
 attention_units_option = click.option(
     "--attention-units",
     type=click.Choice(ATTENTION_UNITS),
-    default="heads",
+    default=DEFAULT_ATTENTION_UNITS,
     show_default=True,
     help="Prune multi-head attention by whole heads, or by the same dimensions of every head.",
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from onnx_netadapt.adapt.budget import Budget
-from onnx_netadapt.channels.analysis import ATTENTION_UNITS
+from onnx_netadapt.channels.context import ATTENTION_UNITS, DEFAULT_ATTENTION_UNITS
 from onnx_netadapt.engines import ENGINES, RAY_BUILTIN_RESOURCES
 from onnx_netadapt.errors import BudgetError, UsageError
 from onnx_netadapt.measure.estimate import MODES as ESTIMATE_MODES
@@ -66,7 +66,7 @@ class AdaptConfig:
     decay: float = 0.96
     round_to: int = 8
     allow_approximate: bool = False
-    attention_units: str = "heads"
+    attention_units: str = DEFAULT_ATTENTION_UNITS
     short_steps: int = 50
     long_epochs: float = 5.0
     batch_size: int = 64

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
+from onnx_netadapt.channels.context import DEFAULT_ATTENTION_UNITS
 from onnx_netadapt.data.dataset import DataSplits
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.evaluate import task_score
@@ -61,7 +62,7 @@ class ProposalJob:
     seed: int
     units: int = 0
     allow_approximate: bool = False
-    attention_units: str = "heads"
+    attention_units: str = DEFAULT_ATTENTION_UNITS
 
 
 @dataclass
@@ -89,7 +90,7 @@ def write_proposals(
     seed: int,
     iteration: int,
     allow_approximate: bool,
-    attention_units: str = "heads",
+    attention_units: str = DEFAULT_ATTENTION_UNITS,
 ) -> list[ProposalJob]:
     """Save each candidate network in ``folder`` (emptied first) as a job for an engine; the
     candidates' models are dropped from memory once on disk."""

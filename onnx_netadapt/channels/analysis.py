@@ -19,6 +19,8 @@ from onnx_netadapt.channels import rules
 from onnx_netadapt.channels.atoms import Resolved
 from onnx_netadapt.channels.computed import mark_computed_weights
 from onnx_netadapt.channels.context import (
+    ATTENTION_UNITS,
+    DEFAULT_ATTENTION_UNITS,
     AnalysisState,
     Contraction,
     ProducerSpace,
@@ -34,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 OUTPUT_REASON = "reaches graph output"
 FILTER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-ATTENTION_UNITS = ("heads", "dims")
 
 
 @dataclass
@@ -222,7 +223,7 @@ def _layer_row(node: onnx.NodeProto, total: int, exact: int, approx: int, is_out
     }
 
 
-def analyse(loaded: LoadedModel, attention_units: str = "heads") -> ChannelAnalysis:
+def analyse(loaded: LoadedModel, attention_units: str = DEFAULT_ATTENTION_UNITS) -> ChannelAnalysis:
     """Find the channel groups of ``loaded`` (see ``ChannelAnalysis``).
 
     Args:

@@ -12,6 +12,10 @@ from onnx_netadapt.channels.edits import NodeEdit, Role, SliceSpec
 from onnx_netadapt.channels.layout import Layout
 from onnx_netadapt.graph.ops import const_value
 
+# How attention blocks are pruned: whole heads, or the same dimensions of every head.
+ATTENTION_UNITS = ("heads", "dims")
+DEFAULT_ATTENTION_UNITS = "heads"
+
 
 @dataclass
 class ProducerSpace:
@@ -52,7 +56,7 @@ class AnalysisState:
     edits: list[NodeEdit] = field(default_factory=list)
     producers: list[ProducerSpace] = field(default_factory=list)
     unsupported: dict[str, str] = field(default_factory=dict)  # node name -> reason
-    attention_units: str = "heads"  # "heads" or "dims": how attention blocks are pruned
+    attention_units: str = DEFAULT_ATTENTION_UNITS  # one of ATTENTION_UNITS
     contractions: list[Contraction] = field(default_factory=list)
     head_dims: list[np.ndarray] = field(default_factory=list)  # atoms pruned per head dimension
     head_products: list[np.ndarray] = field(default_factory=list)  # atoms coupled per head
