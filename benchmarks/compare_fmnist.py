@@ -1,6 +1,6 @@
 """NetAdapt against the width multiplier and uniform pruning on Fashion-MNIST, on ort and tflite.
 
-    python -m benchmarks.compare_fmnist run [--archs mobilenet_v1 resnet] [--seeds 0 1 2]
+    python -m benchmarks.compare_fmnist run [--archs mobilenet_v1_lite resnet_lite] [--seeds 0 1 2]
         [--targets ort tflite] [--size 56] [--epochs 5]
     python -m benchmarks.compare_fmnist report        # markdown + JSON + PNG from saved points
     python -m benchmarks.compare_fmnist overhead      # floor/base latency per input size
@@ -40,7 +40,7 @@ from pathlib import Path
 from benchmarks import fmnist_checks
 from benchmarks.fmnist_report import cmd_report
 from benchmarks.fmnist_run import run_one
-from benchmarks.fmnist_setup import SMOKE, Setup, Store
+from benchmarks.fmnist_setup import ARCHS, SMOKE, Setup, Store
 from onnx_netadapt.demo.build import build_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     setup = setup_from(args)
     args.out.mkdir(parents=True, exist_ok=True)
     store = Store(args.out / "points.json", setup)
-    archs = args.archs or (["mobilenet_v1"] if args.smoke else ["mobilenet_v1", "resnet"])
+    archs = args.archs or (["mobilenet_v1_lite"] if args.smoke else list(ARCHS))
     seeds = args.seeds or ([0] if args.smoke else [0, 1, 2])
     for arch in archs:
         for seed in seeds:
@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 def cmd_overhead(args: argparse.Namespace) -> None:
     setup = setup_from(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    archs = args.archs or ["mobilenet_v1", "resnet"]
+    archs = args.archs or list(ARCHS)
     targets = list(setup.targets)
     widths = args.base_widths or [setup.base_width]
     fmnist_checks.overhead(
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     over.add_argument("--targets", nargs="+")
     over.add_argument("--smoke", action="store_true")
     sel = sub.add_parser("selection", help="holdout vs validation accuracy of proposals")
-    sel.add_argument("--arch", default="mobilenet_v1")
+    sel.add_argument("--arch", default=ARCHS[0])
     sel.add_argument("--seed", type=int, default=0)
     sel.add_argument("--base", type=Path, help="base network (default: the run's, or trained)")
     sel.add_argument("--holdouts", nargs="+", type=int, default=[10, 30, 100, 300])

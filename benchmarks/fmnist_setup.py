@@ -14,6 +14,9 @@ from onnx_netadapt.graph.save import save_json
 from onnx_netadapt.measure.host import cpu_model_name
 
 METHODS = ("netadapt", "netadapt-macs", "multiplier", "uniform")
+# The networks compared (onnx_netadapt/demo/nets.py): short of capacity at width 1, with an
+# 8-channel floor at most 0.2 of their latency at 56x56 (results/compare_fmnist/README.md).
+ARCHS = ("mobilenet_v1_lite", "resnet_lite")
 WIDTHS = tuple(round(1.0 - 0.0625 * i, 4) for i in range(15))  # 1.0 .. 0.125
 RATIOS = tuple(round(0.95 - 0.05 * i, 2) for i in range(18))  # 0.95 .. 0.1
 
@@ -24,7 +27,7 @@ class Setup:
 
     data: str = "fashion-mnist"
     size: int = 56
-    base_width: float = 0.5  # the premise: accuracy falls clearly from width 0.5 down
+    base_width: float = 1.0  # of the lean networks (results/compare_fmnist/README.md: why)
     epochs: int = 5
     limit: int | None = None  # training images for the from-scratch trainings (None: all)
     short_steps: int = 40

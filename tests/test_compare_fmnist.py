@@ -149,7 +149,7 @@ def test_smoke_run_end_to_end_then_resumes_without_work(
     keys = {p["key"] for p in data["points"]}
     # base + 4 methods x 3 budgets x 2 targets + 1 curve width
     assert len(keys) == len(data["points"]) == 1 + 4 * 3 * 2 + 1
-    measured = data["measured"]["mobilenet_v1_s0"]
+    measured = data["measured"]["mobilenet_v1_lite_s0"]
     assert set(measured["macs"]) == set(measured["params"]) == keys
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["speedup_vs_multiplier"]) == {"macs", "params"}
