@@ -96,6 +96,20 @@ def test_local_engine_starts_every_worker_before_the_first_iteration(tmp_path: P
             assert "libtorch" in maps, f"worker {pid} has not imported torch"
 
 
+class _DiesWhenUnpickled:
+    """A context that ends the worker process that unpickles it (as an out-of-memory kill
+    would while the worker starts)."""
+
+    def __reduce__(self):
+        return (os._exit, (3,))
+
+
+def test_local_engine_start_reports_a_worker_that_dies_while_starting() -> None:
+    engine = make_engine("local", plan_devices("cpu", workers=2))
+    with engine, pytest.raises(EngineError, match="a worker died while starting"):
+        engine.start(_DiesWhenUnpickled())  # type: ignore[arg-type]
+
+
 def test_local_engine_reruns_the_proposals_of_a_killed_worker(tiny: Path, tmp_path: Path) -> None:
     ctx, jobs, _ = _jobs(tiny, tmp_path, steps=150)
     expected = _in_process(ctx, jobs, tmp_path / "ref")

@@ -175,7 +175,14 @@ def _warm(pool: ProcessPoolExecutor, workers: int) -> None:
     worker per call while none is idle, so the first round usually reaches them all)."""
     seen: set[int] = set()
     for _ in range(WARM_ROUNDS):
-        seen |= {f.result() for f in [pool.submit(warm_worker) for _ in range(workers)]}
+        try:
+            seen |= {f.result() for f in [pool.submit(warm_worker) for _ in range(workers)]}
+        except BrokenProcessPool as exc:
+            _terminate(pool)
+            raise EngineError(
+                f"a worker died while starting ({workers} workers): check memory (each "
+                "worker holds the data and the teacher) or use fewer --workers"
+            ) from exc
         if len(seen) >= workers:
             return
     logger.debug("%d of %d workers answered the warm-up", len(seen), workers)
