@@ -129,6 +129,8 @@ def cmd_selection(args: argparse.Namespace) -> None:
         args.target,
         args.seed,
         args.work / "selection",
+        args.run,
+        args.iteration,
     )
     command = "python -m benchmarks.compare_fmnist " + " ".join(sys.argv[1:])
     print(fmnist_checks.selection_report(rows, command, args.out))
@@ -158,6 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     sel.add_argument("--holdouts", nargs="+", type=int, default=[10, 30, 100, 300])
     sel.add_argument("--short-steps", nargs="+", type=int, default=[40, 100, 300])
     sel.add_argument("--target", default="macs", help="runner whose first proposals are used")
+    sel.add_argument("--run", type=Path, help="an adaptation's folder: study its --iteration")
+    sel.add_argument("--iteration", type=int, default=1, help="with --run: which iteration")
     sel.add_argument("--smoke", action="store_true")
     sel.add_argument("--targets", nargs="+")
     for p in (run, report, over, sel):

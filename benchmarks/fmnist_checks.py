@@ -126,6 +126,18 @@ def first_proposals(base: Path, spec: str, settings: dict, target: str, seed: in
     return [p for p in history[1]["proposals"] if not p.get("error")]
 
 
+def run_proposals(run: Path, iteration: int) -> tuple[Path, list[dict]]:
+    """The network that iteration ``iteration`` of the adaptation in ``run`` started from, and
+    that iteration's proposals (those that did not fail)."""
+    history = json.loads((run / "history.json").read_text())["history"]
+    records = {r["iteration"]: r for r in history}
+    if iteration < 1 or iteration not in records:
+        done = max(records)
+        raise SystemExit(f"{run} has iterations 1 to {done}: choose --iteration among them")
+    current = run / "iterations" / f"net_{iteration - 1:03d}.onnx"
+    return current, [p for p in records[iteration]["proposals"] if not p.get("error")]
+
+
 def selection_noise(
     base: Path,
     spec: str,
@@ -136,11 +148,22 @@ def selection_noise(
     target: str,
     seed: int,
     work: Path,
+    run: Path | None = None,
+    iteration: int = 1,
 ) -> list[dict]:
     """One row per (holdout per class, short steps): rank correlation between holdout and
-    validation accuracy over iteration 1's proposals, and the pick's validation gain."""
-    proposals = first_proposals(base, spec, settings, target, seed, work / f"{target}_s{seed}")
-    model = static(base, shape)
+    validation accuracy over one iteration's proposals, and the pick's validation gain.
+
+    Without ``run``: iteration 1 of a one-iteration run on ``target`` from ``base``. With
+    ``run`` (the folder of an adaptation): its iteration ``iteration``, from the network that
+    iteration started from (deeper iterations cut into a network already pruned).
+    """
+    if run is None:
+        current = base
+        proposals = first_proposals(base, spec, settings, target, seed, work / f"{target}_s{seed}")
+    else:
+        current, proposals = run_proposals(run, iteration)
+    model = static(current, shape)
     analysis = analyse(load_model(model, fold=False))
     width = {g.id: max(1, g.class_width) for g in analysis.groups}
     _, val = load_builtin(spec)
@@ -156,11 +179,12 @@ def selection_noise(
                     keep = {prop["group"]: prop["channels_after"] // width[prop["group"]]}
                     pruned = prune(analysis, keep, check=False).model
                     path = save_model(pruned, Path(tmp) / f"group_{prop['group']}.onnx")
-                    job_seed = proposal_seed(seed, 1, prop["producers"])
+                    job_seed = proposal_seed(seed, iteration, prop["producers"])
                     score = evaluate_proposal(ProposalJob(prop["group"], str(path), job_seed), ctx)
                     hold.append(score.holdout_accuracy)
                     valid.append(accuracy(onnx.load(path), val))
             rows.append(selection_row(per_class, steps, hold, valid, len(data.holdout)))
+            rows[-1]["iteration"] = iteration
             logger.info("%s", rows[-1])
     return rows
 
@@ -188,14 +212,16 @@ def selection_row(
 
 def selection_report(rows: list[dict], command: str, out: Path) -> str:
     """selection.json and selection.md in ``out``; the markdown."""
+    iteration = rows[0].get("iteration", 1) if rows else 1
     lines = [
         "# Selection noise: holdout vs validation accuracy over one iteration's proposals",
         "",
-        f"Command: `{command}` (CPU: {cpu_model_name()}). Each proposal of NetAdapt's first "
-        "iteration is fine-tuned for the given steps, scored on the holdout set and on the "
-        "10,000 validation images. pick gain = validation accuracy of the holdout's pick minus "
-        "the mean over proposals (a random pick); best gain = the same for the validation's "
-        "own best. Selection beats noise where the pick gain exceeds the holdout's SE.",
+        f"Command: `{command}` (CPU: {cpu_model_name()}). Each proposal of NetAdapt's "
+        f"iteration {iteration} is fine-tuned for the given steps, scored on the holdout set "
+        "and on the 10,000 validation images. pick gain = validation accuracy of the holdout's "
+        "pick minus the mean over proposals (a random pick); best gain = the same for the "
+        "validation's own best. Selection beats noise where the pick gain exceeds the "
+        "holdout's SE.",
         "",
         "| holdout / class | short steps | proposals | Spearman | pick gain (pts) | "
         "best gain (pts) | holdout SE (pts) |",

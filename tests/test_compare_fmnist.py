@@ -16,7 +16,7 @@ from benchmarks import compare_fmnist as cf
 from benchmarks import fmnist_report as report
 from benchmarks import fmnist_run
 from benchmarks.compare import BUDGETS, CURVE
-from benchmarks.fmnist_checks import selection_row
+from benchmarks.fmnist_checks import run_proposals, selection_row
 from benchmarks.fmnist_premise import summarise
 from benchmarks.fmnist_setup import Setup, Store, point_key
 from tests.fashion_files import make_fashion
@@ -135,6 +135,18 @@ def test_store_refuses_points_of_another_setup(tmp_path: Path) -> None:
         Store(path, replace(Setup(), epochs=2))
 
 
+def test_run_proposals_reads_one_iteration_of_a_run(tmp_path: Path) -> None:
+    proposals = [{"group": 1, "channels_after": 8}, {"group": 2, "error": "no converter"}]
+    history = [{"iteration": 0, "proposals": []}, {"iteration": 1}, {"iteration": 2}]
+    history[2]["proposals"] = proposals
+    (tmp_path / "history.json").write_text(json.dumps({"history": history}))
+    current, chosen = run_proposals(tmp_path, 2)
+    assert current == tmp_path / "iterations" / "net_001.onnx"
+    assert chosen == proposals[:1]  # the failed proposal is left out
+    with pytest.raises(SystemExit, match="iterations 1 to 2"):
+        run_proposals(tmp_path, 3)
+
+
 @pytest.mark.slow
 def test_smoke_run_end_to_end_then_resumes_without_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -198,3 +210,7 @@ def test_smoke_overhead_and_selection_checks(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "out" / "selection.json").read_text())["rows"]
     assert [(r["holdout_per_class"], r["short_steps"]) for r in result] == [(2, 1), (3, 1)]
     assert all(r["proposals"] >= 3 and len(r["val"]) == r["proposals"] for r in result)
+    run = tmp_path / "work" / "selection" / "macs_s0"  # the one-iteration run made above
+    cf.main(["selection", "--holdouts", "2", "--short-steps", "1", "--run", str(run), *common])
+    again = json.loads((tmp_path / "out" / "selection.json").read_text())["rows"]
+    assert again[0]["iteration"] == 1 and again[0]["proposals"] == result[0]["proposals"]
