@@ -249,5 +249,6 @@ def _plot(data: dict, targets: tuple[str, ...], archs: list[str], path: Path) ->
             ax.set_ylabel("validation accuracy (%)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
+    fig.tight_layout()  # keeps each axis label clear of the title below it
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
