@@ -10,8 +10,8 @@ Run it on a quiet machine (nothing else measuring or training on the same cores)
    RGB); the share that is not training is the overhead the loop adds.
 2. The same ``--proposals`` proposals of the default model (a group each, cut to 3/4) through
    the local engine with 1 and 2 workers and the Ray engine with 2 workers, two iterations
-   on one started engine: wall time of ``evaluate`` (engine start, with its workers'
-   spawn and imports, reported apart), proposals per minute, and the scaling
+   on one started engine: wall time of ``evaluate`` (engine start reported apart),
+   proposals per minute, and the scaling
    efficiency (rate with N workers / (N x rate with 1)). Every engine must give the same
    scores (checked).
 
@@ -199,8 +199,9 @@ def render(report: dict) -> str:
         "",
         f"## Proposals per minute ({report['engine_proposals']} proposals of the default model)",
         "",
-        "Two iterations on one started engine; the engine's start (workers spawned, torch "
-        "imported) is timed apart, as a run pays it once.",
+        "Two iterations on one started engine; the engine's start is timed apart, as a run pays "
+        "it once (Ray: connecting, and a warm-up task per worker; the local pool spawns its "
+        "workers in iteration 1).",
         "",
         "| engine | workers | start (s) | evaluate (s), iterations 1 / 2 | proposals/min | "
         "scaling efficiency | same scores |",

@@ -63,12 +63,10 @@ def _jobs(tiny: Path, folder: Path, steps: int) -> tuple[EvalContext, list[Propo
     return EvalContext(data, plan), jobs, current
 
 
-def _kill_one_when_busy(find_pids, killed: list[int], delay: float = 1.0) -> threading.Thread:
-    """Kill (SIGKILL) the first worker that ``find_pids`` reports, once, after ``delay``
-    seconds (the workers are up from ``start``: the delay lets the proposals begin)."""
+def _kill_one_when_busy(find_pids, killed: list[int]) -> threading.Thread:
+    """Kill (SIGKILL) the first worker that ``find_pids`` reports, once."""
 
     def run() -> None:
-        time.sleep(delay)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
             pids = find_pids()
@@ -81,33 +79,6 @@ def _kill_one_when_busy(find_pids, killed: list[int], delay: float = 1.0) -> thr
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
-
-
-def test_local_engine_starts_every_worker_before_the_first_iteration(tmp_path: Path) -> None:
-    """The pool's workers are spawned and have imported torch when ``start`` returns, so the
-    first iteration is not slowed by it (a pool spawns its workers on demand otherwise)."""
-    plan = TrainPlan(steps=0, batch_size=1, optimizer="sgd", lr=0.1, distill=0.0, threads=1)
-    with make_engine("local", plan_devices("cpu", workers=2)) as engine:
-        engine.start(EvalContext(None, plan))
-        pids = engine.worker_pids
-        assert len(pids) == 2
-        for pid in pids:
-            maps = Path(f"/proc/{pid}/maps").read_text()
-            assert "libtorch" in maps, f"worker {pid} has not imported torch"
-
-
-class _DiesWhenUnpickled:
-    """A context that ends the worker process that unpickles it (as an out-of-memory kill
-    would while the worker starts)."""
-
-    def __reduce__(self):
-        return (os._exit, (3,))
-
-
-def test_local_engine_start_reports_a_worker_that_dies_while_starting() -> None:
-    engine = make_engine("local", plan_devices("cpu", workers=2))
-    with engine, pytest.raises(EngineError, match="a worker died while starting"):
-        engine.start(_DiesWhenUnpickled())  # type: ignore[arg-type]
 
 
 def test_local_engine_reruns_the_proposals_of_a_killed_worker(tiny: Path, tmp_path: Path) -> None:

@@ -21,7 +21,6 @@ from onnx_netadapt.adapt.proposals import (
     ProposalJob,
     ProposalScore,
     evaluate_proposal,
-    warm_worker,
 )
 from onnx_netadapt.engines.base import EngineError, Progress
 from onnx_netadapt.engines.devices import DevicePlan
@@ -32,8 +31,6 @@ logger = logging.getLogger(__name__)
 PARENT_CHECK_SECONDS = 1.0
 # New pools started for proposals whose worker died, before the run stops.
 DEFAULT_RETRIES = 2
-# Rounds of warm-up calls ``start`` makes until every worker of a new pool has answered.
-WARM_ROUNDS = 4
 
 _WORKER_CONTEXT: EvalContext | None = None
 _WORKER_DEVICE = "cpu"
@@ -90,13 +87,10 @@ class LocalEngine:
         self.close(interrupted=exc_type is not None)
 
     def start(self, ctx: EvalContext) -> None:
-        """Keep ``ctx``; start the pool when the plan has several workers, and wait until
-        every worker has started and imported what a proposal needs (a spawned worker takes
-        seconds to import torch: paid here once, not in the first iteration)."""
+        """Keep ``ctx``; start the pool when the plan has several workers."""
         self.ctx = ctx
         if self.plan.workers > 1:
             self._pool = self._new_pool()
-            _warm(self._pool, self.plan.workers)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         spawn = multiprocessing.get_context("spawn")
@@ -168,24 +162,6 @@ class LocalEngine:
         else:
             self._pool.shutdown(cancel_futures=True)
         self._pool = None
-
-
-def _warm(pool: ProcessPoolExecutor, workers: int) -> None:
-    """Call ``warm_worker`` until ``workers`` distinct workers answered (the pool spawns a
-    worker per call while none is idle, so the first round usually reaches them all)."""
-    seen: set[int] = set()
-    for _ in range(WARM_ROUNDS):
-        try:
-            seen |= {f.result() for f in [pool.submit(warm_worker) for _ in range(workers)]}
-        except BrokenProcessPool as exc:
-            _terminate(pool)
-            raise EngineError(
-                f"a worker died while starting ({workers} workers): check memory (each "
-                "worker holds the data and the teacher) or use fewer --workers"
-            ) from exc
-        if len(seen) >= workers:
-            return
-    logger.debug("%d of %d workers answered the warm-up", len(seen), workers)
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:
