@@ -50,9 +50,8 @@ def run_points(
     threads: int | None = None,
 ) -> dict:
     """Train every missing (width, seed) point; each is saved to ``path`` as it finishes."""
-    saved = json.loads(path.read_text()) if path.exists() else {"points": []}
     command = "python -m benchmarks.fmnist_premise " + " ".join(sys.argv[1:])
-    saved["commands"] = sorted({*saved.get("commands", []), command})
+    saved = _load_points(path, command)
     done = {(p["arch"], p["size"], p["width"], p["seed"], p["epochs"]) for p in saved["points"]}
     for width in widths:
         for seed in seeds:
@@ -69,9 +68,7 @@ def run_points(
                 limit=limit,
                 threads=threads,
             )
-            if path.exists():  # another process (other seeds) may have saved points meanwhile
-                saved = json.loads(path.read_text())
-                saved["commands"] = sorted({*saved.get("commands", []), command})
+            saved = _load_points(path, command)  # another process may have saved meanwhile
             saved["points"].append(
                 {
                     "arch": arch,
@@ -88,6 +85,13 @@ def run_points(
             saved["cpu"] = cpu_model_name()
             save_json(saved, path)
             logger.info("width %g seed %d: %.4f", width, seed, record["val_accuracy"])
+    return saved
+
+
+def _load_points(path: Path, command: str) -> dict:
+    """The points saved in ``path`` (none yet: empty), with ``command`` among its commands."""
+    saved = json.loads(path.read_text()) if path.exists() else {"points": []}
+    saved["commands"] = sorted({*saved.get("commands", []), command})
     return saved
 
 

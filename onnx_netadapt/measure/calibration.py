@@ -262,9 +262,8 @@ def estimate_parts(
     time under its profiled name, runtime-internal nodes under ``INTERNAL`` and the change of
     the unplaced filter layers under ``UNPLACED`` (to compare with a profile of ``model``)."""
     elements = node_elements(model, shapes)
-    footprint = None
-    if calibration.excess_footprint and calibration.elements > 0:
-        footprint = sum(elements.values()) / calibration.elements
+    # the network's activation elements after / before (None: the calibration counted none)
+    footprint = sum(elements.values()) / calibration.elements if calibration.elements else None
     session = calibration.session_ms
     parts = {}
     for unit in calibration.units:
@@ -277,13 +276,15 @@ def estimate_parts(
         ratio = now / unit.base if unit.base > 0 else 1.0
         if calibration.kernels and unit.filters:
             parts[unit.name] = scale_kernel_unit(
-                unit.ms, unit.base, ratio, calibration.excess_power, footprint
+                unit.ms,
+                unit.base,
+                ratio,
+                calibration.excess_power,
+                footprint if calibration.excess_footprint else None,
             )
         else:
             parts[unit.name] = unit.ms * ratio
-    parts[INTERNAL] = calibration.internal_ms
-    if calibration.elements > 0:
-        parts[INTERNAL] *= sum(elements.values()) / calibration.elements
+    parts[INTERNAL] = calibration.internal_ms * (1.0 if footprint is None else footprint)
     parts[UNPLACED] = sum(
         layer_ms.get(name, before) - before for name, before in calibration.unplaced.items()
     )
