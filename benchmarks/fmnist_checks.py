@@ -158,6 +158,8 @@ def selection_noise(
     ``run`` (the folder of an adaptation): its iteration ``iteration``, from the network that
     iteration started from (deeper iterations cut into a network already pruned).
     """
+    if run is None and iteration != 1:
+        raise SystemExit(f"--iteration {iteration} needs --run DIR (an adaptation's folder)")
     if run is None:
         current = base
         proposals = first_proposals(base, spec, settings, target, seed, work / f"{target}_s{seed}")

@@ -16,7 +16,7 @@ from benchmarks import compare_fmnist as cf
 from benchmarks import fmnist_report as report
 from benchmarks import fmnist_run
 from benchmarks.compare import BUDGETS, CURVE
-from benchmarks.fmnist_checks import run_proposals, selection_row
+from benchmarks.fmnist_checks import run_proposals, selection_noise, selection_row
 from benchmarks.fmnist_premise import summarise
 from benchmarks.fmnist_setup import Setup, Store, point_key
 from tests.fashion_files import make_fashion
@@ -145,6 +145,20 @@ def test_run_proposals_reads_one_iteration_of_a_run(tmp_path: Path) -> None:
     assert chosen == proposals[:1]  # the failed proposal is left out
     with pytest.raises(SystemExit, match="iterations 1 to 2"):
         run_proposals(tmp_path, 3)
+    # a later iteration needs a run to take it from (else the study would be mislabelled)
+    with pytest.raises(SystemExit, match="--iteration 2 needs --run"):
+        selection_noise(
+            tmp_path / "base.onnx",
+            "fashion-mnist",
+            {},
+            {},
+            [1],
+            [1],
+            "macs",
+            0,
+            tmp_path,
+            iteration=2,
+        )
 
 
 @pytest.mark.slow
