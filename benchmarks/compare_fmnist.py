@@ -5,6 +5,8 @@
     python -m benchmarks.compare_fmnist report        # markdown + JSON + PNG from saved points
     python -m benchmarks.compare_fmnist overhead      # floor/base latency per input size
     python -m benchmarks.compare_fmnist selection     # holdout vs validation rank correlation
+    python -m benchmarks.compare_fmnist scratch [--targets ort] [--seeds 0] [--threads 1]
+        # netadapt's architectures trained from scratch (benchmarks/fmnist_scratch.py)
     python -m benchmarks.compare_fmnist run --smoke --data fashion-mnist:DIR --out /tmp/x
 
 The method of benchmarks/compare.py (its helpers are reused), on Fashion-MNIST resized to SIZE x
@@ -37,9 +39,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from benchmarks import fmnist_checks
 from benchmarks.fmnist_report import cmd_report
 from benchmarks.fmnist_run import run_one
+from benchmarks.fmnist_scratch import run_scratch, scratch_report
 from benchmarks.fmnist_setup import ARCHS, SMOKE, Setup, Store
 from onnx_netadapt.demo.build import build_model
 
@@ -136,6 +141,20 @@ def cmd_selection(args: argparse.Namespace) -> None:
     print(fmnist_checks.selection_report(rows, command, args.out))
 
 
+def cmd_scratch(args: argparse.Namespace) -> None:
+    """NetAdapt's final architectures trained from scratch (benchmarks/fmnist_scratch.py)."""
+    targets = args.targets
+    args.targets = None  # the comparison's setup, whose points are read, has every target
+    setup = setup_from(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    archs = args.archs or (["mobilenet_v1_lite"] if args.smoke else list(ARCHS))
+    seeds = args.seeds or [0]
+    run_scratch(archs, seeds, targets or list(setup.targets), setup, args.work, args.out)
+    command = "python -m benchmarks.compare_fmnist " + " ".join(sys.argv[1:])
+    scratch_report(args.out, command)
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -164,9 +183,15 @@ def main(argv: list[str] | None = None) -> None:
     sel.add_argument("--iteration", type=int, default=1, help="with --run: which iteration")
     sel.add_argument("--smoke", action="store_true")
     sel.add_argument("--targets", nargs="+")
-    for p in (run, report, over, sel):
+    scratch = sub.add_parser("scratch", help="netadapt's architectures trained from scratch")
+    scratch.add_argument("--archs", nargs="+")
+    scratch.add_argument("--seeds", nargs="+", type=int)
+    scratch.add_argument("--targets", nargs="+", help="whose netadapt points (default: all)")
+    scratch.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    scratch.add_argument("--smoke", action="store_true")
+    for p in (run, report, over, sel, scratch):
         p.add_argument("--out", type=Path, default=RESULTS)
-    for p in (run, over, sel):
+    for p in (run, over, sel, scratch):
         p.add_argument("--work", type=Path, default=Path("/tmp/compare_fmnist"))
         p.add_argument("--data", help="fashion-mnist or fashion-mnist:DIR")
         p.add_argument("--size", type=int)
@@ -179,6 +204,7 @@ def main(argv: list[str] | None = None) -> None:
         "report": cmd_report,
         "overhead": cmd_overhead,
         "selection": cmd_selection,
+        "scratch": cmd_scratch,
     }
     commands[args.cmd](args)
 

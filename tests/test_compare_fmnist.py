@@ -192,6 +192,18 @@ def test_smoke_run_end_to_end_then_resumes_without_work(
     cf.main(args)
     assert json.loads((out / "points.json").read_text())["points"] == data["points"]
 
+    monkeypatch.undo()
+    scratch = ["scratch", *args[1:], "--targets", "macs"]
+    cf.main(scratch)
+    rows = json.loads((out / "scratch.json").read_text())["rows"]
+    assert [(r["target"], r["budget"]) for r in rows] == [("macs", b) for b in BUDGETS]
+    netadapt_steps = {
+        p["budget"]: p["steps"] for p in data["points"] if p["key"].startswith("netadapt_macs")
+    }
+    twins = json.loads((out / "scratch.json").read_text())["points"]
+    assert {t["budget"]: t["steps"] for t in twins} == netadapt_steps  # the same training budget
+    assert all(r["netadapt-scratch"] is not None and r["multiplier"] is not None for r in rows)
+
 
 @pytest.mark.slow
 def test_smoke_overhead_and_selection_checks(tmp_path: Path) -> None:
