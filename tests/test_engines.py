@@ -99,6 +99,35 @@ def test_local_engine_reruns_the_proposals_of_a_killed_worker(tiny: Path, tmp_pa
     assert not _spawned_children(), "a worker of the broken pool outlived the engine"
 
 
+def test_local_engine_recovers_from_a_worker_killed_between_iterations(
+    tiny: Path, tmp_path: Path
+) -> None:
+    """An idle worker may die holding the pool's call-queue lock: the next iteration must
+    neither hang on it nor lose a proposal."""
+    ctx, first_jobs, _ = _jobs(tiny, tmp_path, steps=20)
+    (tmp_path / "next").mkdir()
+    _, next_jobs, _ = _jobs(tiny, tmp_path / "next", steps=20)  # the same proposals, new files
+    expected = _in_process(ctx, first_jobs, tmp_path / "ref")
+    scores: dict[str, list] = {}
+
+    def two_iterations() -> None:
+        with make_engine("local", plan_devices("cpu", workers=2)) as engine:
+            engine.start(ctx)
+            scores["first"] = engine.evaluate(first_jobs, b"", None)
+            os.kill(engine.worker_pids[0], signal.SIGKILL)  # idle, between iterations
+            time.sleep(0.5)
+            scores["next"] = engine.evaluate(next_jobs, b"", None)
+
+    thread = threading.Thread(target=two_iterations, daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the iteration after the kill hung"
+    want = [s.holdout_accuracy for s in expected]
+    assert [s.holdout_accuracy for s in scores["first"]] == want
+    assert [s.holdout_accuracy for s in scores["next"]] == want
+    assert [s.error for s in scores["next"]] == [None] * len(next_jobs)
+
+
 def _spawned_children() -> list[int]:
     """Live multiprocessing workers started by this process (a stray one blocks its exit)."""
     me, found = str(os.getpid()), []
