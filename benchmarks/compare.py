@@ -158,14 +158,23 @@ def netadapt_family(
     return [{"iteration": r["iteration"], "path": out / r["network"]} for r in history]
 
 
-def long_finetune(model: onnx.ModelProto, steps: int, seed: int, data) -> onnx.ModelProto:
-    """Fine-tune for ``steps`` optimizer steps (the same recipe for every method)."""
+def long_finetune(
+    model: onnx.ModelProto,
+    steps: int,
+    seed: int,
+    data,
+    lr: float = LR,
+    teacher: onnx.ModelProto | None = None,
+    distill: float = 0.0,
+) -> onnx.ModelProto:
+    """Fine-tune for ``steps`` optimizer steps at peak ``lr`` (the same recipe for every
+    method), with a ``distill`` weight of distillation from ``teacher``."""
     from onnx_netadapt.finetune import TrainSettings, fine_tune
 
     if steps <= 0:
         return model
-    settings = TrainSettings(steps=steps, batch_size=BATCH, lr=LR, seed=seed)
-    return fine_tune(model, data.train, settings).model
+    settings = TrainSettings(steps=steps, batch_size=BATCH, lr=lr, seed=seed, distill=distill)
+    return fine_tune(model, data.train, settings, teacher=teacher if distill else None).model
 
 
 def widest_under(arch: str, limit_ms: float) -> tuple[float, float]:

@@ -68,6 +68,8 @@ def setup_from(args: argparse.Namespace) -> Setup:
             "targets": tuple(args.targets) if args.targets else None,
             "base_width": args.base_width,
             "select": getattr(args, "select", None),
+            "long_lr": getattr(args, "long_lr", None),
+            "long_distill": getattr(args, "long_distill", None),
         }.items()
         if v is not None
     }
@@ -191,6 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     scratch.add_argument("--smoke", action="store_true")
     for p in (run, report, over, sel, scratch):
         p.add_argument("--out", type=Path, default=RESULTS)
+    for p in (run, scratch):  # run these into another --out (and --work)
+        p.add_argument("--long-lr", type=float, help="peak lr of every method's long fine-tune")
+        p.add_argument("--long-distill", type=float, help="its distillation weight, from the base")
     for p in (run, over, sel, scratch):
         p.add_argument("--work", type=Path, default=Path("/tmp/compare_fmnist"))
         p.add_argument("--data", help="fashion-mnist or fashion-mnist:DIR")

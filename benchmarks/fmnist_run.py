@@ -108,7 +108,11 @@ class ArchSeedRun:
         if self.data is None:
             shape = (1, 1, self.setup.size, self.setup.size)
             self.data = load_data(self.setup.spec, shape, seed=self.seed)
-        return long_finetune(model, steps, self.seed, self.data)
+        setup = self.setup
+        teacher = static(self.base_path, setup.shape) if setup.long_distill else None
+        return long_finetune(
+            model, steps, self.seed, self.data, setup.long_lr, teacher, setup.long_distill
+        )
 
     def extra(self, k: int) -> int:
         """Training steps after the base network's for NetAdapt's iteration ``k``."""

@@ -19,6 +19,7 @@ METHODS = ("netadapt", "netadapt-macs", "multiplier", "uniform")
 ARCHS = ("mobilenet_v1_lite", "resnet_lite")
 WIDTHS = tuple(round(1.0 - 0.0625 * i, 4) for i in range(15))  # 1.0 .. 0.125
 RATIOS = tuple(round(0.95 - 0.05 * i, 2) for i in range(18))  # 0.95 .. 0.1
+ADDED_LATER = ("long_lr", "long_distill")  # Setup fields that older points.json files lack
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Setup:
     limit: int | None = None  # training images for the from-scratch trainings (None: all)
     short_steps: int = 40
     long_steps: int = 1000
+    long_lr: float = 0.01  # peak lr of the long fine-tunes (every method's extra steps)
+    long_distill: float = 0.0  # their distillation weight, from the base network
     holdout_per_class: int = 100
     step: float = 0.06
     decay: float = 0.98
@@ -106,6 +109,9 @@ class Store:
         self.data.setdefault("measured", {})
         mine, theirs = _jsonable(setup), dict(self.data["setup"])
         mine.pop("options"), theirs.pop("options", None)  # runner paths may differ by machine
+        defaults = _jsonable(Setup())
+        for name in ADDED_LATER:  # stores older than a field hold its default
+            theirs.setdefault(name, defaults[name])
         if mine != theirs:
             changed = sorted(k for k in mine if mine[k] != theirs.get(k))
             raise SystemExit(

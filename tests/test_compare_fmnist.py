@@ -135,6 +135,18 @@ def test_store_refuses_points_of_another_setup(tmp_path: Path) -> None:
         Store(path, replace(Setup(), epochs=2))
 
 
+def test_store_reads_points_saved_before_the_long_recipe_fields(tmp_path: Path) -> None:
+    path = tmp_path / "points.json"
+    Store(path, Setup()).add({"key": "k"})
+    data = json.loads(path.read_text())
+    for name in ("long_lr", "long_distill"):
+        del data["setup"][name]  # as written before these fields existed
+    path.write_text(json.dumps(data))
+    assert Store(path, Setup()).has("k")  # their defaults are what those runs used
+    with pytest.raises(SystemExit, match="differs in long_lr"):
+        Store(path, replace(Setup(), long_lr=0.05))
+
+
 def test_run_proposals_reads_one_iteration_of_a_run(tmp_path: Path) -> None:
     proposals = [{"group": 1, "channels_after": 8}, {"group": 2, "error": "no converter"}]
     history = [{"iteration": 0, "proposals": []}, {"iteration": 1}, {"iteration": 2}]
@@ -169,7 +181,7 @@ def test_smoke_run_end_to_end_then_resumes_without_work(
     make_fashion(folder, train_n=400, test_n=100)
     out, work = tmp_path / "out", tmp_path / "work"
     args = ["run", "--smoke", "--data", f"fashion-mnist:{folder}", "--out", str(out)]
-    args += ["--work", str(work)]
+    args += ["--work", str(work), "--long-lr", "0.02", "--long-distill", "0.5"]
     cf.main(args)
     data = json.loads((out / "points.json").read_text())
     keys = {p["key"] for p in data["points"]}
