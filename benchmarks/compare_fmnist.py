@@ -7,6 +7,7 @@
     python -m benchmarks.compare_fmnist selection     # holdout vs validation rank correlation
     python -m benchmarks.compare_fmnist scratch [--targets ort] [--seeds 0] [--threads 1]
         # netadapt's architectures trained from scratch (benchmarks/fmnist_scratch.py)
+    python -m benchmarks.compare_fmnist channels [--seeds 0]   # what each method kept
     python -m benchmarks.compare_fmnist run --smoke --data fashion-mnist:DIR --out /tmp/x
 
 The method of benchmarks/compare.py (its helpers are reused), on Fashion-MNIST resized to SIZE x
@@ -42,7 +43,7 @@ from pathlib import Path
 import torch
 
 from benchmarks import fmnist_checks
-from benchmarks.fmnist_report import cmd_report
+from benchmarks.fmnist_report import channels_report, cmd_report
 from benchmarks.fmnist_run import run_one
 from benchmarks.fmnist_scratch import run_scratch, scratch_report
 from benchmarks.fmnist_setup import ARCHS, SMOKE, Setup, Store
@@ -157,6 +158,11 @@ def cmd_scratch(args: argparse.Namespace) -> None:
     scratch_report(args.out, command)
 
 
+def cmd_channels(args: argparse.Namespace) -> None:
+    command = "python -m benchmarks.compare_fmnist " + " ".join(sys.argv[1:])
+    print("\n".join(channels_report(args.out, args.work, args.seeds or [0], command)))
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -191,7 +197,10 @@ def main(argv: list[str] | None = None) -> None:
     scratch.add_argument("--targets", nargs="+", help="whose netadapt points (default: all)")
     scratch.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     scratch.add_argument("--smoke", action="store_true")
-    for p in (run, report, over, sel, scratch):
+    chan = sub.add_parser("channels", help="output channels per Conv of the final networks")
+    chan.add_argument("--seeds", nargs="+", type=int)
+    chan.add_argument("--work", type=Path, default=Path("/tmp/compare_fmnist"))
+    for p in (run, report, over, sel, scratch, chan):
         p.add_argument("--out", type=Path, default=RESULTS)
     for p in (run, scratch):  # run these into another --out (and --work)
         p.add_argument("--long-lr", type=float, help="peak lr of every method's long fine-tune")
@@ -210,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
         "overhead": cmd_overhead,
         "selection": cmd_selection,
         "scratch": cmd_scratch,
+        "channels": cmd_channels,
     }
     commands[args.cmd](args)
 

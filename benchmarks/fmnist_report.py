@@ -203,6 +203,48 @@ def _speedup(view: list[dict], arch: str, rng: np.random.Generator) -> tuple[dic
     return entry, lines
 
 
+def channels_report(out: Path, work: Path, seeds: list[int], command: str) -> list[str]:
+    """channels.md under ``out``: the output channels of every Conv of each final network (in
+    graph order; depthwise convs repeat their input's) of ``seeds``, read from ``work``."""
+    import onnx
+
+    from onnx_netadapt.adapt.report import layer_channels
+
+    data = json.loads((out / "points.json").read_text())
+    lines = [
+        "# What each method kept: output channels per Conv",
+        "",
+        f"Command: `{command}`. Output channels of every Conv of each final network, in graph "
+        "order (a depthwise conv repeats its input's count); accuracy on the 10,000 test "
+        "images; MMACs per image.",
+        "",
+    ]
+    order = {"base": 0, **{m: i + 1 for i, m in enumerate(METHODS)}}
+    for seed in seeds:
+        points = [p for p in data["points"] if p["seed"] == seed and p["method"] in order]
+        for arch in sorted({p["arch"] for p in points}):
+            lines += [
+                f"## {arch}, seed {seed}",
+                "",
+                "| target | budget | method | accuracy (%) | MMACs | channels |",
+                "|---|---|---|---|---|---|",
+            ]
+            mine = [p for p in points if p["arch"] == arch]
+            mine.sort(key=lambda p: (p["target"] or "", -(p["budget"] or 1), order[p["method"]]))
+            for p in mine:
+                model = onnx.load(work / f"{arch}_s{seed}" / "final" / f"{p['key']}.onnx")
+                convs = {n.name for n in model.graph.node if n.op_type == "Conv"}
+                channels = [c for name, c in layer_channels(model).items() if name in convs]
+                lines.append(
+                    f"| {p['target'] or '-'} | {p['budget']:g} | {p['method']} | "
+                    f"{100 * p['val_accuracy']:.2f} | {p['mmacs']:.2f} | "
+                    f"{' '.join(map(str, channels))} |"
+                )
+            lines.append("")
+    save_text("\n".join(lines), out / "channels.md")
+    return lines
+
+
 def _plot(data: dict, targets: tuple[str, ...], archs: list[str], path: Path) -> None:
     import matplotlib
 

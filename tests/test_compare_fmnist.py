@@ -216,6 +216,12 @@ def test_smoke_run_end_to_end_then_resumes_without_work(
     assert {t["budget"]: t["steps"] for t in twins} == netadapt_steps  # the same training budget
     assert all(r["netadapt-scratch"] is not None and r["multiplier"] is not None for r in rows)
 
+    cf.main(["channels", "--out", str(out), "--work", str(work)])
+    table = [x for x in (out / "channels.md").read_text().splitlines() if x.startswith("| ")]
+    assert len(table) == 1 + 1 + 4 * 3 * 2  # header, base, every method's point
+    widths = [int(c) for c in table[1].split("|")[-2].split()]
+    assert widths and all(c > 0 for c in widths)
+
 
 @pytest.mark.slow
 def test_smoke_overhead_and_selection_checks(tmp_path: Path) -> None:
