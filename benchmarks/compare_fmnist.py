@@ -8,6 +8,7 @@
     python -m benchmarks.compare_fmnist scratch [--targets ort] [--seeds 0] [--threads 1]
         # netadapt's architectures trained from scratch (benchmarks/fmnist_scratch.py)
     python -m benchmarks.compare_fmnist channels [--seeds 0]   # what each method kept
+    python -m benchmarks.compare_fmnist recipe [--lrs 0.01 0.03 0.1]  # the long fine-tune's lr
     python -m benchmarks.compare_fmnist run --smoke --data fashion-mnist:DIR --out /tmp/x
 
 The method of benchmarks/compare.py (its helpers are reused), on Fashion-MNIST resized to SIZE x
@@ -43,6 +44,7 @@ from pathlib import Path
 import torch
 
 from benchmarks import fmnist_checks
+from benchmarks.fmnist_recipe import recipe_report, run_recipe
 from benchmarks.fmnist_report import channels_report, cmd_report
 from benchmarks.fmnist_run import run_one
 from benchmarks.fmnist_scratch import run_scratch, scratch_report
@@ -163,6 +165,19 @@ def cmd_channels(args: argparse.Namespace) -> None:
     print("\n".join(channels_report(args.out, args.work, args.seeds or [0], command)))
 
 
+def cmd_recipe(args: argparse.Namespace) -> None:
+    """The long fine-tune at several peak learning rates (benchmarks/fmnist_recipe.py)."""
+    targets = args.targets
+    args.targets = None  # the comparison's setup, whose points are read, has every target
+    setup = setup_from(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    arch = args.arch or ("mobilenet_v1_lite" if args.smoke else ARCHS[0])
+    targets = targets or list(setup.targets)
+    run_recipe(arch, args.seed, targets, args.budgets, args.lrs, setup, args.work, args.out)
+    recipe_report(args.out, "python -m benchmarks.compare_fmnist " + " ".join(sys.argv[1:]))
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -197,15 +212,23 @@ def main(argv: list[str] | None = None) -> None:
     scratch.add_argument("--targets", nargs="+", help="whose netadapt points (default: all)")
     scratch.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     scratch.add_argument("--smoke", action="store_true")
+    recipe = sub.add_parser("recipe", help="the long fine-tune at several peak lrs")
+    recipe.add_argument("--arch")
+    recipe.add_argument("--seed", type=int, default=0)
+    recipe.add_argument("--targets", nargs="+")
+    recipe.add_argument("--budgets", nargs="+", type=float, default=[0.75, 0.5, 0.35])
+    recipe.add_argument("--lrs", nargs="+", type=float, default=[0.01, 0.03, 0.1])
+    recipe.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    recipe.add_argument("--smoke", action="store_true")
     chan = sub.add_parser("channels", help="output channels per Conv of the final networks")
     chan.add_argument("--seeds", nargs="+", type=int)
     chan.add_argument("--work", type=Path, default=Path("/tmp/compare_fmnist"))
-    for p in (run, report, over, sel, scratch, chan):
+    for p in (run, report, over, sel, scratch, chan, recipe):
         p.add_argument("--out", type=Path, default=RESULTS)
-    for p in (run, scratch):  # run these into another --out (and --work)
+    for p in (run, scratch, recipe):  # run these into another --out (and --work)
         p.add_argument("--long-lr", type=float, help="peak lr of every method's long fine-tune")
         p.add_argument("--long-distill", type=float, help="its distillation weight, from the base")
-    for p in (run, over, sel, scratch):
+    for p in (run, over, sel, scratch, recipe):
         p.add_argument("--work", type=Path, default=Path("/tmp/compare_fmnist"))
         p.add_argument("--data", help="fashion-mnist or fashion-mnist:DIR")
         p.add_argument("--size", type=int)
@@ -220,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         "selection": cmd_selection,
         "scratch": cmd_scratch,
         "channels": cmd_channels,
+        "recipe": cmd_recipe,
     }
     commands[args.cmd](args)
 

@@ -103,16 +103,16 @@ class ArchSeedRun:
         )
         return Path(record["path"]), record
 
-    def tune(self, model: onnx.ModelProto, steps: int) -> onnx.ModelProto:
-        """The long fine-tune of ``steps`` steps on the run's data."""
+    def tune(self, model: onnx.ModelProto, steps: int, lr: float | None = None) -> onnx.ModelProto:
+        """The long fine-tune of ``steps`` steps on the run's data (peak ``lr``: the setup's
+        ``long_lr`` unless given)."""
         if self.data is None:
             shape = (1, 1, self.setup.size, self.setup.size)
             self.data = load_data(self.setup.spec, shape, seed=self.seed)
         setup = self.setup
         teacher = static(self.base_path, setup.shape) if setup.long_distill else None
-        return long_finetune(
-            model, steps, self.seed, self.data, setup.long_lr, teacher, setup.long_distill
-        )
+        lr = setup.long_lr if lr is None else lr
+        return long_finetune(model, steps, self.seed, self.data, lr, teacher, setup.long_distill)
 
     def extra(self, k: int) -> int:
         """Training steps after the base network's for NetAdapt's iteration ``k``."""

@@ -1,0 +1,137 @@
+"""The long fine-tune's recipe: does a higher peak learning rate recover inherited weights?
+
+    python -m benchmarks.compare_fmnist recipe --target ort --budgets 0.75 0.35 --lrs 0.01 0.03 0.1
+
+For one seed of the comparison (its ``points.json`` and work folder), each method's network of a
+budget *before* its long fine-tune, rebuilt exactly as the run built it (netadapt: its family's
+iteration; multiplier: its network trained from scratch; uniform: the base pruned by its keep
+ratio), is long fine-tuned for the run's steps at each peak lr, and scored on the 10,000 test
+images. The comparison fine-tunes every method at 0.01; uniform pruning (the multiplier's
+architecture with inherited weights) trailing the multiplier at every point says the inherited
+weights are not recovered at that rate. Training only: nothing is timed.
+
+Each cell is saved as ``OUT/recipe/<key>_lr<lr>.json`` when done and skipped on a rerun; every
+run writes ``recipe.md`` and ``recipe.json`` from all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import onnx
+
+from benchmarks.compare import static
+from benchmarks.fmnist_run import ArchSeedRun
+from benchmarks.fmnist_setup import Setup, Store
+from onnx_netadapt.channels.analysis import analyse
+from onnx_netadapt.evaluate import accuracy
+from onnx_netadapt.graph.load import load_model
+from onnx_netadapt.graph.save import save_json, save_text
+from onnx_netadapt.prune.apply import prune
+
+logger = logging.getLogger("compare_fmnist")
+
+STUDIED = ("netadapt", "multiplier", "uniform")
+
+
+def starting_network(run: ArchSeedRun, point: dict) -> tuple[onnx.ModelProto, int]:
+    """``point``'s network before its long fine-tune, and that fine-tune's steps."""
+    setup = run.setup
+    if point["method"] == "netadapt":
+        folder = run.folder / f"na_{point['target']}"
+        history = json.loads((folder / "history.json").read_text())["history"]
+        (record,) = [r for r in history if r["iteration"] == point["iteration"]]
+        return onnx.load(folder / record["network"]), setup.long_steps
+    extra = point["steps"] - run.base_steps
+    if point["method"] == "multiplier":
+        path, _ = run.trained(point["width"], "multiplier")
+        return static(path, setup.shape), extra
+    base = static(run.base_path, setup.shape)
+    return prune(analyse(load_model(base, fold=False)), ratio=point["ratio"]).model, extra
+
+
+def recipe_cell(run: ArchSeedRun, point: dict, lr: float, folder: Path) -> dict:
+    """``point``'s network long fine-tuned at peak ``lr`` (read from ``folder`` when done)."""
+    path = folder / f"{point['key']}_lr{lr:g}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    model, steps = starting_network(run, point)
+    tuned = run.tune(model, steps, lr)
+    record = {
+        "key": point["key"],
+        "method": point["method"],
+        "target": point["target"],
+        "budget": point["budget"],
+        "seed": run.seed,
+        "lr": lr,
+        "steps": steps,
+        "val_accuracy": accuracy(tuned, run.val),
+        "in_run": point["val_accuracy"],
+    }
+    save_json(record, path)
+    logger.info("%s at lr %g: val %.4f", point["key"], lr, record["val_accuracy"])
+    return record
+
+
+def run_recipe(
+    arch: str,
+    seed: int,
+    targets: list[str],
+    budgets: list[float],
+    lrs: list[float],
+    setup: Setup,
+    work: Path,
+    out: Path,
+) -> list[dict]:
+    """Every missing cell of ``arch``/``seed`` for ``targets`` x ``budgets`` x methods x ``lrs``."""
+    store = Store(out / "points.json", setup)
+    points = [
+        p
+        for p in store.data["points"]
+        if (p["arch"], p["seed"]) == (arch, seed)
+        and p["method"] in STUDIED
+        and p["target"] in targets
+        and p["budget"] in budgets
+    ]
+    if not points:
+        raise SystemExit(f"no points of {arch} seed {seed} for {targets} x {budgets} in {out}")
+    run = ArchSeedRun(arch, seed, setup, work, store)
+    return [recipe_cell(run, p, lr, out / "recipe") for p in points for lr in lrs]
+
+
+def recipe_report(out: Path, command: str) -> dict:
+    """recipe.md and recipe.json under ``out`` from every cell saved there."""
+    cells = [json.loads(p.read_text()) for p in sorted((out / "recipe").glob("*.json"))]
+    lrs = sorted({c["lr"] for c in cells})
+    lines = [
+        "# The long fine-tune's peak learning rate",
+        "",
+        f"Command: `{command}`. Each method's network of a budget before its long fine-tune "
+        "(as the comparison built it), fine-tuned for the comparison's steps at each peak lr "
+        "(cosine schedule, the rest of the recipe unchanged); accuracy (%) on the 10,000 test "
+        "images. The comparison itself used 0.01.",
+        "",
+        "| seed | target | budget | method | steps | "
+        + " | ".join(f"lr {x:g}" for x in lrs)
+        + " |",
+        "|---|---|---|---|---|" + "---|" * len(lrs),
+    ]
+    rows = sorted(
+        {(c["seed"], c["target"], c["budget"], c["method"], c["steps"]) for c in cells},
+        key=lambda r: (r[0], r[1], -r[2], STUDIED.index(r[3])),
+    )
+    for seed, target, budget, method, steps in rows:
+        by_lr = {
+            c["lr"]: c["val_accuracy"]
+            for c in cells
+            if (c["seed"], c["target"], c["budget"], c["method"]) == (seed, target, budget, method)
+        }
+        accs = " | ".join(f"{100 * by_lr[x]:.2f}" if x in by_lr else "-" for x in lrs)
+        lines.append(f"| {seed} | {target} | {budget:g} | {method} | {steps} | {accs} |")
+    save_text("\n".join(lines) + "\n", out / "recipe.md")
+    summary = {"command": command, "cells": cells}
+    save_json(summary, out / "recipe.json")
+    print("\n".join(lines))
+    return summary
