@@ -111,25 +111,28 @@ def recipe_report(out: Path, command: str) -> dict:
         f"Command: `{command}`. Each method's network of a budget before its long fine-tune "
         "(as the comparison built it), fine-tuned for the comparison's steps at each peak lr "
         "(cosine schedule, the rest of the recipe unchanged); accuracy (%) on the 10,000 test "
-        "images. The comparison itself used 0.01.",
+        "images. 'in the run': the point's accuracy in the comparison, with its own recipe "
+        "(peak lr 0.01 unless `--long-lr` was given; the same lr here gives the same weights).",
         "",
-        "| seed | target | budget | method | steps | "
+        "| seed | target | budget | method | steps | in the run | "
         + " | ".join(f"lr {x:g}" for x in lrs)
         + " |",
-        "|---|---|---|---|---|" + "---|" * len(lrs),
+        "|---|---|---|---|---|---|" + "---|" * len(lrs),
     ]
     rows = sorted(
         {(c["seed"], c["target"], c["budget"], c["method"], c["steps"]) for c in cells},
         key=lambda r: (r[0], r[1], -r[2], STUDIED.index(r[3])),
     )
     for seed, target, budget, method, steps in rows:
-        by_lr = {
-            c["lr"]: c["val_accuracy"]
+        mine = [
+            c
             for c in cells
             if (c["seed"], c["target"], c["budget"], c["method"]) == (seed, target, budget, method)
-        }
+        ]
+        by_lr = {c["lr"]: c["val_accuracy"] for c in mine}
         accs = " | ".join(f"{100 * by_lr[x]:.2f}" if x in by_lr else "-" for x in lrs)
-        lines.append(f"| {seed} | {target} | {budget:g} | {method} | {steps} | {accs} |")
+        run = f"{100 * mine[0]['in_run']:.2f}"
+        lines.append(f"| {seed} | {target} | {budget:g} | {method} | {steps} | {run} | {accs} |")
     save_text("\n".join(lines) + "\n", out / "recipe.md")
     summary = {"command": command, "cells": cells}
     save_json(summary, out / "recipe.json")
