@@ -8,7 +8,7 @@
     python -m benchmarks.compare_fmnist scratch [--targets ort] [--seeds 0] [--threads 1]
         # netadapt's architectures trained from scratch (benchmarks/fmnist_scratch.py)
     python -m benchmarks.compare_fmnist channels [--seeds 0]   # what each method kept
-    python -m benchmarks.compare_fmnist recipe [--lrs 0.01 0.03 0.1]  # the long fine-tune's lr
+    python -m benchmarks.compare_fmnist recipe [--lrs 0.03 0.1] [--distills 0 0.5]  # long recipe
     python -m benchmarks.compare_fmnist run --smoke --data fashion-mnist:DIR --out /tmp/x
 
 The method of benchmarks/compare.py (its helpers are reused), on Fashion-MNIST resized to SIZE x
@@ -174,7 +174,9 @@ def cmd_recipe(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     arch = args.arch or ("mobilenet_v1_lite" if args.smoke else ARCHS[0])
     targets = targets or list(setup.targets)
-    run_recipe(arch, args.seed, targets, args.budgets, args.lrs, setup, args.work, args.out)
+    run_recipe(
+        arch, args.seed, targets, args.budgets, args.lrs, args.distills, setup, args.work, args.out
+    )
     recipe_report(args.out, "python -m benchmarks.compare_fmnist " + " ".join(sys.argv[1:]))
 
 
@@ -217,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     recipe.add_argument("--seed", type=int, default=0)
     recipe.add_argument("--targets", nargs="+")
     recipe.add_argument("--budgets", nargs="+", type=float, default=[0.75, 0.5, 0.35])
-    recipe.add_argument("--lrs", nargs="+", type=float, default=[0.01, 0.03, 0.1])
+    recipe.add_argument("--lrs", nargs="+", type=float, default=[0.03, 0.1])
+    recipe.add_argument("--distills", nargs="+", type=float, default=[0.0])
     recipe.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     recipe.add_argument("--smoke", action="store_true")
     chan = sub.add_parser("channels", help="output channels per Conv of the final networks")

@@ -103,16 +103,23 @@ class ArchSeedRun:
         )
         return Path(record["path"]), record
 
-    def tune(self, model: onnx.ModelProto, steps: int, lr: float | None = None) -> onnx.ModelProto:
-        """The long fine-tune of ``steps`` steps on the run's data (peak ``lr``: the setup's
-        ``long_lr`` unless given)."""
+    def tune(
+        self,
+        model: onnx.ModelProto,
+        steps: int,
+        lr: float | None = None,
+        distill: float | None = None,
+    ) -> onnx.ModelProto:
+        """The long fine-tune of ``steps`` steps on the run's data (peak ``lr`` and distillation
+        weight ``distill``, from the base network: the setup's unless given)."""
         if self.data is None:
             shape = (1, 1, self.setup.size, self.setup.size)
             self.data = load_data(self.setup.spec, shape, seed=self.seed)
         setup = self.setup
-        teacher = static(self.base_path, setup.shape) if setup.long_distill else None
         lr = setup.long_lr if lr is None else lr
-        return long_finetune(model, steps, self.seed, self.data, lr, teacher, setup.long_distill)
+        distill = setup.long_distill if distill is None else distill
+        teacher = static(self.base_path, setup.shape) if distill else None
+        return long_finetune(model, steps, self.seed, self.data, lr, teacher, distill)
 
     def extra(self, k: int) -> int:
         """Training steps after the base network's for NetAdapt's iteration ``k``."""

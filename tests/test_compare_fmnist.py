@@ -216,14 +216,19 @@ def test_smoke_run_end_to_end_then_resumes_without_work(
     assert {t["budget"]: t["steps"] for t in twins} == netadapt_steps  # the same training budget
     assert all(r["netadapt-scratch"] is not None and r["multiplier"] is not None for r in rows)
 
-    cf.main(["recipe", *args[1:], "--targets", "macs", "--budgets", "0.5", "--lrs", "0.02", "0.1"])
+    recipe = ["recipe", *args[1:], "--targets", "macs", "--budgets", "0.5"]
+    cf.main([*recipe, "--lrs", "0.02", "0.1", "--distills", "0.5", "0"])
     cells = json.loads((out / "recipe.json").read_text())["cells"]
-    assert sorted((c["method"], c["lr"]) for c in cells) == [
-        (m, lr) for m in ("multiplier", "netadapt", "uniform") for lr in (0.02, 0.1)
+    assert sorted((c["method"], c["lr"], c["distill"]) for c in cells) == [
+        (m, lr, d)
+        for m in ("multiplier", "netadapt", "uniform")
+        for lr in (0.02, 0.1)
+        for d in (0.0, 0.5)
     ]
-    for cell in cells:  # the run's own recipe (lr 0.02) rebuilds each point exactly
-        if cell["lr"] == 0.02:
+    for cell in cells:  # the run's own recipe (lr 0.02, distill 0.5) rebuilds each point
+        if (cell["lr"], cell["distill"]) == (0.02, 0.5):
             assert cell["val_accuracy"] == cell["in_run"], cell["key"]
+    assert "| lr 0.1, distill 0.5 |" in (out / "recipe.md").read_text()
 
     cf.main(["channels", "--out", str(out), "--work", str(work)])
     table = [x for x in (out / "channels.md").read_text().splitlines() if x.startswith("| ")]
