@@ -1,5 +1,6 @@
 """benchmarks/fmnist_scratch.py: NetAdapt's architectures re-initialised for training from
-scratch, and the report that sets them beside the comparison's methods."""
+scratch, and the report that sets them beside the comparison's methods; fmnist_recipe.py's
+report."""
 
 from __future__ import annotations
 
@@ -100,3 +101,24 @@ def test_scratch_report_leaves_a_method_out_when_a_seed_misses_it(tmp_path: Path
     (row,) = scratch_report(tmp_path, "cmd")["rows"]
     assert row["multiplier"] is None and row["netadapt"] == (0.9, 0.0)
     assert "| - |" in (tmp_path / "scratch.md").read_text()
+
+
+def test_recipe_report_one_column_per_recipe(tmp_path: Path) -> None:
+    from benchmarks.fmnist_recipe import recipe_report
+
+    (tmp_path / "recipe").mkdir()
+    cells = [
+        ("multiplier", 0.03, 0.0, 0.925),
+        ("netadapt", 0.03, 0.0, 0.921),
+        ("netadapt", 0.01, 0.5, 0.924),
+    ]
+    for i, (method, lr, distill, acc) in enumerate(cells):
+        cell = {"key": f"{method}_ort_net_0.5_s0", "method": method, "target": "ort"}
+        cell |= {"budget": 0.5, "seed": 0, "lr": lr, "distill": distill, "steps": 1000}
+        cell |= {"val_accuracy": acc, "in_run": 0.92}
+        (tmp_path / "recipe" / f"{i}.json").write_text(json.dumps(cell))
+    recipe_report(tmp_path, "cmd")
+    lines = (tmp_path / "recipe.md").read_text().splitlines()
+    assert any(x.endswith("| in the run | lr 0.01, distill 0.5 | lr 0.03 |") for x in lines)
+    assert "| 0 | ort | 0.5 | netadapt | 1000 | 92.00 | 92.40 | 92.10 |" in lines
+    assert "| 0 | ort | 0.5 | multiplier | 1000 | 92.00 | - | 92.50 |" in lines
