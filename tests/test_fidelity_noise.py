@@ -1,0 +1,40 @@
+"""benchmarks/fidelity_noise.py: the spread of the same variant's measured ratio over runs, and
+the default estimate's error against its own run and against the consensus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import fidelity_noise
+
+
+def _run(folder: Path, name: str, ratio: float, estimate_ratio: float | None) -> None:
+    variants = [{"variant": "keep 0.5", "ratio": ratio, "estimates": {}}]
+    variants.append({"variant": "random 0", "ratio": 0.9, "estimates": {}})  # not a fixed one
+    if estimate_ratio is not None:
+        variants[0]["estimates"]["profile"] = estimate_ratio * 2.0
+    case = {"arch": "net", "layout": "nhwc", "original_ms": 2.0, "variants": variants}
+    (folder / f"{name}_ort.json").write_text(json.dumps({"cases": [case]}))
+
+
+def test_spread_and_errors_against_own_run_and_consensus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fidelity_noise, "DEFAULT_COLUMN", {"a": "profile", "b": "profile"})
+    _run(tmp_path, "a", 0.30, 0.32)  # +6.7 % against its run, -3.0 % against the consensus
+    _run(tmp_path, "b", 0.36, 0.34)  # -5.6 % against its run, +3.0 %
+    _run(tmp_path, "old", 0.33, None)  # measured only (an older estimator's run)
+    (row,) = fidelity_noise.summarise(fidelity_noise.fixed_variants(tmp_path))
+    assert row["runs"] == 3 and row["estimated_runs"] == 2
+    assert row["measured_mean"] == pytest.approx(0.33)
+    assert row["measured_range_pct"] == pytest.approx(100 * 0.06 / 0.33)
+    assert row["error_own_pct"] == pytest.approx([100 * 0.02 / 0.30, -100 * 0.02 / 0.36])
+    assert row["error_consensus_pct"] == pytest.approx([-100 / 33, 100 / 33])
+    assert row["bias_consensus_pct"] == pytest.approx(0.0, abs=1e-9)
+    text = fidelity_noise.report([row], "cmd", tmp_path)
+    assert "| net:nhwc | keep 0.5 | 3 | 0.330 |" in text
+    assert "within 10 % of its own run's measurement in 2/2" in text
+    assert json.loads((tmp_path / "noise.json").read_text())["rows"][0]["runs"] == 3
