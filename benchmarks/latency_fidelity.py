@@ -117,6 +117,8 @@ ESTIMATORS = {
     "proportional": {"mode": "proportional"},
     "profile_table": {"mode": "profile", "kernels": False},
     "profile_cold": {"mode": "profile", "cold_kernels": True},
+    # kernel entries scaled to a canary layer's speed in the same rounds (kernels.CANARY)
+    "profile_canary": {"mode": "profile", "canary_kernels": True},
     # "profile" scales a unit's in-network excess over its kernel entry with the entry's change
     # to the power EXCESS_POWER (calibration.scale_kernel_unit); these, to the power 1 (the whole
     # unit with its entry, as before 29 Nov 2026) and 1.5

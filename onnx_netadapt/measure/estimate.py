@@ -151,6 +151,8 @@ class Estimator:
         rounds: in "profile" mode, whole-network measurements interleaved with profiles.
         cold_kernels: in-context kernel entries with the caches evicted before the layer
             (``kernels.py``: a pruned layer's weights are not in the caches inside a network).
+        canary_kernels: in-context kernel entries scaled to the speed of a fixed layer timed
+            in the same rounds (``kernels.CANARY``), for machines whose speed drifts.
 
     >>> estimator = Estimator(runner, LatencyTable(runner.fingerprint()))  # doctest: +SKIP
     >>> estimator.calibrate(load_model("net.onnx")).mode                     # doctest: +SKIP
@@ -166,12 +168,13 @@ class Estimator:
         kernels: bool = True,
         rounds: int = PROFILE_ROUNDS,
         cold_kernels: bool = False,
+        canary_kernels: bool = False,
     ) -> None:
         if isinstance(mode, Strategy):
             self.strategy = mode
         else:
             self.strategy = make_strategy(mode, session_overhead, kernels, rounds)
-        self.source = Entries(runner, table, EVICT_BYTES if cold_kernels else 0)
+        self.source = Entries(runner, table, EVICT_BYTES if cold_kernels else 0, canary_kernels)
         self.calibration: CalibrationCurve | None = None
 
     @property

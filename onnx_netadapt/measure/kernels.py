@@ -44,6 +44,9 @@ ROUNDS = 3
 # a good part of a shared L3).
 EVICT_BYTES = 16 << 20
 EVICT_NAME = "evict"
+# With ``canary``: a fixed layer profiled in every round of entries, how fast the machine runs
+# at that moment; entries are scaled to the speed of the table's first canary (its own entry).
+CANARY = LayerSignature("Conv", 64, 64, (28, 28), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
 
 
 def context_layer_model(
@@ -104,16 +107,23 @@ class KernelRunner:
     ``measure_layers``).
     """
 
-    def __init__(self, runner: Runner, rounds: int = ROUNDS, evict_bytes: int = 0) -> None:
+    def __init__(
+        self, runner: Runner, rounds: int = ROUNDS, evict_bytes: int = 0, canary: bool = False
+    ) -> None:
         self.runner = runner
         self.rounds = max(1, int(rounds))
         self.evict_bytes = max(0, int(evict_bytes))
+        self.canary = canary
+        self.table: LatencyTable | None = None  # holds the reference canary entry (canary)
 
     def fingerprint(self) -> dict[str, str]:
-        """The runner's fingerprint, marked as kernel entries (cold ones with their size)."""
+        """The runner's fingerprint, marked as kernel entries (cold ones with their size,
+        canary-scaled ones as such)."""
         entry = "kernel-in-context"
         if self.evict_bytes:
             entry += f"-cold-{self.evict_bytes / (1 << 20):g}MiB"
+        if self.canary:
+            entry += "-canary"
         return {**self.runner.fingerprint(), "entry": entry}
 
     def measure_layers(
@@ -122,22 +132,44 @@ class KernelRunner:
         """The profiled kernel time (ms) of each distinct layer in its context: the median of
         ``rounds`` profiles, taken in rounds over all the layers (one profile is a few
         milliseconds, so a moment of contention can inflate it; it rarely hits one layer in
-        every round)."""
+        every round).
+
+        With ``canary``, each round also profiles CANARY, and each layer's time in a round is
+        scaled by the reference canary time over that round's: entries measured minutes apart
+        on a machine whose speed drifts become comparable. The reference is the table's CANARY
+        entry; the first measurement stores it (the median of its rounds)."""
         unique = list(dict.fromkeys(signatures))
-        models = {sig: context_layer_model(sig, evict_bytes=self.evict_bytes) for sig in unique}
-        samples: dict[LayerSignature, list[float]] = {sig: [] for sig in unique}
+        timed = [*unique, CANARY] if self.canary else unique
+        models = {sig: context_layer_model(sig, evict_bytes=self.evict_bytes) for sig in timed}
+        rounds: list[dict[LayerSignature, float]] = []
         for _ in range(self.rounds):
-            for sig in unique:
+            round_ms = {}
+            for sig in dict.fromkeys(timed):
                 profile = self.runner.profile_layers(models[sig])
                 ms = sum(profile.get(name, 0.0) for name in LAYER_NODES)
-                samples[sig].append(max(ms, MIN_KERNEL_MS))
-        return {sig: LatencyStats.from_samples(values) for sig, values in samples.items()}
+                round_ms[sig] = max(ms, MIN_KERNEL_MS)
+            rounds.append(round_ms)
+        out = {}
+        if self.canary:
+            stored = self.table.get(CANARY) if self.table is not None else None
+            if stored is None:
+                stored = out[CANARY] = LatencyStats.from_samples([r[CANARY] for r in rounds])
+            scales = [stored.median_ms / r[CANARY] for r in rounds]
+        else:
+            scales = [1.0] * len(rounds)
+        for sig in unique:
+            out[sig] = LatencyStats.from_samples(
+                [r[sig] * k for r, k in zip(rounds, scales, strict=True)]
+            )
+        return out
 
 
 def kernel_table(
-    runner: Runner, path: object = None, evict_bytes: int = 0
+    runner: Runner, path: object = None, evict_bytes: int = 0, canary: bool = False
 ) -> tuple[LatencyTable, KernelRunner]:
     """The kernel-entry table of ``runner`` (in ``path``'s file beside its latency table);
-    cold entries with ``evict_bytes``."""
-    kernels = KernelRunner(runner, evict_bytes=evict_bytes)
-    return LatencyTable(kernels.fingerprint(), path), kernels
+    cold entries with ``evict_bytes``; entries scaled to a canary's speed with ``canary``."""
+    kernels = KernelRunner(runner, evict_bytes=evict_bytes, canary=canary)
+    table = LatencyTable(kernels.fingerprint(), path)
+    kernels.table = table
+    return table, kernels

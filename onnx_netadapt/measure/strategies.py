@@ -73,10 +73,13 @@ class Entries:
     """What a strategy reads off one runner: its table entries, in-context kernel entries and
     whole-network measurements (missing entries are measured on the runner)."""
 
-    def __init__(self, runner: Runner, table: LatencyTable, evict_bytes: int = 0) -> None:
+    def __init__(
+        self, runner: Runner, table: LatencyTable, evict_bytes: int = 0, canary: bool = False
+    ) -> None:
         self.runner = runner
         self.table = table
         self.evict_bytes = evict_bytes  # > 0: cold kernel entries (``kernels.py``)
+        self.canary = canary  # kernel entries scaled to a canary's speed (``kernels.py``)
         self._kernels: tuple[LatencyTable, KernelRunner] | None = None
 
     def table_ms(self, signatures: Mapping[str, LayerSignature]) -> dict[str, float]:
@@ -87,7 +90,9 @@ class Entries:
     def kernel_ms(self, signatures: Mapping[str, LayerSignature]) -> dict[str, float]:
         """In-context kernel entry (ms) of each layer, by node name."""
         if self._kernels is None:
-            self._kernels = kernel_table(self.runner, self.table.path, self.evict_bytes)
+            self._kernels = kernel_table(
+                self.runner, self.table.path, self.evict_bytes, self.canary
+            )
         table, kernels = self._kernels
         found = table.lookup(list(signatures.values()), kernels)  # type: ignore[arg-type]
         return {name: found[sig].median_ms for name, sig in signatures.items()}
