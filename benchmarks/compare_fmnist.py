@@ -81,6 +81,11 @@ def setup_from(args: argparse.Namespace) -> Setup:
     return replace(setup, **changes)
 
 
+def _command() -> str:
+    """This command line, for the reports."""
+    return "python -m benchmarks.compare_fmnist " + " ".join(sys.argv[1:])
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     setup = setup_from(args)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -142,42 +147,40 @@ def cmd_selection(args: argparse.Namespace) -> None:
         args.run,
         args.iteration,
     )
-    command = "python -m benchmarks.compare_fmnist " + " ".join(sys.argv[1:])
-    print(fmnist_checks.selection_report(rows, command, args.out))
+    print(fmnist_checks.selection_report(rows, _command(), args.out))
+
+
+def comparison_setup(args: argparse.Namespace) -> tuple[Setup, list[str]]:
+    """For the studies that read a finished comparison: its Setup (every target, as the run
+    had) and the targets asked for (default: all); sets the torch threads asked for."""
+    targets = args.targets
+    args.targets = None
+    setup = setup_from(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return setup, targets or list(setup.targets)
 
 
 def cmd_scratch(args: argparse.Namespace) -> None:
     """NetAdapt's final architectures trained from scratch (benchmarks/fmnist_scratch.py)."""
-    targets = args.targets
-    args.targets = None  # the comparison's setup, whose points are read, has every target
-    setup = setup_from(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    setup, targets = comparison_setup(args)
     archs = args.archs or (["mobilenet_v1_lite"] if args.smoke else list(ARCHS))
-    seeds = args.seeds or [0]
-    run_scratch(archs, seeds, targets or list(setup.targets), setup, args.work, args.out)
-    command = "python -m benchmarks.compare_fmnist " + " ".join(sys.argv[1:])
-    scratch_report(args.out, command)
+    run_scratch(archs, args.seeds or [0], targets, setup, args.work, args.out)
+    scratch_report(args.out, _command())
 
 
 def cmd_channels(args: argparse.Namespace) -> None:
-    command = "python -m benchmarks.compare_fmnist " + " ".join(sys.argv[1:])
-    print("\n".join(channels_report(args.out, args.work, args.seeds or [0], command)))
+    print("\n".join(channels_report(args.out, args.work, args.seeds or [0], _command())))
 
 
 def cmd_recipe(args: argparse.Namespace) -> None:
-    """The long fine-tune at several peak learning rates (benchmarks/fmnist_recipe.py)."""
-    targets = args.targets
-    args.targets = None  # the comparison's setup, whose points are read, has every target
-    setup = setup_from(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    """The long fine-tune at other peak lrs and distillation (benchmarks/fmnist_recipe.py)."""
+    setup, targets = comparison_setup(args)
     arch = args.arch or ("mobilenet_v1_lite" if args.smoke else ARCHS[0])
-    targets = targets or list(setup.targets)
     run_recipe(
         arch, args.seed, targets, args.budgets, args.lrs, args.distills, setup, args.work, args.out
     )
-    recipe_report(args.out, "python -m benchmarks.compare_fmnist " + " ".join(sys.argv[1:]))
+    recipe_report(args.out, _command())
 
 
 def main(argv: list[str] | None = None) -> None:
