@@ -30,6 +30,8 @@ DEFAULT_COLUMN = {
     "twins": "profile",
     "footprint": "profile_unit",
     "footprint_run2": "profile",
+    "canary_run1": "profile",
+    "canary_run2": "profile",
 }
 
 
