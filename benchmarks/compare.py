@@ -154,6 +154,11 @@ def netadapt_family(
             resume=resume,
             runner_options=options,
         )
+    return family_networks(out)
+
+
+def family_networks(out: Path) -> list[dict]:
+    """[{"iteration", "path"}] of the networks in the history of the adaptation in ``out``."""
     history = json.loads((out / "history.json").read_text())["history"]
     return [{"iteration": r["iteration"], "path": out / r["network"]} for r in history]
 

@@ -24,14 +24,11 @@ from pathlib import Path
 
 import onnx
 
-from benchmarks.compare import static
+from benchmarks.compare import family_networks
 from benchmarks.fmnist_run import ArchSeedRun
 from benchmarks.fmnist_setup import Setup, Store
-from onnx_netadapt.channels.analysis import analyse
 from onnx_netadapt.evaluate import accuracy
-from onnx_netadapt.graph.load import load_model
 from onnx_netadapt.graph.save import save_json, save_text
-from onnx_netadapt.prune.apply import prune
 
 logger = logging.getLogger("compare_fmnist")
 
@@ -40,18 +37,14 @@ STUDIED = ("netadapt", "multiplier", "uniform")
 
 def starting_network(run: ArchSeedRun, point: dict) -> tuple[onnx.ModelProto, int]:
     """``point``'s network before its long fine-tune, and that fine-tune's steps."""
-    setup = run.setup
     if point["method"] == "netadapt":
-        folder = run.folder / f"na_{point['target']}"
-        history = json.loads((folder / "history.json").read_text())["history"]
-        (record,) = [r for r in history if r["iteration"] == point["iteration"]]
-        return onnx.load(folder / record["network"]), setup.long_steps
+        family = family_networks(run.folder / f"na_{point['target']}")
+        (record,) = [r for r in family if r["iteration"] == point["iteration"]]
+        return onnx.load(record["path"]), run.setup.long_steps
     extra = point["steps"] - run.base_steps
     if point["method"] == "multiplier":
-        path, _ = run.trained(point["width"], "multiplier")
-        return static(path, setup.shape), extra
-    base = static(run.base_path, setup.shape)
-    return prune(analyse(load_model(base, fold=False)), ratio=point["ratio"]).model, extra
+        return run.multiplier_network(point["width"]), extra
+    return run.uniform_network(point["ratio"]), extra
 
 
 def recipe_cell(run: ArchSeedRun, point: dict, lr: float, distill: float, folder: Path) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 
 from benchmarks.compare import BUDGETS, CURVE
 from benchmarks.compare_report import _latency_reaching, _mean_sd
-from benchmarks.fmnist_setup import METHODS, point_key
+from benchmarks.fmnist_setup import METHODS, Setup, point_key
 from onnx_netadapt.graph.save import save_json, save_text
 
 BOOTSTRAP = 2000
@@ -118,7 +118,8 @@ def _intro(data: dict) -> list[str]:
         f"seeds {seeds}; input {setup['size']}x{setup['size']}, base width "
         f"{setup['base_width']:g}, {setup['epochs']} base epochs, short fine-tunes of "
         f"{setup['short_steps']} steps, long fine-tunes of {setup['long_steps']} steps (peak lr "
-        f"{setup.get('long_lr', 0.01):g}, distillation weight {setup.get('long_distill', 0.0):g}), "
+        f"{setup.get('long_lr', Setup.long_lr):g}, distillation weight "
+        f"{setup.get('long_distill', Setup.long_distill):g}), "
         "holdout "
         f"{setup['holdout_per_class']} per class, NetAdapt's --select "
         f"{setup.get('select', 'accuracy')}. Accuracy on the 10,000 test images (mean ± sd "

@@ -178,12 +178,21 @@ class ArchSeedRun:
         meta = {"iteration": k_mac, "steps": self.base_steps + short + mac_long}
         self.finish("netadapt-macs", target, budget, model, meta)
 
+    def multiplier_network(self, width: float) -> onnx.ModelProto:
+        """The multiplier's network of ``width``, trained from scratch (before fine-tuning)."""
+        path, _ = self.trained(width, "multiplier")
+        return static(path, self.setup.shape)
+
+    def uniform_network(self, ratio: float) -> onnx.ModelProto:
+        """The base network with every group pruned to ``ratio`` (L2; before fine-tuning)."""
+        base = static(self.base_path, self.setup.shape)
+        return prune(analyse(load_model(base, fold=False)), ratio=ratio).model
+
     def multiplier_point(self, target: str, budget: float, table: dict, k: int) -> None:
         """The widest multiplier under ``budget`` on ``target``, trained from scratch."""
         if not self.has("multiplier", target, budget):
             width = _largest_under(table["width"], budget)
-            path, _ = self.trained(width, "multiplier")
-            model = self.tune(static(path, self.setup.shape), self.extra(k))
+            model = self.tune(self.multiplier_network(width), self.extra(k))
             meta = {"width": width, "steps": self.base_steps + self.extra(k)}
             self.finish("multiplier", target, budget, model, meta)
 
@@ -191,16 +200,14 @@ class ArchSeedRun:
         """Uniform pruning, the largest keep ratio under ``budget`` on ``target``."""
         if not self.has("uniform", target, budget):
             ratio = _largest_under(table["ratio"], budget)
-            base = static(self.base_path, self.setup.shape)
-            pruned = prune(analyse(load_model(base, fold=False)), ratio=ratio).model
+            model = self.tune(self.uniform_network(ratio), self.extra(k))
             meta = {"ratio": ratio, "steps": self.base_steps + self.extra(k)}
-            self.finish("uniform", target, budget, self.tune(pruned, self.extra(k)), meta)
+            self.finish("uniform", target, budget, model, meta)
 
     def curve_point(self, width: float, steps: int) -> None:
         """A multiplier network narrower than any budget's, fine-tuned for ``steps``."""
         if not self.has(CURVE, None, width):
-            path, _ = self.trained(width, "multiplier")
-            model = self.tune(static(path, self.setup.shape), steps)
+            model = self.tune(self.multiplier_network(width), steps)
             self.finish(CURVE, None, width, model, {"steps": self.base_steps + steps})
 
 
