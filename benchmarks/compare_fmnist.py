@@ -9,6 +9,8 @@
         # netadapt's architectures trained from scratch (benchmarks/fmnist_scratch.py)
     python -m benchmarks.compare_fmnist channels [--seeds 0]   # what each method kept
     python -m benchmarks.compare_fmnist recipe [--lrs 0.03 0.1] [--distills 0 0.5]  # long recipe
+    python -m benchmarks.compare_fmnist select [--seeds 0] [--targets ort]  # --select ratio
+        # against --select accuracy (benchmarks/fmnist_select.py; times latency: quiet machine)
     python -m benchmarks.compare_fmnist run --smoke --data fashion-mnist:DIR --out /tmp/x
 
 The method of benchmarks/compare.py (its helpers are reused), on Fashion-MNIST resized to SIZE x
@@ -48,6 +50,7 @@ from benchmarks.fmnist_recipe import recipe_report, run_recipe
 from benchmarks.fmnist_report import channels_report, cmd_report
 from benchmarks.fmnist_run import run_one
 from benchmarks.fmnist_scratch import run_scratch, scratch_report
+from benchmarks.fmnist_select import run_select, select_report
 from benchmarks.fmnist_setup import ARCHS, SMOKE, Setup, Store
 from onnx_netadapt.demo.build import build_model
 
@@ -169,6 +172,14 @@ def cmd_scratch(args: argparse.Namespace) -> None:
     scratch_report(args.out, _command())
 
 
+def cmd_select(args: argparse.Namespace) -> None:
+    """NetAdapt with --select ratio against the comparison's (benchmarks/fmnist_select.py)."""
+    setup, targets = comparison_setup(args)
+    archs = args.archs or (["mobilenet_v1_lite"] if args.smoke else list(ARCHS))
+    run_select(archs, args.seeds or [0], targets, setup, args.work, args.out)
+    select_report(args.out, _command())
+
+
 def cmd_channels(args: argparse.Namespace) -> None:
     print("\n".join(channels_report(args.out, args.work, args.seeds or [0], _command())))
 
@@ -217,6 +228,12 @@ def main(argv: list[str] | None = None) -> None:
     scratch.add_argument("--targets", nargs="+", help="whose netadapt points (default: all)")
     scratch.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     scratch.add_argument("--smoke", action="store_true")
+    select = sub.add_parser("select", help="--select ratio against --select accuracy")
+    select.add_argument("--archs", nargs="+")
+    select.add_argument("--seeds", nargs="+", type=int)
+    select.add_argument("--targets", nargs="+", help="ratio runs guided by (default: all)")
+    select.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    select.add_argument("--smoke", action="store_true")
     recipe = sub.add_parser("recipe", help="the long fine-tune at several peak lrs")
     recipe.add_argument("--arch")
     recipe.add_argument("--seed", type=int, default=0)
@@ -229,12 +246,12 @@ def main(argv: list[str] | None = None) -> None:
     chan = sub.add_parser("channels", help="output channels per Conv of the final networks")
     chan.add_argument("--seeds", nargs="+", type=int)
     chan.add_argument("--work", type=Path, default=Path("/tmp/compare_fmnist"))
-    for p in (run, report, over, sel, scratch, chan, recipe):
+    for p in (run, report, over, sel, scratch, chan, recipe, select):
         p.add_argument("--out", type=Path, default=RESULTS)
-    for p in (run, scratch, recipe):  # run these into another --out (and --work)
+    for p in (run, scratch, recipe, select):  # run these into another --out (and --work)
         p.add_argument("--long-lr", type=float, help="peak lr of every method's long fine-tune")
         p.add_argument("--long-distill", type=float, help="its distillation weight, from the base")
-    for p in (run, over, sel, scratch, recipe):
+    for p in (run, over, sel, scratch, recipe, select):
         p.add_argument("--work", type=Path, default=Path("/tmp/compare_fmnist"))
         p.add_argument("--data", help="fashion-mnist or fashion-mnist:DIR")
         p.add_argument("--size", type=int)
@@ -250,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         "scratch": cmd_scratch,
         "channels": cmd_channels,
         "recipe": cmd_recipe,
+        "select": cmd_select,
     }
     commands[args.cmd](args)
 

@@ -247,18 +247,26 @@ def _target_points(run: ArchSeedRun, target: str, table: dict, mac_family: list[
         data=setup.spec,
         settings=setup.adapt_settings(),
     )
-    history = json.loads((run.folder / f"na_{target}" / "history.json").read_text())["history"]
-    in_run = {r["iteration"]: r["measured"]["latency"] for r in history}
     mac_ms = _mac_family_ms(run.arch, run.seed, target, mac_family, setup, run.store)
     extras = {}
-    for budget in BUDGETS:
-        k = next((i for i, ms in in_run.items() if ms <= budget * in_run[0]), max(in_run))
+    for budget, k in first_under(run.folder / f"na_{target}").items():
         extras[budget] = run.extra(k)
         run.netadapt_point(target, budget, family, k)
         run.mac_point(target, budget, mac_family, mac_ms, k)
         run.multiplier_point(target, budget, table, k)
         run.uniform_point(target, budget, table, k)
     return extras[min(BUDGETS)]
+
+
+def first_under(adaptation: Path) -> dict[float, int]:
+    """Per budget of the comparison, the first iteration of the adaptation in ``adaptation``
+    measured (in its own run) under that fraction of its original's latency; else its last."""
+    history = json.loads((adaptation / "history.json").read_text())["history"]
+    in_run = {r["iteration"]: r["measured"]["latency"] for r in history}
+    return {
+        budget: next((i for i, ms in in_run.items() if ms <= budget * in_run[0]), max(in_run))
+        for budget in BUDGETS
+    }
 
 
 def _mac_family_ms(

@@ -15,6 +15,7 @@ import pytest
 from benchmarks import compare_fmnist as cf
 from benchmarks import fmnist_report as report
 from benchmarks import fmnist_run
+from benchmarks import fmnist_select as select
 from benchmarks.compare import BUDGETS, CURVE
 from benchmarks.fmnist_checks import run_proposals, selection_noise, selection_row
 from benchmarks.fmnist_premise import summarise
@@ -93,6 +94,27 @@ def test_report_tables_cross_target_latency_and_summary(tmp_path: Path) -> None:
     assert "| below | multiplier-curve | 0.200 | 0.200 | 80.00 ± 0.00 |" in md
     assert "- budget 0.5: = x1.43 (bootstrap 95% over seeds: 1.43-1.43)" in md
     assert (tmp_path / "compare.png").stat().st_size > 0
+
+
+def test_select_report_pairs_both_picks_per_seed(tmp_path: Path) -> None:
+    data = _data([0, 1])
+    (tmp_path / "points.json").write_text(json.dumps(data))
+    folder = tmp_path / "select"
+    folder.mkdir()
+    for seed, acc in ((0, 0.89), (1, 0.85), (2, 0.99)):  # seed 2: not in the comparison
+        key = point_key(select.METHOD, "ort", "net", 0.75, seed)
+        point = {"key": key, "arch": "net", "seed": seed, "method": select.METHOD}
+        point |= {"target": "ort", "budget": 0.75, "iteration": 3, "val_accuracy": acc}
+        (folder / f"{key}.json").write_text(json.dumps(point))
+    ratios = {k: v / 2.0 for k, v in data["measured"]["net_s0"]["ort"].items()}
+    ratios[point_key(select.METHOD, "ort", "net", 0.75, 0)] = 0.5
+    (folder / "measured_net_s0.json").write_text(json.dumps({"ort": ratios}))
+    (row,) = select.select_report(tmp_path, "cmd")["rows"]
+    assert row["seeds"] == [0, 1]
+    assert row["gain"] == [1.0, -3.0]  # against netadapt's 0.88 in both seeds
+    assert row["netadapt-ratio"]["accuracy"][0] == pytest.approx(0.87)
+    assert row["multiplier"]["latency_ratio"] is None  # seed 1 was not measured
+    assert "| net | ort | 0.75 | [0, 1] |" in (tmp_path / "select.md").read_text()
 
 
 def test_largest_under_picks_the_widest_that_fits() -> None:
@@ -215,6 +237,17 @@ def test_smoke_run_end_to_end_then_resumes_without_work(
     twins = json.loads((out / "scratch.json").read_text())["points"]
     assert {t["budget"]: t["steps"] for t in twins} == netadapt_steps  # the same training budget
     assert all(r["netadapt-scratch"] is not None and r["multiplier"] is not None for r in rows)
+
+    cf.main(["select", *args[1:], "--targets", "macs"])
+    rows = json.loads((out / "select.json").read_text())["rows"]
+    assert [(r["target"], r["budget"]) for r in rows] == [("macs", b) for b in BUDGETS]
+    for row in rows:  # both picks and the multiplier, scored and measured side by side
+        for method in ("netadapt", "netadapt-ratio", "multiplier"):
+            assert row[method]["accuracy"] is not None and row[method]["latency_ratio"] > 0
+    ratio_run = work / "mobilenet_v1_lite_s0" / "na_macs_ratio" / "state.json"
+    assert json.loads(ratio_run.read_text())["config"]["select"] == "ratio"
+    measured = json.loads((out / "select" / "measured_mobilenet_v1_lite_s0.json").read_text())
+    assert set(measured["params"]) == set(measured["keys"])  # every network, on every target
 
     recipe = ["recipe", *args[1:], "--targets", "macs", "--budgets", "0.5"]
     cf.main([*recipe, "--lrs", "0.02", "0.1", "--distills", "0.5", "0"])
