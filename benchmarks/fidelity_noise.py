@@ -5,8 +5,10 @@
 Reads every ``*_ort.json`` of ``latency_fidelity`` runs in ``--folder`` (quiet-machine runs,
 each measuring the same fixed prunings, every group kept at 0.3 / 0.5 / 0.75 of its channels,
 side by side with their original). For each such variant it reports how much its measured
-ratio to the original moved between runs, and the default estimator's error against that run's
-measurement and against the mean over all runs (the consensus). Writes ``noise.md`` and
+ratio to the original moved between runs, and the plain ``profile`` estimator's error (the
+default until session 10) against that run's measurement and against the mean over all runs
+(the consensus); then the same errors of the canary-scaled estimator (the default since), over
+the runs that had it. Writes ``noise.md`` and
 ``noise.json`` beside the runs. Reads results only: it measures nothing.
 """
 
@@ -21,9 +23,10 @@ from onnx_netadapt.graph.save import save_json, save_text
 
 REPO = Path(__file__).resolve().parents[1]
 FOLDER = REPO / "benchmarks" / "results" / "latency_fidelity" / "layouts"
-# The column holding today's default ``ort`` estimator in each run (layouts/README.md: the
-# footprint run was written while the footprint variant was the default, so today's default is
-# its ``profile_unit``); runs made before the excess scaled with power 2 are not listed.
+# The column holding the plain ``profile`` estimator (the ``ort`` default until session 10) in
+# each run (layouts/README.md: the footprint run was written while the footprint variant was the
+# default, so the plain estimator is its ``profile_unit``); runs made before the excess scaled
+# with power 2 are not listed.
 DEFAULT_COLUMN = {
     "cold_excess_run1": "profile",
     "cold_excess": "profile",
@@ -32,11 +35,23 @@ DEFAULT_COLUMN = {
     "footprint_run2": "profile",
     "canary_run1": "profile",
     "canary_run2": "profile",
+    "canary_run3": "profile",
+}
+# The column of the canary-scaled estimator (``Estimator(canary_kernels=True)``, the default
+# since session 10), in the runs that had it.
+CANARY_COLUMN = {
+    "canary_run1": "profile_canary",
+    "canary_run2": "profile_canary",
+    "canary_run3": "profile_canary",
 }
 
 
-def fixed_variants(folder: Path) -> dict[tuple[str, str], list[dict]]:
-    """{(case, variant): [one dict per run]} of the fixed prunings ("keep ...")."""
+def fixed_variants(
+    folder: Path, columns: dict[str, str] | None = None
+) -> dict[tuple[str, str], list[dict]]:
+    """{(case, variant): [one dict per run]} of the fixed prunings ("keep ..."), with the
+    estimate of the column ``columns`` names for that run (default DEFAULT_COLUMN)."""
+    columns = DEFAULT_COLUMN if columns is None else columns
     out: dict[tuple[str, str], list[dict]] = {}
     for path in sorted(folder.glob("*_ort.json")):
         data = json.loads(path.read_text())
@@ -46,7 +61,7 @@ def fixed_variants(folder: Path) -> dict[tuple[str, str], list[dict]]:
             for v in case["variants"]:
                 if not v["variant"].startswith("keep"):
                     continue
-                column = DEFAULT_COLUMN.get(run)
+                column = columns.get(run)
                 estimate = v["estimates"].get(column) if column else None
                 out.setdefault((name, v["variant"]), []).append(
                     {
@@ -84,6 +99,7 @@ def summarise(variants: dict[tuple[str, str], list[dict]]) -> list[dict]:
                 if len(estimates) > 1
                 else 0.0,
                 "bias_consensus_pct": statistics.fmean(against) if against else None,
+                "estimated_in": [r["run"] for r in scored],
                 "error_own_pct": own,
                 "error_consensus_pct": against,
             }
@@ -99,8 +115,9 @@ def _signed(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1f}"
 
 
-def report(rows: list[dict], command: str, folder: Path) -> str:
-    """noise.md and noise.json in ``folder``; the markdown."""
+def report(rows: list[dict], command: str, folder: Path, canary: list[dict] | None = None) -> str:
+    """noise.md and noise.json in ``folder`` (``canary``: the same rows scored with the
+    canary-scaled estimator); the markdown."""
 
     def worst(values: list[float]) -> str:
         return f"{max(values, key=abs):+.1f}" if values else "-"
@@ -113,8 +130,9 @@ def report(rows: list[dict], command: str, folder: Path) -> str:
         "",
         f"Command: `{command}` (reads the committed runs; measures nothing). Each row: one fixed "
         "pruning, measured side by side with its original in every quiet run of this folder "
-        "(`runs`); the spread of that measured ratio over runs; then the default `ort` "
-        "estimator (calibrated on the original alone) in the runs that had it, its error (%) "
+        "(`runs`); the spread of that measured ratio over runs; then the plain `profile` "
+        "estimator (the `ort` default until session 10; calibrated on the original alone) in the "
+        "runs that had it, its error (%) "
         "against that run's own measurement (what the goal scores) and against the mean "
         "measurement over all runs (the consensus).",
         "",
@@ -138,16 +156,36 @@ def report(rows: list[dict], command: str, folder: Path) -> str:
     lines += [
         "",
         f"All fixed variants: the measured ratio's sd over runs is {statistics.median(sds):.1f} % "
-        f"(median; largest {max(sds):.1f} %), the default estimate's "
+        f"(median; largest {max(sds):.1f} %), the plain estimate's "
         f"{statistics.median(est_sds):.1f} % (largest {max(est_sds):.1f} %). It is within 10 % "
         f"of its own run's measurement in {within(own)} and of the consensus in "
         f"{within(consensus)}; mean |error| {_mean_abs(own):.1f} % against its own run, "
         f"{_mean_abs(consensus):.1f} % against the consensus.",
         "",
     ]
+    if canary:
+        own = [v for r in canary for v in r["error_own_pct"]]
+        consensus = [v for r in canary for v in r["error_consensus_pct"]]
+        plain = [
+            v
+            for r in rows
+            for v, run in zip(r["error_own_pct"], r["estimated_in"], strict=True)
+            if run in CANARY_COLUMN
+        ]
+        lines += [
+            f"The canary-scaled estimator (the default since session 10), in the "
+            f"{len(CANARY_COLUMN)} runs that had it: within 10 % of its own run's measurement in "
+            f"{within(own)} (the plain one in the same runs: {within(plain)}) and of the "
+            f"consensus in {within(consensus)}; mean |error| {_mean_abs(own):.1f} % against its "
+            f"own run (plain: {_mean_abs(plain):.1f} %), {_mean_abs(consensus):.1f} % against "
+            "the consensus.",
+            "",
+        ]
     text = "\n".join(lines)
     save_text(text, folder / "noise.md")
-    save_json({"command": command, "rows": rows}, folder / "noise.json")
+    save_json(
+        {"command": command, "rows": rows, "canary_rows": canary or []}, folder / "noise.json"
+    )
     return text
 
 
@@ -158,7 +196,9 @@ def main(argv: list[str] | None = None) -> None:
     command = "python -m benchmarks.fidelity_noise" + (
         f" --folder {args.folder}" if args.folder != FOLDER else ""
     )
-    print(report(summarise(fixed_variants(args.folder)), command, args.folder))
+    rows = summarise(fixed_variants(args.folder))
+    canary = summarise(fixed_variants(args.folder, CANARY_COLUMN))
+    print(report(rows, command, args.folder, canary))
 
 
 if __name__ == "__main__":

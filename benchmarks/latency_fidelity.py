@@ -111,7 +111,9 @@ def variants(
 # what ``Estimator(mode="auto")`` picks: "profile" where the runner profiles inside a network
 # with ONNX node names, else "split". "constant" is the first version (issue 3's baseline).
 ESTIMATORS = {
-    "profile": {"mode": "profile"},
+    "profile": {"mode": "profile"},  # the default: canary-scaled kernel entries (session 10)
+    # the default before session 10 (the column "profile" of the runs before canary_run3)
+    "profile_plain": {"mode": "profile", "canary_kernels": False},
     "split": {"mode": "split"},
     "constant": {"mode": "constant"},
     "proportional": {"mode": "proportional"},

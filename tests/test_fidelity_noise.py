@@ -11,11 +11,15 @@ import pytest
 from benchmarks import fidelity_noise
 
 
-def _run(folder: Path, name: str, ratio: float, estimate_ratio: float | None) -> None:
+def _run(
+    folder: Path, name: str, ratio: float, estimate_ratio: float | None, canary: float | None = None
+) -> None:
     variants = [{"variant": "keep 0.5", "ratio": ratio, "estimates": {}}]
     variants.append({"variant": "random 0", "ratio": 0.9, "estimates": {}})  # not a fixed one
     if estimate_ratio is not None:
         variants[0]["estimates"]["profile"] = estimate_ratio * 2.0
+    if canary is not None:
+        variants[0]["estimates"]["profile_canary"] = canary * 2.0
     case = {"arch": "net", "layout": "nhwc", "original_ms": 2.0, "variants": variants}
     (folder / f"{name}_ort.json").write_text(json.dumps({"cases": [case]}))
 
@@ -25,7 +29,8 @@ def test_spread_and_errors_against_own_run_and_consensus(
 ) -> None:
     monkeypatch.setattr(fidelity_noise, "DEFAULT_COLUMN", {"a": "profile", "b": "profile"})
     _run(tmp_path, "a", 0.30, 0.32)  # +6.7 % against its run, -3.0 % against the consensus
-    _run(tmp_path, "b", 0.36, 0.34)  # -5.6 % against its run, +3.0 %
+    monkeypatch.setattr(fidelity_noise, "CANARY_COLUMN", {"b": "profile_canary"})
+    _run(tmp_path, "b", 0.36, 0.34, canary=0.378)  # -5.6 % against its run, +3.0 %; canary +5 %
     _run(tmp_path, "old", 0.33, None)  # measured only (an older estimator's run)
     (row,) = fidelity_noise.summarise(fidelity_noise.fixed_variants(tmp_path))
     assert row["runs"] == 3 and row["estimated_runs"] == 2
@@ -38,3 +43,10 @@ def test_spread_and_errors_against_own_run_and_consensus(
     assert "| net:nhwc | keep 0.5 | 3 | 0.330 |" in text
     assert "within 10 % of its own run's measurement in 2/2" in text
     assert json.loads((tmp_path / "noise.json").read_text())["rows"][0]["runs"] == 3
+    (canary,) = fidelity_noise.summarise(
+        fidelity_noise.fixed_variants(tmp_path, {"b": "profile_canary"})
+    )
+    assert canary["error_own_pct"] == pytest.approx([5.0])
+    text = fidelity_noise.report([row], "cmd", tmp_path, [canary])
+    assert "in the 1 runs that had it: within 10 % of its own run's measurement in 1/1 " in text
+    assert "(plain: 5.6 %)" in text  # the plain estimate in the same run only

@@ -152,7 +152,10 @@ class Estimator:
         cold_kernels: in-context kernel entries with the caches evicted before the layer
             (``kernels.py``: a pruned layer's weights are not in the caches inside a network).
         canary_kernels: in-context kernel entries scaled to the speed of a fixed layer timed
-            in the same rounds (``kernels.CANARY``), for machines whose speed drifts.
+            in the same rounds (``kernels.CANARY``), so entries measured minutes (or runs)
+            apart on a machine whose speed drifts stay comparable. On by default since three
+            quiet fidelity runs had it closer in each (benchmarks/results/latency_fidelity/
+            layouts/README.md).
 
     >>> estimator = Estimator(runner, LatencyTable(runner.fingerprint()))  # doctest: +SKIP
     >>> estimator.calibrate(load_model("net.onnx")).mode                     # doctest: +SKIP
@@ -168,7 +171,7 @@ class Estimator:
         kernels: bool = True,
         rounds: int = PROFILE_ROUNDS,
         cold_kernels: bool = False,
-        canary_kernels: bool = False,
+        canary_kernels: bool = True,
     ) -> None:
         if isinstance(mode, Strategy):
             self.strategy = mode
