@@ -1,5 +1,6 @@
 """Kernel entries scaled to a canary layer's speed (kernels.CANARY): entries measured while the
-machine runs at another speed come out as if measured at the reference speed."""
+machine runs at another speed come out as if measured at the reference speed; the estimator's
+default."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 import onnx
 import pytest
 
+from onnx_netadapt.measure.estimate import Estimator
 from onnx_netadapt.measure.kernels import CANARY, kernel_table
 from onnx_netadapt.measure.runner import Runner
 from onnx_netadapt.measure.signature import LayerSignature
+from onnx_netadapt.measure.table import LatencyTable
 
 SMALL = LayerSignature("Conv", 16, 24, (8, 8), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
 LARGE = LayerSignature("Conv", 32, 48, (8, 8), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
@@ -64,3 +67,12 @@ def test_the_reference_outlives_the_process(tmp_path: Path) -> None:
     large = again.lookup([LARGE, SMALL], kernels_again)
     assert large[SMALL].median_ms == small  # read, not measured again
     assert large[LARGE].median_ms / small == pytest.approx((48 * 32) / (24 * 16))
+
+
+def test_the_estimator_scales_to_the_canary_by_default(tmp_path: Path) -> None:
+    """Three quiet fidelity runs had the canary-scaled entries closer (layouts/README.md)."""
+    runner = DriftingRunner()
+    estimator = Estimator(runner, LatencyTable(runner.fingerprint(), tmp_path / "t.json"))
+    assert estimator.source.canary
+    plain = Estimator(runner, LatencyTable(runner.fingerprint()), canary_kernels=False)
+    assert not plain.source.canary
