@@ -175,8 +175,7 @@ def cmd_scratch(args: argparse.Namespace) -> None:
 def cmd_select(args: argparse.Namespace) -> None:
     """NetAdapt with --select ratio against the comparison's (benchmarks/fmnist_select.py)."""
     setup, targets = comparison_setup(args)
-    archs = args.archs or (["mobilenet_v1_lite"] if args.smoke else list(ARCHS))
-    run_select(archs, args.seeds or [0], targets, setup, args.work, args.out)
+    run_select(args.archs, args.seeds or [0], targets, setup, args.work, args.out)
     select_report(args.out, _command())
 
 
@@ -229,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     scratch.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     scratch.add_argument("--smoke", action="store_true")
     select = sub.add_parser("select", help="--select ratio against --select accuracy")
-    select.add_argument("--archs", nargs="+")
+    select.add_argument("--archs", nargs="+", help="default: every one the comparison has")
     select.add_argument("--seeds", nargs="+", type=int)
     select.add_argument("--targets", nargs="+", help="ratio runs guided by (default: all)")
     select.add_argument("--threads", type=int, help="torch threads (default: torch's)")

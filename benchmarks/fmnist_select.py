@@ -103,13 +103,19 @@ def measure_with_comparison(run: ArchSeedRun, mine: list[dict], folder: Path) ->
 
 
 def run_select(
-    archs: list[str], seeds: list[int], targets: list[str], setup: Setup, work: Path, out: Path
+    archs: list[str] | None,
+    seeds: list[int],
+    targets: list[str],
+    setup: Setup,
+    work: Path,
+    out: Path,
 ) -> None:
-    """Every missing ratio point of ``archs`` x ``seeds`` x ``targets`` and its side-by-side
-    measurement (the comparison in ``out`` and ``work`` was run with ``setup``)."""
+    """Every missing ratio point of ``archs`` (None: those the comparison has points of) x
+    ``seeds`` x ``targets`` and its side-by-side measurement (the comparison in ``out`` and
+    ``work`` was run with ``setup``)."""
     store = Store(out / "points.json", setup)
     folder = out / "select"
-    for arch in archs:
+    for arch in archs or sorted({p["arch"] for p in store.data["points"]}):
         for seed in seeds:
             if not store.has(point_key("base", None, arch, 1.0, seed)):
                 raise SystemExit(
