@@ -55,4 +55,4 @@ def test_estimator_reads_cold_entries_from_a_table_of_their_own(tmp_path, cold, 
         estimator = Estimator(runner, table, mode="profile", cold_kernels=cold)
         assert estimator.kernel_entries({"conv": SIG}) == {"conv": pytest.approx(expected)}
         entry = estimator.kernels_table.fingerprint["entry"]
-    assert entry.endswith(f"-cold-{EVICT_BYTES >> 20}MiB") == cold
+    assert (f"-cold-{EVICT_BYTES >> 20}MiB" in entry) == cold
