@@ -167,8 +167,7 @@ def comparison_setup(args: argparse.Namespace) -> tuple[Setup, list[str]]:
 def cmd_scratch(args: argparse.Namespace) -> None:
     """NetAdapt's final architectures trained from scratch (benchmarks/fmnist_scratch.py)."""
     setup, targets = comparison_setup(args)
-    archs = args.archs or (["mobilenet_v1_lite"] if args.smoke else list(ARCHS))
-    run_scratch(archs, args.seeds or [0], targets, setup, args.work, args.out)
+    run_scratch(args.archs, args.seeds or [0], targets, setup, args.work, args.out)
     scratch_report(args.out, _command())
 
 
@@ -222,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     sel.add_argument("--smoke", action="store_true")
     sel.add_argument("--targets", nargs="+")
     scratch = sub.add_parser("scratch", help="netadapt's architectures trained from scratch")
-    scratch.add_argument("--archs", nargs="+")
+    scratch.add_argument("--archs", nargs="+", help="default: every one the comparison has")
     scratch.add_argument("--seeds", nargs="+", type=int)
     scratch.add_argument("--targets", nargs="+", help="whose netadapt points (default: all)")
     scratch.add_argument("--threads", type=int, help="torch threads (default: torch's)")

@@ -115,13 +115,19 @@ def scratch_point(run: ArchSeedRun, point: dict, folder: Path) -> dict:
 
 
 def run_scratch(
-    archs: list[str], seeds: list[int], targets: list[str], setup: Setup, work: Path, out: Path
+    archs: list[str] | None,
+    seeds: list[int],
+    targets: list[str],
+    setup: Setup,
+    work: Path,
+    out: Path,
 ) -> list[dict]:
-    """Every missing from-scratch point of ``archs`` x ``seeds`` x ``targets`` (the comparison
-    in ``out`` and ``work`` was run with ``setup``)."""
+    """Every missing from-scratch point of ``archs`` (None: those the comparison has points
+    of) x ``seeds`` x ``targets`` (the comparison in ``out`` and ``work`` was run with
+    ``setup``)."""
     store = Store(out / "points.json", setup)
     records = []
-    for arch in archs:
+    for arch in archs or sorted({p["arch"] for p in store.data["points"]}):
         for seed in seeds:
             mine = [
                 p
