@@ -118,7 +118,7 @@ def cmd_selection(args: argparse.Namespace) -> None:
     setup = setup_from(args)
     args.out.mkdir(parents=True, exist_ok=True)
     base = args.base
-    if base is None:
+    if base is None and args.run is None:  # with --run, the run's own networks are studied
         base = (
             args.work
             / f"{args.arch}_s{args.seed}"

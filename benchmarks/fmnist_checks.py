@@ -139,7 +139,7 @@ def run_proposals(run: Path, iteration: int) -> tuple[Path, list[dict]]:
 
 
 def selection_noise(
-    base: Path,
+    base: Path | None,
     spec: str,
     shape: dict[str, list[int]],
     settings: dict,

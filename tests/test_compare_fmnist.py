@@ -271,7 +271,9 @@ def test_smoke_run_end_to_end_then_resumes_without_work(
 
 
 @pytest.mark.slow
-def test_smoke_overhead_and_selection_checks(tmp_path: Path) -> None:
+def test_smoke_overhead_and_selection_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "fashion"
     make_fashion(folder, train_n=300, test_n=60)
     common = ["--smoke", "--data", f"fashion-mnist:{folder}", "--out", str(tmp_path / "out")]
@@ -302,6 +304,12 @@ def test_smoke_overhead_and_selection_checks(tmp_path: Path) -> None:
     assert [(r["holdout_per_class"], r["short_steps"]) for r in result] == [(2, 1), (3, 1)]
     assert all(r["proposals"] >= 3 and len(r["val"]) == r["proposals"] for r in result)
     run = tmp_path / "work" / "selection" / "macs_s0"  # the one-iteration run made above
-    cf.main(["selection", "--holdouts", "2", "--short-steps", "1", "--run", str(run), *common])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a base network was trained for a study of a run's own networks")
+
+    monkeypatch.setattr(cf, "build_model", refuse)
+    elsewhere = [*common[:-1], str(tmp_path / "empty_work")]  # no base network there
+    cf.main(["selection", "--holdouts", "2", "--short-steps", "1", "--run", str(run), *elsewhere])
     again = json.loads((tmp_path / "out" / "selection.json").read_text())["rows"]
     assert again[0]["iteration"] == 1 and again[0]["proposals"] == result[0]["proposals"]
