@@ -192,6 +192,19 @@ def cmd_recipe(args: argparse.Namespace) -> None:
     recipe_report(args.out, _command())
 
 
+def _study_parser(
+    sub: argparse._SubParsersAction, name: str, help_text: str, targets_help: str
+) -> argparse.ArgumentParser:
+    """The sub-command of a study over a finished comparison's architectures and seeds."""
+    parser = sub.add_parser(name, help=help_text)
+    parser.add_argument("--archs", nargs="+", help="default: every one the comparison has")
+    parser.add_argument("--seeds", nargs="+", type=int)
+    parser.add_argument("--targets", nargs="+", help=f"{targets_help} (default: all)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--smoke", action="store_true")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -220,18 +233,12 @@ def main(argv: list[str] | None = None) -> None:
     sel.add_argument("--iteration", type=int, default=1, help="with --run: which iteration")
     sel.add_argument("--smoke", action="store_true")
     sel.add_argument("--targets", nargs="+")
-    scratch = sub.add_parser("scratch", help="netadapt's architectures trained from scratch")
-    scratch.add_argument("--archs", nargs="+", help="default: every one the comparison has")
-    scratch.add_argument("--seeds", nargs="+", type=int)
-    scratch.add_argument("--targets", nargs="+", help="whose netadapt points (default: all)")
-    scratch.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    scratch.add_argument("--smoke", action="store_true")
-    select = sub.add_parser("select", help="--select ratio against --select accuracy")
-    select.add_argument("--archs", nargs="+", help="default: every one the comparison has")
-    select.add_argument("--seeds", nargs="+", type=int)
-    select.add_argument("--targets", nargs="+", help="ratio runs guided by (default: all)")
-    select.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    select.add_argument("--smoke", action="store_true")
+    scratch = _study_parser(
+        sub, "scratch", "netadapt's architectures trained from scratch", "whose netadapt points"
+    )
+    select = _study_parser(
+        sub, "select", "--select ratio against --select accuracy", "ratio runs guided by"
+    )
     recipe = sub.add_parser("recipe", help="the long fine-tune at several peak lrs")
     recipe.add_argument("--arch")
     recipe.add_argument("--seed", type=int, default=0)

@@ -127,7 +127,7 @@ def run_scratch(
     ``setup``)."""
     store = Store(out / "points.json", setup)
     records = []
-    for arch in archs or sorted({p["arch"] for p in store.data["points"]}):
+    for arch in archs or store.archs():
         for seed in seeds:
             mine = [
                 p

@@ -115,7 +115,7 @@ def run_select(
     ``work`` was run with ``setup``)."""
     store = Store(out / "points.json", setup)
     folder = out / "select"
-    for arch in archs or sorted({p["arch"] for p in store.data["points"]}):
+    for arch in archs or store.archs():
         for seed in seeds:
             if not store.has(point_key("base", None, arch, 1.0, seed)):
                 raise SystemExit(

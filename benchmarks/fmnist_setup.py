@@ -119,6 +119,10 @@ class Store:
                 "give another --out (and --work), or the same options as before"
             )
 
+    def archs(self) -> list[str]:
+        """The architectures this store has points of (the studies' default)."""
+        return sorted({p["arch"] for p in self.data["points"]})
+
     def has(self, key: str) -> bool:
         return any(p["key"] == key for p in self.data["points"])
 

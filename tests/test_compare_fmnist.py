@@ -15,6 +15,7 @@ import pytest
 from benchmarks import compare_fmnist as cf
 from benchmarks import fmnist_report as report
 from benchmarks import fmnist_run
+from benchmarks import fmnist_scratch as scratch
 from benchmarks import fmnist_select as select
 from benchmarks.compare import BUDGETS, CURVE
 from benchmarks.fmnist_checks import run_proposals, selection_noise, selection_row
@@ -115,6 +116,30 @@ def test_select_report_pairs_both_picks_per_seed(tmp_path: Path) -> None:
     assert row["netadapt-ratio"]["accuracy"][0] == pytest.approx(0.87)
     assert row["multiplier"]["latency_ratio"] is None  # seed 1 was not measured
     assert "| net | ort | 0.75 | [0, 1] |" in (tmp_path / "select.md").read_text()
+
+
+def test_studies_default_to_the_architectures_the_comparison_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / "points.json", Setup())
+    for method, target in (("base", None), ("netadapt", "ort")):
+        key = point_key(method, target, "net", 1.0, 0)
+        store.add({"key": key, "arch": "net", "seed": 0, "method": method, "target": target})
+    assert store.archs() == ["net"]
+    studied: list[str] = []
+
+    class FakeRun:  # records the architecture instead of training anything
+        def __init__(self, arch: str, *args) -> None:
+            studied.append(arch)
+
+    for module in (scratch, select):
+        monkeypatch.setattr(module, "ArchSeedRun", FakeRun)
+    monkeypatch.setattr(scratch, "scratch_point", lambda run, point, folder: point)
+    monkeypatch.setattr(select, "ratio_points", lambda run, target, folder: [])
+    monkeypatch.setattr(select, "measure_with_comparison", lambda run, mine, folder: {})
+    scratch.run_scratch(None, [0], ["ort"], Setup(), tmp_path, tmp_path)
+    select.run_select(None, [0], ["ort"], Setup(), tmp_path, tmp_path)
+    assert studied == ["net", "net"]  # not resnet_lite, of which there are no points
 
 
 def test_largest_under_picks_the_widest_that_fits() -> None:
