@@ -23,8 +23,8 @@ import onnx
 from benchmarks.latency_fidelity import (
     ESTIMATORS,
     LAYER,
+    ROUNDS,
     WHOLE,
-    anchored,
     calibrate_all,
     describe,
     export,
@@ -34,6 +34,7 @@ from benchmarks.layouts import LAYOUTS, in_layout, input_shape
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.graph.save import save_json, save_text
 from onnx_netadapt.measure.host import cpu_model_name
+from onnx_netadapt.measure.interleave import round_ratios
 from onnx_netadapt.measure.registry import make_runner
 from onnx_netadapt.measure.table import LatencyTable
 
@@ -62,9 +63,10 @@ def run_case(
     count: int,
     design: str,
     estimators: list[str],
+    rounds: int = ROUNDS,
 ) -> dict:
     """One case: calibrate on the original, estimate and measure the fixed and random
-    prunings."""
+    prunings (each in ``rounds`` interleaved rounds against the original)."""
     model = in_layout(export(arch), layout)
     loaded = load_model(model, input_shape(model, INPUT, layout))
     original = loaded.model
@@ -80,7 +82,7 @@ def run_case(
     for i, variant in enumerate(variants(original, count, seed=1, design=design)):
         networks[f"random {i}"] = variant
     rows = [
-        _row(runner, calibrated, label, network, original, measured, f"{arch}:{layout}")
+        _row(runner, calibrated, label, network, original, measured, f"{arch}:{layout}", rounds)
         for label, network in networks.items()
     ]
     kernels = next((e.kernels_table for e in calibrated.values() if e.kernels_table), None)
@@ -105,19 +107,23 @@ def _row(
     original: onnx.ModelProto,
     measured: float,
     case: str,
+    rounds: int = ROUNDS,
 ) -> dict:
-    """One pruned network: every estimate against its measurement (side by side with the
-    original, which measured ``measured`` ms); printed as it comes."""
+    """One pruned network: every estimate against its measurement (its median ratio to the
+    original over ``rounds`` interleaved rounds, times the original's ``measured`` ms; the
+    ratio of every round is kept, so a run shows its own noise); printed as it comes."""
     runner.settings = LAYER
     pruned = load_model(network)
     estimates = {name: e.estimate(pruned) for name, e in calibrated.items()}
     runner.settings = WHOLE
-    value, raw = anchored(runner, network, original, measured)
+    ratios, times = round_ratios(runner, network, original, rounds)
+    value = measured * float(np.median(ratios))
     row = {
         "variant": label,
         "measured_ms": value,
-        "measured_raw_ms": raw,
+        "measured_raw_ms": float(np.median(times)),
         "ratio": value / measured,
+        "round_ratios": ratios,
         "estimates": estimates,
         "errors_pct": {n: 100 * (e - value) / value for n, e in estimates.items()},
     }
@@ -154,6 +160,7 @@ def run(
     threads: int,
     command: str,
     name: str = "layouts",
+    rounds: int = ROUNDS,
 ) -> dict:
     """Every case on one runner; results in ``out/<name>_<runner>.json`` and ``.md``."""
     start = time.perf_counter()
@@ -164,6 +171,7 @@ def run(
         "cpu": cpu_model_name(),
         "calibration": "original",
         "design": design,
+        "rounds": rounds,
         "cases": [],
     }
     with make_runner(runner_name, threads=threads) as runner:
@@ -172,7 +180,7 @@ def run(
         stem = out / f"{name}_{runner_name}"
         for arch, layout in cases:  # results written after every case
             results["cases"].append(
-                run_case(runner, table, arch, layout, count, design, estimators)
+                run_case(runner, table, arch, layout, count, design, estimators, rounds)
             )
             table.save()
             results["seconds"] = time.perf_counter() - start
@@ -191,15 +199,16 @@ def report(results: dict) -> str:
         "design: `benchmarks/fidelity_layouts.py`. Goal (issue 12.3): every variant within "
         "10 %, mean within 5 %.",
         "",
-        "| case | variant | measured / original | "
+        "| case | variant | measured / original | its rounds' sd % | "
         + " | ".join(f"{n} error %" for n in results["cases"][0]["summary"])
         + " |",
-        "|---|---|---|" + "---|" * len(results["cases"][0]["summary"]),
+        "|---|---|---|---|" + "---|" * len(results["cases"][0]["summary"]),
     ]
     for case in results["cases"]:
         for row in case["variants"]:
             lines.append(
                 f"| {case['arch']}:{case['layout']} | {row['variant']} | {row['ratio']:.3f} | "
+                f"{_round_spread(row)} | "
                 + " | ".join(f"{row['errors_pct'][n]:+.1f}" for n in case["summary"])
                 + " |"
             )
@@ -215,3 +224,12 @@ def report(results: dict) -> str:
                 f"{s['worst_abs_pct']:.1f} | {s['bias_pct']:+.1f} | {s['within_10pct']}/{s['n']} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _round_spread(row: dict) -> str:
+    """The sd of a variant's per-round ratios, in % of their median ("-": not kept, as in
+    the runs before session 11)."""
+    ratios = row.get("round_ratios")
+    if not ratios or len(ratios) < 2:
+        return "-"
+    return f"{100 * float(np.std(ratios, ddof=1)) / float(np.median(ratios)):.1f}"

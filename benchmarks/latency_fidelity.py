@@ -360,6 +360,12 @@ def main() -> None:
     parser.add_argument("--estimators", default="profile", help="original: names of ESTIMATORS")
     parser.add_argument("--threads", type=int, default=1, help="original: runner threads")
     parser.add_argument("--name", default="layouts", help="original: result file stem")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=ROUNDS,
+        help="original: interleaved rounds of each variant against the original",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.calibration == "original":
@@ -379,6 +385,7 @@ def main() -> None:
             args.threads,
             "python -m benchmarks.latency_fidelity " + " ".join(sys.argv[1:]),
             args.name,
+            args.rounds,
         )
         return
     if not args.report_only:

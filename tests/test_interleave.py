@@ -40,3 +40,35 @@ def test_stops_early_after_the_minimum_once_time_is_up():
     samples = interleaved(slow, {"x": None}, rounds=50, min_rounds=3, max_seconds=0.0)
     assert len(samples["x"]) == 3
     assert len(interleaved(slow, {"x": None}, rounds=4)["x"]) == 4
+
+
+class _DriftingRunner:
+    """A runner whose machine speed changes between rounds: ``measure(model)`` is the model's
+    cost times the speed of the moment (one speed per round, both models alike)."""
+
+    def __init__(self, speeds: list[float]) -> None:
+        self.speeds = iter(s for s in speeds for _ in range(2))
+
+    def measure(self, model: float):
+        class Result:
+            median_ms = model * next(self.speeds)
+
+        return Result()
+
+
+def test_round_ratios_keep_every_round_and_their_median_is_the_ratio() -> None:
+    from onnx_netadapt.measure.interleave import ratio_to_reference, round_ratios
+
+    runner = _DriftingRunner([1.0, 1.5, 0.8])
+    ratios, times = round_ratios(runner, 1.0, 4.0, rounds=3)  # type: ignore[arg-type]
+    assert ratios == pytest.approx([0.25, 0.25, 0.25])
+    assert times == pytest.approx([1.0, 1.5, 0.8])
+    runner = _DriftingRunner([1.0, 1.5, 0.8])
+    assert ratio_to_reference(runner, 1.0, 4.0, 3) == pytest.approx((0.25, 1.0))  # type: ignore[arg-type]
+
+
+def test_a_fidelity_row_reports_its_rounds_spread() -> None:
+    from benchmarks.fidelity_layouts import _round_spread
+
+    assert _round_spread({"round_ratios": [0.9, 1.0, 1.1]}) == "10.0"
+    assert _round_spread({"ratio": 0.5}) == "-"  # runs before the rounds were kept

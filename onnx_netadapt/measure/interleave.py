@@ -52,11 +52,20 @@ def interleaved_medians(
     return interleaved(lambda model: runner.measure(model).median_ms, models, rounds)
 
 
+def round_ratios(
+    runner: Runner, model: onnx.ModelProto, reference: onnx.ModelProto, rounds: int
+) -> tuple[list[float], list[float]]:
+    """Per round, the ratio of ``model``'s time to ``reference``'s, timed back to back in
+    ``rounds`` rounds (the reference first in each), and ``model``'s times (ms)."""
+    samples = interleaved_medians(runner, {"reference": reference, "model": model}, rounds)
+    ratios = [m / r for r, m in zip(samples["reference"], samples["model"], strict=True)]
+    return ratios, samples["model"]
+
+
 def ratio_to_reference(
     runner: Runner, model: onnx.ModelProto, reference: onnx.ModelProto, rounds: int
 ) -> tuple[float, float]:
     """Median ratio of ``model``'s time to ``reference``'s, timed back to back in ``rounds``
     rounds (the reference first in each), and ``model``'s median time (ms)."""
-    samples = interleaved_medians(runner, {"reference": reference, "model": model}, rounds)
-    ratios = [m / r for r, m in zip(samples["reference"], samples["model"], strict=True)]
-    return statistics.median(ratios), statistics.median(samples["model"])
+    ratios, times = round_ratios(runner, model, reference, rounds)
+    return statistics.median(ratios), statistics.median(times)
