@@ -15,6 +15,7 @@ the runs that had it. Writes ``noise.md`` and
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 from pathlib import Path
@@ -37,6 +38,7 @@ DEFAULT_COLUMN = {
     "canary_run2": "profile",
     "canary_run3": "profile",
 }
+GOAL_ROUNDS = 3  # interleaved rounds per variant in the runs scored against the goal
 # The column of the canary-scaled estimator (``Estimator(canary_kernels=True)``, the default
 # since session 10), in the runs that had it.
 CANARY_COLUMN = {
@@ -68,9 +70,33 @@ def fixed_variants(
                         "run": run,
                         "measured": v["ratio"],
                         "estimated": None if estimate is None else estimate / case["original_ms"],
+                        "round_ratios": v.get("round_ratios"),
                     }
                 )
     return out
+
+
+def within_run(runs: list[dict]) -> dict | None:
+    """The noise inside one run, from the runs that kept every round's ratio: the sd (% of the
+    median) of one round's ratio, and of the median of 3 rounds (what the goal's runs measured)
+    over every 3 of a run's rounds; medians over such runs. None: no run
+    kept enough rounds."""
+    single, medians = [], []
+    for run in runs:
+        ratios = run.get("round_ratios") or []
+        if len(ratios) <= GOAL_ROUNDS:
+            continue
+        centre = statistics.median(ratios)
+        single.append(100 * statistics.stdev(ratios) / centre)
+        subsets = [statistics.median(c) for c in itertools.combinations(ratios, GOAL_ROUNDS)]
+        medians.append(100 * statistics.pstdev(subsets) / centre)
+    if not single:
+        return None
+    return {
+        "runs": len(single),
+        "round_sd_pct": statistics.median(single),
+        "median_of_3_sd_pct": statistics.median(medians),
+    }
 
 
 def summarise(variants: dict[tuple[str, str], list[dict]]) -> list[dict]:
@@ -102,6 +128,7 @@ def summarise(variants: dict[tuple[str, str], list[dict]]) -> list[dict]:
                 "estimated_in": [r["run"] for r in scored],
                 "error_own_pct": own,
                 "error_consensus_pct": against,
+                "within_run": within_run(runs),
             }
         )
     return rows
@@ -181,12 +208,44 @@ def report(rows: list[dict], command: str, folder: Path, canary: list[dict] | No
             "the consensus.",
             "",
         ]
+    lines += _within_run_lines(rows)
     text = "\n".join(lines)
     save_text(text, folder / "noise.md")
     save_json(
         {"command": command, "rows": rows, "canary_rows": canary or []}, folder / "noise.json"
     )
     return text
+
+
+def _within_run_lines(rows: list[dict]) -> list[str]:
+    """The within-run noise against the between-run spread (rows whose runs kept every round)."""
+    kept = [r for r in rows if r.get("within_run")]
+    if not kept:
+        return []
+    lines = [
+        "Inside one run (the runs that kept every round's ratio): how much a variant's ratio "
+        "moves from round to round, and how much the median of 3 rounds (what the goal's runs "
+        "measured) moves over every 3 of that run's rounds, against its spread between runs.",
+        "",
+        "| case | variant | runs with rounds | one round's sd % | 3-round median's sd % | "
+        "between runs sd % |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in kept:
+        w = r["within_run"]
+        lines.append(
+            f"| {r['case']} | {r['variant']} | {w['runs']} | {w['round_sd_pct']:.1f} | "
+            f"{w['median_of_3_sd_pct']:.1f} | {r['measured_sd_pct']:.1f} |"
+        )
+    within = statistics.median(r["within_run"]["median_of_3_sd_pct"] for r in kept)
+    between = statistics.median(r["measured_sd_pct"] for r in kept)
+    lines += [
+        "",
+        f"Median over these variants: a 3-round median moves by {within:.1f} % inside a run, "
+        f"{between:.1f} % between runs.",
+        "",
+    ]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -197,6 +256,10 @@ def main(argv: list[str] | None = None) -> None:
         f" --folder {args.folder}" if args.folder != FOLDER else ""
     )
     rows = summarise(fixed_variants(args.folder))
+    if not rows:
+        raise SystemExit(
+            f"no latency_fidelity runs (*_ort.json with fixed prunings) in {args.folder}"
+        )
     canary = summarise(fixed_variants(args.folder, CANARY_COLUMN))
     print(report(rows, command, args.folder, canary))
 

@@ -50,3 +50,23 @@ def test_spread_and_errors_against_own_run_and_consensus(
     text = fidelity_noise.report([row], "cmd", tmp_path, [canary])
     assert "in the 1 runs that had it: within 10 % of its own run's measurement in 1/1 " in text
     assert "(plain: 5.6 %)" in text  # the plain estimate in the same run only
+
+
+def test_within_run_noise_from_the_runs_that_kept_every_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fidelity_noise, "DEFAULT_COLUMN", {"a": "profile", "b": "profile"})
+    _run(tmp_path, "a", 0.30, 0.31)  # no rounds kept
+    _run(tmp_path, "b", 0.36, 0.35)
+    data = json.loads((tmp_path / "b_ort.json").read_text())
+    data["cases"][0]["variants"][0]["round_ratios"] = [0.34, 0.35, 0.36, 0.37, 0.38]
+    (tmp_path / "b_ort.json").write_text(json.dumps(data))
+    (row,) = fidelity_noise.summarise(fidelity_noise.fixed_variants(tmp_path))
+    w = row["within_run"]
+    assert w["runs"] == 1
+    assert w["round_sd_pct"] == pytest.approx(100 * 0.0158114 / 0.36, rel=1e-4)
+    # the medians of the 10 subsets of 3: 0.35 x3, 0.36 x4, 0.37 x3
+    assert w["median_of_3_sd_pct"] == pytest.approx(100 * (0.6e-4**0.5) / 0.36, rel=1e-3)
+    text = fidelity_noise.report([row], "cmd", tmp_path)
+    assert "| net:nhwc | keep 0.5 | 1 | 4.4 | 2.2 |" in text
+    assert fidelity_noise.within_run([{"round_ratios": [1.0, 1.1, 1.2]}]) is None  # too few
