@@ -6,10 +6,11 @@ Reads every ``*_ort.json`` of ``latency_fidelity`` runs in ``--folder`` (quiet-m
 each measuring the same fixed prunings, every group kept at 0.3 / 0.5 / 0.75 of its channels,
 side by side with their original). For each such variant it reports how much its measured
 ratio to the original moved between runs, and the plain ``profile`` estimator's error (the
-default until session 10) against that run's measurement and against the mean over all runs
-(the consensus); then the same errors of the canary-scaled estimator (the default since), over
-the runs that had it. Writes ``noise.md`` and
-``noise.json`` beside the runs. Reads results only: it measures nothing.
+default, except in session 10) against that run's measurement and against the mean over all
+runs (the consensus); then the same errors of the canary-scaled estimator (the default in
+session 10), over the runs that had it; and, from the runs that kept every round's ratio, the
+noise inside one run. Writes ``noise.md`` and ``noise.json`` beside the runs. Reads results
+only: it measures nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from onnx_netadapt.graph.save import save_json, save_text
 
 REPO = Path(__file__).resolve().parents[1]
 FOLDER = REPO / "benchmarks" / "results" / "latency_fidelity" / "layouts"
-# The column holding the plain ``profile`` estimator (the ``ort`` default until session 10) in
+# The column holding the plain ``profile`` estimator (the ``ort`` default, except in session 10) in
 # each run (layouts/README.md: the footprint run was written while the footprint variant was the
 # default, so the plain estimator is its ``profile_unit``); runs made before the excess scaled
 # with power 2 are not listed.
@@ -37,14 +38,18 @@ DEFAULT_COLUMN = {
     "canary_run1": "profile",
     "canary_run2": "profile",
     "canary_run3": "profile",
+    "canary_run4": "profile_plain",  # made while the canary was the default (session 10)
+    "canary_run5": "profile",
 }
 GOAL_ROUNDS = 3  # interleaved rounds per variant in the runs scored against the goal
 # The column of the canary-scaled estimator (``Estimator(canary_kernels=True)``, the default
-# since session 10), in the runs that had it.
+# in session 10 only), in the runs that had it.
 CANARY_COLUMN = {
     "canary_run1": "profile_canary",
     "canary_run2": "profile_canary",
     "canary_run3": "profile_canary",
+    "canary_run4": "profile",
+    "canary_run5": "profile_canary",
 }
 
 
@@ -158,8 +163,8 @@ def report(rows: list[dict], command: str, folder: Path, canary: list[dict] | No
         f"Command: `{command}` (reads the committed runs; measures nothing). Each row: one fixed "
         "pruning, measured side by side with its original in every quiet run of this folder "
         "(`runs`); the spread of that measured ratio over runs; then the plain `profile` "
-        "estimator (the `ort` default until session 10; calibrated on the original alone) in the "
-        "runs that had it, its error (%) "
+        "estimator (the `ort` default, except in session 10; calibrated on the original "
+        "alone) in the runs that had it, its error (%) "
         "against that run's own measurement (what the goal scores) and against the mean "
         "measurement over all runs (the consensus).",
         "",
@@ -200,7 +205,7 @@ def report(rows: list[dict], command: str, folder: Path, canary: list[dict] | No
             if run in CANARY_COLUMN
         ]
         lines += [
-            f"The canary-scaled estimator (the default since session 10), in the "
+            f"The canary-scaled estimator (the default in session 10), in the "
             f"{len(CANARY_COLUMN)} runs that had it: within 10 % of its own run's measurement in "
             f"{within(own)} (the plain one in the same runs: {within(plain)}) and of the "
             f"consensus in {within(consensus)}; mean |error| {_mean_abs(own):.1f} % against its "

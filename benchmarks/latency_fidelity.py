@@ -111,15 +111,16 @@ def variants(
 # what ``Estimator(mode="auto")`` picks: "profile" where the runner profiles inside a network
 # with ONNX node names, else "split". "constant" is the first version (issue 3's baseline).
 ESTIMATORS = {
-    "profile": {"mode": "profile"},  # the default: canary-scaled kernel entries (session 10)
-    # the default before session 10 (the column "profile" of the runs before canary_run3)
-    "profile_plain": {"mode": "profile", "canary_kernels": False},
+    # the default: plain kernel entries (in canary_run4, made while the canary was the default
+    # for a session, this estimator's column is "profile_plain")
+    "profile": {"mode": "profile"},
     "split": {"mode": "split"},
     "constant": {"mode": "constant"},
     "proportional": {"mode": "proportional"},
     "profile_table": {"mode": "profile", "kernels": False},
     "profile_cold": {"mode": "profile", "cold_kernels": True},
-    # kernel entries scaled to a canary layer's speed in the same rounds (kernels.CANARY)
+    # kernel entries scaled to a canary layer's speed in the same rounds (kernels.CANARY); the
+    # column "profile" of canary_run4
     "profile_canary": {"mode": "profile", "canary_kernels": True},
     # "profile" scales a unit's in-network excess over its kernel entry with the entry's change
     # to the power EXCESS_POWER (calibration.scale_kernel_unit); these, to the power 1 (the whole

@@ -153,9 +153,9 @@ class Estimator:
             (``kernels.py``: a pruned layer's weights are not in the caches inside a network).
         canary_kernels: in-context kernel entries scaled to the speed of a fixed layer timed
             in the same rounds (``kernels.CANARY``), so entries measured minutes (or runs)
-            apart on a machine whose speed drifts stay comparable. On by default since three
-            quiet fidelity runs had it closer in each (benchmarks/results/latency_fidelity/
-            layouts/README.md).
+            apart on a machine whose speed drifts stay comparable. Off by default: over four
+            quiet fidelity runs it was no closer on average than the plain entries, with a
+            heavier tail (benchmarks/results/latency_fidelity/layouts/README.md).
 
     >>> estimator = Estimator(runner, LatencyTable(runner.fingerprint()))  # doctest: +SKIP
     >>> estimator.calibrate(load_model("net.onnx")).mode                     # doctest: +SKIP
@@ -171,7 +171,7 @@ class Estimator:
         kernels: bool = True,
         rounds: int = PROFILE_ROUNDS,
         cold_kernels: bool = False,
-        canary_kernels: bool = True,
+        canary_kernels: bool = False,
     ) -> None:
         if isinstance(mode, Strategy):
             self.strategy = mode
