@@ -70,7 +70,7 @@ def test_the_reference_outlives_the_process(tmp_path: Path) -> None:
 
 
 def test_the_estimator_takes_plain_entries_unless_asked(tmp_path: Path) -> None:
-    """Four quiet fidelity runs: the canary no closer on average, a heavier tail
+    """Five quiet fidelity runs: the canary no closer on average, a heavier tail
     (layouts/README.md); it is there for whoever asks."""
     runner = DriftingRunner()
     estimator = Estimator(runner, LatencyTable(runner.fingerprint(), tmp_path / "t.json"))

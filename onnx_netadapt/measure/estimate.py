@@ -153,7 +153,7 @@ class Estimator:
             (``kernels.py``: a pruned layer's weights are not in the caches inside a network).
         canary_kernels: in-context kernel entries scaled to the speed of a fixed layer timed
             in the same rounds (``kernels.CANARY``), so entries measured minutes (or runs)
-            apart on a machine whose speed drifts stay comparable. Off by default: over four
+            apart on a machine whose speed drifts stay comparable. Off by default: over five
             quiet fidelity runs it was no closer on average than the plain entries, with a
             heavier tail (benchmarks/results/latency_fidelity/layouts/README.md).
 
