@@ -342,7 +342,7 @@ def metrics(rows: list[dict], noise: list[float], name: str = OLD) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runner", default="ort")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latency_fidelity"))
@@ -367,7 +367,9 @@ def main() -> None:
         default=ROUNDS,
         help="original: interleaved rounds of each variant against the original",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1 (got {args.rounds})")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.calibration == "original":
         from benchmarks import fidelity_layouts
@@ -384,7 +386,8 @@ def main() -> None:
             args.design,
             names,
             args.threads,
-            "python -m benchmarks.latency_fidelity " + " ".join(sys.argv[1:]),
+            "python -m benchmarks.latency_fidelity "
+            + " ".join(sys.argv[1:] if argv is None else argv),
             args.name,
             args.rounds,
         )

@@ -72,3 +72,17 @@ def test_a_fidelity_row_reports_its_rounds_spread() -> None:
 
     assert _round_spread({"round_ratios": [0.9, 1.0, 1.1]}) == "10.0"
     assert _round_spread({"ratio": 0.5}) == "-"  # runs before the rounds were kept
+
+
+@pytest.mark.parametrize("rounds", ["0", "-2"])
+def test_the_fidelity_benchmark_refuses_fewer_than_one_round(
+    rounds: str, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import latency_fidelity
+
+    argv = ["--calibration", "original", "--rounds", rounds, "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as stop:
+        latency_fidelity.main(argv)
+    assert stop.value.code == 2
+    assert "--rounds must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing written
