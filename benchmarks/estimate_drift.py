@@ -166,6 +166,7 @@ def run_case(runner, arch: str, layout: str, repeats: int) -> dict:
         "measured_ms": [c["measured_ms"] for c in calibrations],
         "overhead_ms": overheads,
         "variants": rows,
+        "calibrations": calibrations,  # what each measured, to recompute estimates offline
     }
 
 
