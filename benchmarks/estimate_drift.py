@@ -66,7 +66,7 @@ def one_calibration(runner, original: LoadedModel, prunings: dict[str, LoadedMod
     measured = float(np.median([runner.measure(original.model).median_ms for _ in range(5)]))
     runner.settings = LAYER
     entries = Entries(runner, LatencyTable(runner.fingerprint()))
-    times, profiled_ms = ProfileStrategy(rounds=PROFILE_ROUNDS).profile(entries, original.model)
+    profile = ProfileStrategy(rounds=PROFILE_ROUNDS).profile(entries, original.model)
     table, kernels = kernel_table(runner)
     sigs = model_signatures(original)
     found = table.lookup(list(sigs.values()), kernels)
@@ -83,8 +83,9 @@ def one_calibration(runner, original: LoadedModel, prunings: dict[str, LoadedMod
     }
     return {
         "measured_ms": measured,
-        "profile": times,
-        "profiled_measured_ms": profiled_ms,
+        "profile": profile.times,
+        "profiled_measured_ms": profile.measured_ms,
+        "profile_run_ms": profile.run_ms,
         "original_entries": original_entries,
         "pruned_entries": pruned_entries,
         "truth": truth,
@@ -92,12 +93,21 @@ def one_calibration(runner, original: LoadedModel, prunings: dict[str, LoadedMod
 
 
 def crossed_ratio(
-    original: LoadedModel, pruned: LoadedModel, profile_from: dict, entries_from: dict, label: str
+    original: LoadedModel,
+    pruned: LoadedModel,
+    profile_from: dict,
+    entries_from: dict,
+    label: str,
+    run_share: bool = False,
 ) -> float:
     """The estimated ratio of ``label`` to the original from one calibration's profile and
-    another's kernel entries (the same calibration twice: what ``Estimator`` estimates)."""
+    another's kernel entries (the same calibration twice: what ``Estimator`` estimates; with
+    ``run_share``, what ``ProfileStrategy(run_share=True)`` estimates)."""
     measured = profile_from["measured_ms"]
-    scale = measured / profile_from["profiled_measured_ms"]
+    reference = profile_from["profiled_measured_ms"]
+    if run_share and profile_from.get("profile_run_ms"):
+        reference = profile_from["profile_run_ms"]
+    scale = measured / reference
     times = {name: ms * scale for name, ms in profile_from["profile"].items()}
     cal = calibrate_profiled(
         original.model, original.shapes, entries_from["original_entries"], times, measured
@@ -146,6 +156,7 @@ def run_case(runner, arch: str, layout: str, repeats: int) -> dict:
             for ci in calibrations
         ]
         truth = [c["truth"][label] for c in calibrations]
+        run_share = [crossed_ratio(original, pruned, c, c, label, True) for c in calibrations]
         rows.append(
             {
                 "variant": label,
@@ -153,6 +164,10 @@ def run_case(runner, arch: str, layout: str, repeats: int) -> dict:
                 "truth_sd_pct": 100 * statistics.stdev(truth) / statistics.mean(truth),
                 "estimates": matrix,
                 "errors_pct": [100 * (matrix[i][i] / t - 1) for i, t in enumerate(truth)],
+                "estimates_run_share": run_share,
+                "errors_run_share_pct": [
+                    100 * (e / t - 1) for e, t in zip(run_share, truth, strict=True)
+                ],
                 **decompose(matrix),
             }
         )
@@ -185,17 +200,19 @@ def report(results: dict) -> str:
         "",
         "| case | variant | measured ratio (mean) | its sd % | estimated ratio (mean) | "
         "estimate's sd %, as run | with the entries held: the profile's part | with the "
-        "profile held: the entries' part | errors %, per calibration |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "profile held: the entries' part | errors %, per calibration | the same with the "
+        "overhead read off the profiled runs (run share) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case in results["cases"]:
         for row in case["variants"]:
             errors = ", ".join(f"{e:+.1f}" for e in row["errors_pct"])
+            shared = ", ".join(f"{e:+.1f}" for e in row.get("errors_run_share_pct", [])) or "-"
             lines.append(
                 f"| {case['arch']}:{case['layout']} | {row['variant']} | "
                 f"{statistics.mean(row['truth']):.3f} | {row['truth_sd_pct']:.1f} | "
                 f"{row['mean']:.3f} | {row['diagonal_sd_pct']:.1f} | {row['profile_sd_pct']:.1f}"
-                f" | {row['entries_sd_pct']:.1f} | {errors} |"
+                f" | {row['entries_sd_pct']:.1f} | {errors} | {shared} |"
             )
     lines.append("")
     for case in results["cases"]:
@@ -218,24 +235,33 @@ def inside_and_between(runs: dict[str, dict]) -> list[dict]:
             for row in case["variants"]:
                 key = (f"{case['arch']}:{case['layout']}", row["variant"])
                 diagonal = [row["estimates"][i][i] for i in range(len(row["truth"]))]
-                entry = series.setdefault(key, {"truth": [], "estimate": []})
+                entry = series.setdefault(key, {"truth": [], "estimate": [], "run_share": []})
                 entry["truth"].append(row["truth"])
                 entry["estimate"].append(diagonal)
+                if "estimates_run_share" in row:
+                    entry["run_share"].append(row["estimates_run_share"])
     out = []
     for (case, variant), entry in series.items():
         row = {"case": case, "variant": variant, "runs": len(entry["truth"])}
-        for part in ("truth", "estimate"):
+        for part in ("truth", "estimate", "run_share"):
             values = entry[part]
+            if len(values) != len(entry["truth"]):  # a run made before the run share
+                row[f"{part}_inside_sd_pct"] = row[f"{part}_between_sd_pct"] = None
+                continue
             mean = statistics.mean(v for run in values for v in run)
             inside = [statistics.variance(run) for run in values if len(run) > 1]
             row[f"{part}_inside_sd_pct"] = 100 * statistics.mean(inside) ** 0.5 / mean
             means = [statistics.mean(run) for run in values]
             between = statistics.stdev(means) if len(means) > 1 else 0.0
             row[f"{part}_between_sd_pct"] = 100 * between / mean
-        row["run_errors_pct"] = [
-            100 * (statistics.mean(e) / statistics.mean(t) - 1)
-            for t, e in zip(entry["truth"], entry["estimate"], strict=True)
-        ]
+        for part, name in (("estimate", "run_errors_pct"), ("run_share", "run_share_errors_pct")):
+            if row[f"{part}_inside_sd_pct"] is None:
+                row[name] = []
+                continue
+            row[name] = [
+                100 * (statistics.mean(e) / statistics.mean(t) - 1)
+                for t, e in zip(entry["truth"], entry[part], strict=True)
+            ]
         out.append(row)
     return out
 
@@ -250,17 +276,22 @@ def runs_report(runs: dict[str, dict], command: str) -> str:
         "mean ratio: inside (pooled over the runs' calibrations) and between (the runs' means).",
         "",
         "| case | variant | runs | measured: sd inside % | between % | estimate: sd inside % "
-        "| between % | each run's mean error % |",
-        "|---|---|---|---|---|---|---|---|",
+        "| between % | each run's mean error % | run share: sd inside % | between % | each "
+        "run's mean error % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in inside_and_between(runs):
-        errors = ", ".join(f"{e:+.1f}" for e in row["run_errors_pct"])
-        lines.append(
-            f"| {row['case']} | {row['variant']} | {row['runs']} | "
-            f"{row['truth_inside_sd_pct']:.1f} | {row['truth_between_sd_pct']:.1f} | "
-            f"{row['estimate_inside_sd_pct']:.1f} | {row['estimate_between_sd_pct']:.1f} | "
-            f"{errors} |"
-        )
+        cells = [str(row["runs"])]
+        for part, errors in (
+            ("truth", None),
+            ("estimate", "run_errors_pct"),
+            ("run_share", "run_share_errors_pct"),
+        ):
+            inside, between = row[f"{part}_inside_sd_pct"], row[f"{part}_between_sd_pct"]
+            cells += ["-", "-"] if inside is None else [f"{inside:.1f}", f"{between:.1f}"]
+            if errors is not None:
+                cells.append(", ".join(f"{e:+.1f}" for e in row[errors]) or "-")
+        lines.append(f"| {row['case']} | {row['variant']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -19,7 +19,7 @@ import onnx
 from onnx_netadapt.graph.large import ort_session
 from onnx_netadapt.graph.probe import random_inputs
 from onnx_netadapt.measure.host import cpu_model_name
-from onnx_netadapt.measure.runner import Availability, Runner, RunnerError
+from onnx_netadapt.measure.runner import Availability, NetworkProfile, Runner, RunnerError
 from onnx_netadapt.measure.stats import MeasureSettings, sample_until_stable, time_ms
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,13 @@ class OrtRunner(Runner):
         return sample_until_stable(lambda: time_ms(lambda: session.run(None, feeds)), self.settings)
 
     def profile_layers(self, model: onnx.ModelProto, runs: int = 20) -> dict[str, float]:
-        """Median per-node time (ms) inside the whole network, mapped back to ONNX node names.
+        """Median per-node time (ms) inside the whole network, mapped back to ONNX node names
+        (``profile_network``'s layers)."""
+        return self.profile_network(model, runs).layers
+
+    def profile_network(self, model: onnx.ModelProto, runs: int = 20) -> NetworkProfile:
+        """Median per-node time (ms) inside the whole network, mapped back to ONNX node names,
+        and the median ``model_run`` time of the same runs.
 
         ORT profiles the optimised graph: fused nodes are renamed after their output tensors
         (e.g. ``..._nchwc``) and a fused Conv+Relu reports under one name. Each profiled node is
@@ -134,7 +140,17 @@ class OrtRunner(Runner):
             trace_path = session.end_profiling()
             events = json.loads(Path(trace_path).read_text())
             optimized = onnx.load(optimized_path, load_external_data=False)
-        return _map_profile(events, optimized, model, runs)
+        return NetworkProfile(_map_profile(events, optimized, model, runs), _run_ms(events))
+
+
+def _run_ms(events: list[dict]) -> float | None:
+    """Median ``model_run`` time (ms) of a profile's runs (None: the trace has none)."""
+    runs = [
+        float(e["dur"]) / 1000.0
+        for e in events
+        if e.get("cat") == "Session" and e.get("name") == "model_run"
+    ]
+    return float(np.median(runs)) if runs else None
 
 
 def _map_profile(

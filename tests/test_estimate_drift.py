@@ -17,7 +17,11 @@ from onnx_netadapt.measure.table import LatencyTable
 
 
 def test_the_same_calibration_twice_is_the_estimators_estimate() -> None:
-    runner = FakeRunner()
+    with FakeRunner() as runner:
+        _the_same_calibration_twice(runner)
+
+
+def _the_same_calibration_twice(runner: FakeRunner) -> None:
     original = load_model(CASES["residual_chain"].build())
     pruned = load_model(prune(analyse(original), ratio=0.5).model, fold=False)
     calibration = estimate_drift.one_calibration(runner, original, {"keep 0.5": pruned})
@@ -31,10 +35,10 @@ def test_the_same_calibration_twice_is_the_estimators_estimate() -> None:
 
 
 def test_another_calibrations_entries_move_the_estimate() -> None:
-    runner = FakeRunner()
     original = load_model(CASES["residual_chain"].build())
     pruned = load_model(prune(analyse(original), ratio=0.5).model, fold=False)
-    first = estimate_drift.one_calibration(runner, original, {"keep 0.5": pruned})
+    with FakeRunner() as runner:
+        first = estimate_drift.one_calibration(runner, original, {"keep 0.5": pruned})
     slow = {
         **first,
         "pruned_entries": {
