@@ -20,8 +20,9 @@ machine, nothing else on the cores. Run it several times (each run is one proces
 
     python -m benchmarks.estimate_drift --summarise drift_run1 drift_run2 drift_run3
 
-reads those runs' JSON in ``--out`` (it measures nothing) and writes ``drift_runs.md``: per
-pruning, how far its measured ratio and its estimate move inside one run against between runs.
+reads those runs' JSON in ``--out`` (it measures nothing) and writes ``NAME_runs.md``: per
+pruning, how far its measured ratio and its estimate move inside one run against between runs
+(the run-share estimate's columns where every run listed has it).
 """
 
 from __future__ import annotations
@@ -308,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.summarise:
         runs = {n: json.loads((args.out / f"{n}_ort.json").read_text()) for n in args.summarise}
         text = runs_report(runs, " ".join(["python -m benchmarks.estimate_drift", *argv]))
-        save_text(text, args.out / "drift_runs.md")
+        save_text(text, args.out / f"{args.name}_runs.md")
         print(text)
         return
     if args.repeats < 2:
