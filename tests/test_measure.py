@@ -78,23 +78,14 @@ def test_ort_profile_maps_to_onnx_nodes():
     assert all(v >= 0 for v in times.values())
 
 
-def test_ort_profile_times_the_whole_run_in_the_same_runs():
+def test_ort_profile_times_the_whole_run_in_the_same_session():
     model = CASES["conv_bn_relu_chain"].build()
     with ort_runner() as runner:
         profile = runner.profile_network(model, runs=5)
-    assert profile.run_ms is not None
-    # a run is its kernels and the executor between them: it covers the nodes' times
-    assert profile.run_ms >= 0.9 * sum(profile.layers.values()) > 0
-
-
-def test_the_run_time_of_a_profile_is_the_median_model_run():
-    from onnx_netadapt_runners.ort import _run_ms
-
-    events = [{"cat": "Session", "name": "model_run", "dur": d} for d in (900, 100, 120)] + [
-        {"cat": "Node", "name": "conv_kernel_time", "dur": 50}
-    ]
-    assert _run_ms(events) == pytest.approx(0.12)
-    assert _run_ms(events[3:]) is None
+        measured = runner.measure(model).median_ms
+    assert profile.run_ms is not None and profile.run_ms > 0
+    # the same network, timed without the profiler: the size of a plain measurement
+    assert 0.2 * measured < profile.run_ms < 5 * measured
 
 
 @pytest.mark.parametrize(

@@ -67,8 +67,8 @@ class NetworkProfile:
 
     Attributes:
         layers: per-layer time (ms), by the runtime's layer name (``Runner.profile_layers``).
-        run_ms: the whole run's time (median ms) in the same profiled runs, where the runtime
-            reports it (ORT's ``model_run``), else None. The share of the run that no layer
+        run_ms: the whole run's time (median ms) in the same session with profiling off,
+            where the runner can time it (ORT), else None. The share of the run that no layer
             covers (executor overhead) is then read off one session, not off two.
     """
 

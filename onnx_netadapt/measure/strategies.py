@@ -56,16 +56,16 @@ MIN_PLACED_SHARE = 0.5
 PROFILE_ROUNDS = 3
 
 Shapes = Mapping[str, tuple[int, ...]]
-# Whether the profile's times are scaled to the measured latency through the profiled runs' own
-# run time (``NetworkProfile.run_ms``) rather than through whole-network measurements taken in
-# other sessions (``ProfileStrategy(run_share=...)``).
+# Whether the profile's times are scaled to the measured latency through the profiled session's
+# own run time (``NetworkProfile.run_ms``) rather than through whole-network measurements taken
+# in other sessions (``ProfileStrategy(run_share=...)``). Off until quiet runs say it is better.
 RUN_SHARE = False
 
 
 class Profile(NamedTuple):
     """A network's profile over rounds: per-node median times (ms), the median whole-network
-    measurement of the rounds, and the median run time of the profiled runs themselves (None
-    where the runner does not report it)."""
+    measurement of the rounds, and the median run time of the profiled sessions themselves
+    (``NetworkProfile.run_ms``; None where the runner does not report it)."""
 
     times: dict[str, float]
     measured_ms: float
@@ -314,11 +314,11 @@ class ProfileStrategy(Strategy):
         session_overhead: with ``kernels=False``, take the micro-model overhead off every
             table entry.
         rounds: whole-network measurements interleaved with profiles.
-        run_share: scale the profile to the measured latency through the profiled runs' own
-            run time, so the constant overhead (the run's share no node covers) is read off
-            the same session as the nodes' times (``benchmarks/estimate_drift.py``: taken from
-            a whole-network measurement in another session, it swung by over 1 ms on
-            ResNet-50), where the runner reports that run time.
+        run_share: scale the profile to the measured latency through the profiled session's
+            own run time (``NetworkProfile.run_ms``), so the constant overhead (the run's share
+            no node covers) is read off the same session as the nodes' times
+            (``benchmarks/estimate_drift.py``: taken from a whole-network measurement in
+            another session, it swung by over 1 ms on ResNet-50), where the runner reports it.
         excess_power: a unit's in-network excess over its kernel entry scales with the entry's
             change to this power (``calibration.scale_kernel_unit``; 1: linearly).
         excess_footprint: beyond the first power, the excess follows the network's activation
@@ -396,7 +396,7 @@ class ProfileStrategy(Strategy):
             return None  # the runtime's own names (TFLite): nothing maps to ONNX nodes
         reference = profile.measured_ms
         if self.run_share and profile.run_ms is not None:
-            reference = profile.run_ms  # the nodes' share of their own runs
+            reference = profile.run_ms  # the nodes' share of their own session's run
         scale = measured / reference if reference > 0 else 1.0
         times = {name: ms * scale for name, ms in times.items()}
         prof = calibrate_profiled(loaded.model, loaded.shapes, layer_ms, times, measured, session)
