@@ -40,6 +40,7 @@ DEFAULT_COLUMN = {
     "canary_run3": "profile",
     "canary_run4": "profile_plain",  # made while the canary was the default (session 10)
     "canary_run5": "profile",
+    "run_share_run1": "profile",
 }
 GOAL_ROUNDS = 3  # interleaved rounds per variant in the runs scored against the goal
 # The column of the canary-scaled estimator (``Estimator(canary_kernels=True)``, the default
@@ -64,6 +65,8 @@ def fixed_variants(
         data = json.loads(path.read_text())
         run = path.name.removesuffix("_ort.json")
         for case in data.get("cases", []):
+            if "original_ms" not in case:  # not a latency_fidelity run (estimate_drift's)
+                continue
             name = f"{case['arch']}:{case['layout']}"
             for v in case["variants"]:
                 if not v["variant"].startswith("keep"):

@@ -26,7 +26,7 @@ import onnx
 
 from benchmarks.compare import family_networks
 from benchmarks.fmnist_run import ArchSeedRun
-from benchmarks.fmnist_setup import Setup, Store
+from benchmarks.fmnist_setup import Setup, Store, commands_so_far
 from onnx_netadapt.evaluate import accuracy
 from onnx_netadapt.graph.save import save_json, save_text
 
@@ -109,12 +109,14 @@ def _label(lr: float, distill: float) -> str:
 
 def recipe_report(out: Path, command: str) -> dict:
     """recipe.md and recipe.json under ``out`` from every cell saved there."""
+    commands = commands_so_far(out / "recipe.json", command)
     cells = [json.loads(p.read_text()) for p in sorted((out / "recipe").glob("*.json"))]
     recipes = sorted({(c["lr"], c.get("distill", 0.0)) for c in cells})
     lines = [
         "# The long fine-tune's peak learning rate",
         "",
-        f"Command: `{command}`. Each method's network of a budget before its long fine-tune "
+        f"Commands: {'; '.join(f'`{c}`' for c in commands)}. "
+        "Each method's network of a budget before its long fine-tune "
         "(as the comparison built it), fine-tuned for the comparison's steps at each peak lr "
         "(cosine schedule), some with a weight of distillation from the base network (the rest "
         "of the recipe unchanged); accuracy (%) on the 10,000 test "
@@ -141,7 +143,7 @@ def recipe_report(out: Path, command: str) -> dict:
         run = f"{100 * mine[0]['in_run']:.2f}"
         lines.append(f"| {seed} | {target} | {budget:g} | {method} | {steps} | {run} | {accs} |")
     save_text("\n".join(lines) + "\n", out / "recipe.md")
-    summary = {"command": command, "cells": cells}
+    summary = {"commands": commands, "cells": cells}
     save_json(summary, out / "recipe.json")
     print("\n".join(lines))
     return summary

@@ -31,7 +31,7 @@ from torch import nn
 from benchmarks.compare import static
 from benchmarks.compare_report import _mean_sd
 from benchmarks.fmnist_run import ArchSeedRun
-from benchmarks.fmnist_setup import Setup, Store, point_key
+from benchmarks.fmnist_setup import Setup, Store, commands_so_far, point_key
 from onnx_netadapt.data.builtin import load_builtin
 from onnx_netadapt.demo.build import fit
 from onnx_netadapt.evaluate import accuracy
@@ -150,6 +150,7 @@ def run_scratch(
 def scratch_report(out: Path, command: str) -> dict:
     """scratch.md and scratch.json under ``out``: per target and budget, the accuracy (mean and
     sd over seeds) of netadapt, its architecture from scratch, the multiplier and uniform."""
+    commands = commands_so_far(out / "scratch.json", command)
     data = json.loads((out / "points.json").read_text())
     scratch = [json.loads(p.read_text()) for p in sorted((out / "scratch").glob("*.json"))]
     points = data["points"] + scratch
@@ -176,7 +177,8 @@ def scratch_report(out: Path, command: str) -> dict:
     lines = [
         "# NetAdapt's architectures trained from scratch",
         "",
-        f"Command: `{command}`. Each netadapt network's architecture, re-initialised and trained "
+        f"Commands: {'; '.join(f'`{c}`' for c in commands)}. "
+        "Each netadapt network's architecture, re-initialised and trained "
         "with the multiplier's recipe (base epochs from scratch, then the same extra steps): "
         "same steps and latency as netadapt's point (same architecture), same training as the "
         "multiplier's. Accuracy (%) on the 10,000 test images, mean ± sd over the seeds listed.",
@@ -196,7 +198,7 @@ def scratch_report(out: Path, command: str) -> dict:
             + " |"
         )
     save_text("\n".join(lines) + "\n", out / "scratch.md")
-    summary = {"command": command, "rows": rows, "points": scratch}
+    summary = {"commands": commands, "rows": rows, "points": scratch}
     save_json(summary, out / "scratch.json")
     print("\n".join(lines))
     return summary

@@ -27,7 +27,7 @@ import onnx
 from benchmarks.compare import BUDGETS, netadapt_family, runner_ms
 from benchmarks.compare_report import _mean_sd
 from benchmarks.fmnist_run import ArchSeedRun, first_under
-from benchmarks.fmnist_setup import Setup, Store, point_key
+from benchmarks.fmnist_setup import Setup, Store, commands_so_far, point_key
 from onnx_netadapt.evaluate import accuracy
 from onnx_netadapt.graph.save import save_json, save_model, save_text
 
@@ -131,6 +131,7 @@ def select_report(out: Path, command: str) -> dict:
     """select.md and select.json under ``out``: per target and budget, accuracy and measured
     latency ratio of both picks and the multiplier (mean over the seeds that have all three),
     and the ratio pick's accuracy gain over the accuracy pick per seed."""
+    commands = commands_so_far(out / "select.json", command)
     folder = out / "select"
     comparison = json.loads((out / "points.json").read_text())["points"]
     mine = [json.loads(p.read_text()) for p in sorted(folder.glob(f"{METHOD}_*.json"))]
@@ -173,7 +174,8 @@ def select_report(out: Path, command: str) -> dict:
     lines = [
         "# NetAdapt's pick: holdout accuracy against accuracy lost per latency saved",
         "",
-        f"Command: `{command}`. `netadapt` picks the proposal with the highest holdout accuracy "
+        f"Commands: {'; '.join(f'`{c}`' for c in commands)}. "
+        "`netadapt` picks the proposal with the highest holdout accuracy "
         "(`--select accuracy`, the paper and this project's default); `netadapt-ratio` the least "
         "holdout accuracy lost per unit of estimated latency saved (`--select ratio`, the "
         "official code's default); everything else equal (same base, data, steps). Accuracy (%) "
@@ -202,7 +204,7 @@ def select_report(out: Path, command: str) -> dict:
             + f" | {', '.join(f'{g:+.2f}' for g in row['gain'])} |"
         )
     save_text("\n".join(lines) + "\n", out / "select.md")
-    summary = {"command": command, "rows": rows, "points": mine}
+    summary = {"commands": commands, "rows": rows, "points": mine}
     save_json(summary, out / "select.json")
     print("\n".join(lines))
     return summary

@@ -142,3 +142,14 @@ def point_key(method: str, target: str | None, arch: str, where: float, seed: in
 
 def _jsonable(setup: Setup) -> dict:
     return json.loads(json.dumps(asdict(setup)))
+
+
+def commands_so_far(report_json: Path, command: str) -> list[str]:
+    """The commands whose results a cumulative report (``scratch``, ``select``, ``recipe``:
+    every run adds its points to the earlier ones') holds: those its last JSON lists, then
+    ``command`` if new."""
+    commands: list[str] = []
+    if report_json.exists():
+        earlier = json.loads(report_json.read_text())
+        commands = list(earlier.get("commands") or [earlier["command"]] * ("command" in earlier))
+    return commands if command in commands else [*commands, command]

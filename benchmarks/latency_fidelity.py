@@ -131,6 +131,9 @@ ESTIMATORS = {
     # of the unit's own entry change (tried 29 Nov 2026: no better, off by default)
     "profile_footprint": {"mode": ProfileStrategy(excess_footprint=True)},
     "split_gross": {"mode": "split", "session_overhead": False},
+    # the constant overhead read off the profiled session's own run time instead of a
+    # whole-network measurement in another session (ProfileStrategy(run_share=True))
+    "profile_run": {"mode": ProfileStrategy(run_share=True)},
 }
 OLD = "constant"
 NEW, NEW_FALLBACK = "profile+curve", "split+curve"

@@ -19,7 +19,7 @@ import onnx
 from onnx_netadapt.graph.large import ort_session
 from onnx_netadapt.graph.probe import random_inputs
 from onnx_netadapt.measure.host import cpu_model_name
-from onnx_netadapt.measure.runner import Availability, Runner, RunnerError
+from onnx_netadapt.measure.runner import Availability, NetworkProfile, Runner, RunnerError
 from onnx_netadapt.measure.stats import MeasureSettings, sample_until_stable, time_ms
 
 logger = logging.getLogger(__name__)
@@ -115,12 +115,23 @@ class OrtRunner(Runner):
         return sample_until_stable(lambda: time_ms(lambda: session.run(None, feeds)), self.settings)
 
     def profile_layers(self, model: onnx.ModelProto, runs: int = 20) -> dict[str, float]:
-        """Median per-node time (ms) inside the whole network, mapped back to ONNX node names.
+        """Median per-node time (ms) inside the whole network, mapped back to ONNX node names
+        (``profile_network``'s layers)."""
+        return self.profile_network(model, runs).layers
+
+    def profile_network(self, model: onnx.ModelProto, runs: int = 20) -> NetworkProfile:
+        """Median per-node time (ms) inside the whole network, mapped back to ONNX node names,
+        and the median time of as many runs of the same session once profiling has stopped.
 
         ORT profiles the optimised graph: fused nodes are renamed after their output tensors
         (e.g. ``..._nchwc``) and a fused Conv+Relu reports under one name. Each profiled node is
         mapped to the original node that produces the same output tensor, then walked back to
         the first node of a fused chain (the Conv), so layer times land on filter layers.
+
+        The run time comes from the same session (the same memory placement as the node
+        times) but without the profiler's own cost per node, which the profiled runs'
+        ``model_run`` times include (+38-48 % on MobileNetV2's estimates at keep 0.3 when
+        the overhead was read off those: ``benchmarks/results/latency_fidelity/layouts``).
         """
         self._require_active()
         with tempfile.TemporaryDirectory() as tmp:
@@ -132,9 +143,11 @@ class OrtRunner(Runner):
             for _ in range(runs):
                 session.run(None, feeds)
             trace_path = session.end_profiling()
+            plain = [time_ms(lambda: session.run(None, feeds)) for _ in range(runs)]
             events = json.loads(Path(trace_path).read_text())
             optimized = onnx.load(optimized_path, load_external_data=False)
-        return _map_profile(events, optimized, model, runs)
+        layers = _map_profile(events, optimized, model, runs)
+        return NetworkProfile(layers, float(np.median(plain)))
 
 
 def _map_profile(

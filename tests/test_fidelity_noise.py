@@ -70,3 +70,20 @@ def test_within_run_noise_from_the_runs_that_kept_every_round(
     text = fidelity_noise.report([row], "cmd", tmp_path)
     assert "| net:nhwc | keep 0.5 | 1 | 4.4 | 2.2 |" in text
     assert fidelity_noise.within_run([{"round_ratios": [1.0, 1.1, 1.2]}]) is None  # too few
+
+
+def test_other_benchmarks_results_in_the_folder_are_left_out(tmp_path: Path) -> None:
+    _run(tmp_path, "a", 0.5, 0.5)
+    drift = {
+        "cases": [
+            {
+                "arch": "net",
+                "layout": "nhwc",
+                "measured_ms": [2.0],
+                "variants": [{"variant": "keep 0.5", "truth": [0.5], "estimates": [[0.5]]}],
+            }
+        ]
+    }
+    (tmp_path / "drift_run1_ort.json").write_text(json.dumps(drift))  # estimate_drift's
+    variants = fidelity_noise.fixed_variants(tmp_path, {"a": "profile"})
+    assert [r["run"] for r in variants[("net:nhwc", "keep 0.5")]] == ["a"]

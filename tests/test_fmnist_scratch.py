@@ -90,6 +90,18 @@ def test_scratch_report_sets_each_budget_beside_the_methods(tmp_path: Path) -> N
     assert row["multiplier"][0] == pytest.approx(0.93) and row["uniform"][0] == pytest.approx(0.9)
     text = (tmp_path / "scratch.md").read_text()
     assert "| net | ort | 0.5 | [0, 1] | 91.00 ± 1.41 | 94.00 ± 1.41 | 93.00 ± 1.41 |" in text
+    # a later run (another target, network or seed) adds its rows: both commands are named
+    assert scratch_report(tmp_path, "cmd2")["commands"] == ["cmd", "cmd2"]
+    assert "Commands: `cmd`; `cmd2`." in (tmp_path / "scratch.md").read_text()
+    assert scratch_report(tmp_path, "cmd")["commands"] == ["cmd", "cmd2"]  # a rerun: no repeat
+
+
+def test_a_report_written_before_the_commands_list_keeps_its_command(tmp_path: Path) -> None:
+    from benchmarks.fmnist_setup import commands_so_far
+
+    (tmp_path / "select.json").write_text(json.dumps({"command": "old"}))
+    assert commands_so_far(tmp_path / "select.json", "new") == ["old", "new"]
+    assert commands_so_far(tmp_path / "none.json", "new") == ["new"]
 
 
 def test_scratch_report_leaves_a_method_out_when_a_seed_misses_it(tmp_path: Path) -> None:

@@ -78,6 +78,16 @@ def test_ort_profile_maps_to_onnx_nodes():
     assert all(v >= 0 for v in times.values())
 
 
+def test_ort_profile_times_the_whole_run_in_the_same_session():
+    model = CASES["conv_bn_relu_chain"].build()
+    with ort_runner() as runner:
+        profile = runner.profile_network(model, runs=5)
+        measured = runner.measure(model).median_ms
+    assert profile.run_ms is not None and profile.run_ms > 0
+    # the same network, timed without the profiler: the size of a plain measurement
+    assert 0.2 * measured < profile.run_ms < 5 * measured
+
+
 @pytest.mark.parametrize(
     "sig",
     [

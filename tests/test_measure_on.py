@@ -119,6 +119,8 @@ def test_the_runner_runs_in_an_actor_that_holds_the_device(cluster: None) -> Non
         layers = remote.measure_layers(signatures)
         assert list(layers) == signatures and all(s.median_ms > 0 for s in layers.values())
         assert set(remote.profile_layers(loaded.model)) == expected_profile
+        network = remote.profile_network(loaded.model)  # with the runs' own time
+        assert set(network.layers) == expected_profile and network.run_ms > 0
     assert _free_device() == 1  # released when the run leaves it
 
 

@@ -10,11 +10,13 @@ from test_estimate_fidelity import FakeRunner, _prunings
 from onnx_netadapt.adapt.resources import Tracked
 from onnx_netadapt.graph.load import LoadedModel, load_model
 from onnx_netadapt.measure.estimate import Estimator
+from onnx_netadapt.measure.runner import NetworkProfile
 from onnx_netadapt.measure.signature import model_signatures
 from onnx_netadapt.measure.strategies import (
     MODES,
     Calibration,
     Entries,
+    ProfileStrategy,
     Pruning,
     Strategy,
     make_strategy,
@@ -91,3 +93,42 @@ def test_a_strategy_plugs_in_and_resources_give_it_the_shapes_it_needs():
         elements = item.estimate(pruned, signatures) - estimator.layers_ms(signatures)
         tensors = len(load_model(pruned, fold=False).shapes)
         assert 0.5 * tensors <= elements / 0.01 <= 2 * tensors
+
+
+class RunTimedRunner(FakeRunner):
+    """Reports its profiled runs' own time: the nodes' times plus ``extra`` ms no node covers."""
+
+    def __init__(self, extra: float) -> None:
+        super().__init__()
+        self.extra = extra
+
+    def profile_network(self, model: onnx.ModelProto) -> NetworkProfile:
+        layers = self.profile_layers(model)
+        return NetworkProfile(layers, sum(layers.values()) + self.extra)
+
+
+def test_the_run_share_reads_the_overhead_off_the_profiled_runs():
+    model = load_model(CASES["residual_chain"].build())
+    measured = 2.0
+    with RunTimedRunner(extra=0.05) as runner:
+        entries = Entries(runner, LatencyTable(runner.fingerprint()))
+        profile = ProfileStrategy(run_share=True).profile(entries, model.model)
+        nodes = sum(profile.times.values())
+        assert profile.run_ms == pytest.approx(nodes + 0.05)
+        shared = ProfileStrategy(run_share=True).fit(entries, model, profile, measured)
+        plain = ProfileStrategy().fit(entries, model, profile, measured)
+    # the uncovered share of the profiled runs, of the measured latency
+    assert shared.profile.overhead_ms == pytest.approx(measured * 0.05 / (nodes + 0.05))
+    # plain: measured minus the nodes scaled through a whole-network measurement
+    assert plain.profile.overhead_ms == pytest.approx(measured * (1 - nodes / profile.measured_ms))
+
+
+def test_without_a_run_time_the_run_share_falls_back_to_the_measurement():
+    model = load_model(CASES["residual_chain"].build())
+    with FakeRunner() as runner:  # profile_network's default: no run time
+        entries = Entries(runner, LatencyTable(runner.fingerprint()))
+        profile = ProfileStrategy(run_share=True).profile(entries, model.model)
+        assert profile.run_ms is None
+        shared = ProfileStrategy(run_share=True).fit(entries, model, profile, 2.0)
+        plain = ProfileStrategy().fit(entries, model, profile, 2.0)
+    assert shared.profile.overhead_ms == pytest.approx(plain.profile.overhead_ms)

@@ -36,7 +36,7 @@ from onnx_netadapt.engines.base import EngineError
 from onnx_netadapt.engines.ray_cluster import DEFAULT_RETRIES, connect_ray, lost_worker_errors
 from onnx_netadapt.errors import NetAdaptError, UsageError
 from onnx_netadapt.measure.registry import make_runner
-from onnx_netadapt.measure.runner import Runner
+from onnx_netadapt.measure.runner import NetworkProfile, Runner
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.stats import LatencyStats
 
@@ -125,6 +125,10 @@ class RunnerHost:
     def profile_layers(self, model: bytes) -> dict[str, float]:
         """``runner.profile_layers`` of the serialized network ``model``."""
         return self._entered().profile_layers(onnx.load_model_from_string(model))
+
+    def profile_network(self, model: bytes) -> NetworkProfile:
+        """``runner.profile_network`` of the serialized network ``model``."""
+        return self._entered().profile_network(onnx.load_model_from_string(model))
 
     def close(self) -> None:
         """Release the device."""
@@ -264,6 +268,11 @@ class RemoteRunner(Runner):
         """The actor's runner's in-network profile of ``model``."""
         self._require_active()
         return self._call("profile_layers", self._model_ref(model))
+
+    def profile_network(self, model: onnx.ModelProto) -> NetworkProfile:
+        """The actor's runner's in-network profile of ``model``, with its run time."""
+        self._require_active()
+        return self._call("profile_network", self._model_ref(model))
 
     def _model_ref(self, model: onnx.ModelProto) -> Any:
         """``model``'s bytes in the object store, once per distinct network (the reference is

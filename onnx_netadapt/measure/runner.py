@@ -61,6 +61,21 @@ class Availability:
     fix: str = ""
 
 
+@dataclass(frozen=True)
+class NetworkProfile:
+    """One in-network profile of a whole network.
+
+    Attributes:
+        layers: per-layer time (ms), by the runtime's layer name (``Runner.profile_layers``).
+        run_ms: the whole run's time (median ms) in the same session with profiling off,
+            where the runner can time it (ORT), else None. The share of the run that no layer
+            covers (executor overhead) is then read off one session, not off two.
+    """
+
+    layers: dict[str, float]
+    run_ms: float | None = None
+
+
 class Runner(ABC):
     """Base class of every latency runner (see the module docstring)."""
 
@@ -133,6 +148,11 @@ class Runner(ABC):
         ProfileUnsupported where the runtime cannot.
         """
         raise ProfileUnsupported(f"runner {self.name!r} cannot profile layers inside a network")
+
+    def profile_network(self, model: onnx.ModelProto) -> NetworkProfile:
+        """``profile_layers`` with the whole run's time in the same runs where the runtime
+        reports it (default: ``profile_layers`` alone, ``run_ms`` None)."""
+        return NetworkProfile(self.profile_layers(model))
 
     # -- to implement ---------------------------------------------------------------------
     @abstractmethod

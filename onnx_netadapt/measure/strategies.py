@@ -26,7 +26,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import onnx
@@ -56,7 +56,20 @@ MIN_PLACED_SHARE = 0.5
 PROFILE_ROUNDS = 3
 
 Shapes = Mapping[str, tuple[int, ...]]
-Profile = tuple[dict[str, float], float]  # per-node median times, median whole-network time
+# Whether the profile's times are scaled to the measured latency through the profiled session's
+# own run time (``NetworkProfile.run_ms``) rather than through whole-network measurements taken
+# in other sessions (``ProfileStrategy(run_share=...)``). Off until quiet runs say it is better.
+RUN_SHARE = False
+
+
+class Profile(NamedTuple):
+    """A network's profile over rounds: per-node median times (ms), the median whole-network
+    measurement of the rounds, and the median run time of the profiled sessions themselves
+    (``NetworkProfile.run_ms``; None where the runner does not report it)."""
+
+    times: dict[str, float]
+    measured_ms: float
+    run_ms: float | None = None
 
 
 def output_elements(sig: LayerSignature) -> int:
@@ -301,6 +314,11 @@ class ProfileStrategy(Strategy):
         session_overhead: with ``kernels=False``, take the micro-model overhead off every
             table entry.
         rounds: whole-network measurements interleaved with profiles.
+        run_share: scale the profile to the measured latency through the profiled session's
+            own run time (``NetworkProfile.run_ms``), so the constant overhead (the run's share
+            no node covers) is read off the same session as the nodes' times
+            (``benchmarks/estimate_drift.py``: taken from a whole-network measurement in
+            another session, it swung by over 1 ms on ResNet-50), where the runner reports it.
         excess_power: a unit's in-network excess over its kernel entry scales with the entry's
             change to this power (``calibration.scale_kernel_unit``; 1: linearly).
         excess_footprint: beyond the first power, the excess follows the network's activation
@@ -316,10 +334,12 @@ class ProfileStrategy(Strategy):
         rounds: int = PROFILE_ROUNDS,
         excess_power: float = EXCESS_POWER,
         excess_footprint: bool = EXCESS_FOOTPRINT,
+        run_share: bool = RUN_SHARE,
     ) -> None:
         self.kernels = kernels
         self.session_overhead = session_overhead
         self.rounds = max(1, int(rounds))
+        self.run_share = run_share
         self.excess_power = excess_power
         self.excess_footprint = excess_footprint
 
@@ -334,14 +354,15 @@ class ProfileStrategy(Strategy):
             profile = self.profile(entries, loaded.model)
         except ProfileUnsupported as exc:
             raise NetAdaptError(f"{message} ({exc})") from exc
-        measured = profile[1] if measured_ms is None else float(measured_ms)
+        measured = profile.measured_ms if measured_ms is None else float(measured_ms)
         cal = self.fit(entries, loaded, profile, measured)
         if cal is None:
             raise NetAdaptError(message)
         return cal
 
     def profile(self, entries: Entries, model: onnx.ModelProto) -> Profile:
-        """Per-node median profile and median whole-network time over ``rounds``.
+        """Per-node median profile, median whole-network time and median profiled run time
+        over ``rounds``.
 
         Raises:
             ProfileUnsupported: the runner cannot profile inside a network (or measures
@@ -352,10 +373,12 @@ class ProfileStrategy(Strategy):
         profiles, measured = [], []
         for _ in range(self.rounds):
             measured.append(entries.runner.measure(model).median_ms)
-            profiles.append(entries.runner.profile_layers(model))
-        names = set().union(*profiles)
-        median = {n: float(np.median([p.get(n, 0.0) for p in profiles])) for n in names}
-        return median, float(np.median(measured))
+            profiles.append(entries.runner.profile_network(model))
+        names = set().union(*(p.layers for p in profiles))
+        median = {n: float(np.median([p.layers.get(n, 0.0) for p in profiles])) for n in names}
+        runs = [p.run_ms for p in profiles]
+        run_ms = float(np.median(runs)) if all(r is not None and r > 0 for r in runs) else None
+        return Profile(median, float(np.median(measured)), run_ms)
 
     def fit(
         self, entries: Entries, loaded: LoadedModel, profile: Profile, measured: float
@@ -368,10 +391,13 @@ class ProfileStrategy(Strategy):
         else:
             layer_ms = entries.table_ms(signatures)
             session = entries.session_ms() if self.session_overhead else 0.0
-        times, profiled_measured = profile
+        times = profile.times
         if not any(name in layer_ms for name in times):
             return None  # the runtime's own names (TFLite): nothing maps to ONNX nodes
-        scale = measured / profiled_measured if profiled_measured > 0 else 1.0
+        reference = profile.measured_ms
+        if self.run_share and profile.run_ms is not None:
+            reference = profile.run_ms  # the nodes' share of their own session's run
+        scale = measured / reference if reference > 0 else 1.0
         times = {name: ms * scale for name, ms in times.items()}
         prof = calibrate_profiled(loaded.model, loaded.shapes, layer_ms, times, measured, session)
         placed = len(layer_ms) - len(prof.unplaced)
@@ -412,7 +438,7 @@ class AutoStrategy(Strategy):
                 logger.info("no in-network profile (%s): residual split over the layers", exc)
                 self.profiles = False
             else:
-                measured = profile[1] if measured_ms is None else float(measured_ms)
+                measured = profile.measured_ms if measured_ms is None else float(measured_ms)
                 cal = self.profiler.fit(entries, loaded, profile, measured)
                 if cal is not None:
                     return cal

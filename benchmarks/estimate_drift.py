@@ -1,0 +1,336 @@
+"""What moves the 'profile' estimate from one calibration to the next (issue 12.3)?
+
+The estimate of a pruning is built from two measured parts of a run: the original network's
+in-network profile (each kernel's share of its time, and the constant overhead left over) and
+the in-context kernel entries (``kernels.py``) of the original's and the pruning's layers,
+whose ratio scales each profiled kernel. Between quiet runs the estimate of the same pruning
+moved by 2-12 points where its measured ratio did not (``layouts/README.md``, session 11).
+
+This calibrates the same original ``--repeats`` times in one process, each time from nothing
+(its whole-network time, its profile, fresh kernel entries of the original and of every fixed
+pruning: every group at 0.3 / 0.5 / 0.75 of its channels), and measures each pruning side by
+side with the original (its ratio over interleaved rounds). Then it crosses the parts: the
+estimate from repeat i's profile with repeat j's kernel entries, for every i and j. How much the
+estimate moves along i (j fixed) is the profile's share of the drift; along j, the entries'.
+
+    python -m benchmarks.estimate_drift resnet50:nhwc,mobilenet_v2:nchw --repeats 4 --name drift
+
+Writes ``NAME_ort.md`` and ``NAME_ort.json`` in ``--out``. Times latency: run it on a quiet
+machine, nothing else on the cores. Run it several times (each run is one process), then
+
+    python -m benchmarks.estimate_drift --summarise drift_run1 drift_run2 drift_run3
+
+reads those runs' JSON in ``--out`` (it measures nothing) and writes ``NAME_runs.md``: per
+pruning, how far its measured ratio and its estimate move inside one run against between runs
+(the run-share estimate's columns where every run listed has it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.fidelity_layouts import FIXED_KEEP, INPUT, parse_cases
+from benchmarks.latency_fidelity import LAYER, WHOLE, export
+from benchmarks.layouts import in_layout, input_shape
+from onnx_netadapt import analyse, load_model, prune
+from onnx_netadapt.graph.load import LoadedModel
+from onnx_netadapt.graph.save import save_json, save_text
+from onnx_netadapt.measure.calibration import calibrate_profiled, estimate_profiled
+from onnx_netadapt.measure.host import cpu_model_name
+from onnx_netadapt.measure.interleave import round_ratios
+from onnx_netadapt.measure.kernels import kernel_table
+from onnx_netadapt.measure.registry import make_runner
+from onnx_netadapt.measure.signature import model_signatures
+from onnx_netadapt.measure.strategies import PROFILE_ROUNDS, Entries, ProfileStrategy
+from onnx_netadapt.measure.table import LatencyTable
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "benchmarks" / "results" / "latency_fidelity" / "layouts"
+ROUNDS = 3  # interleaved rounds of a pruning against the original, as the goal's runs
+
+
+def one_calibration(runner, original: LoadedModel, prunings: dict[str, LoadedModel]) -> dict:
+    """Everything one calibration measures, from nothing, and the prunings' measured ratios.
+
+    In the order the estimator and ``latency_fidelity`` take them: the original's time (median
+    of 5 whole-network medians), its profile (``PROFILE_ROUNDS`` rounds), the original's kernel
+    entries, each pruning's kernel entries, then each pruning side by side with the original.
+    """
+    runner.settings = WHOLE
+    measured = float(np.median([runner.measure(original.model).median_ms for _ in range(5)]))
+    runner.settings = LAYER
+    entries = Entries(runner, LatencyTable(runner.fingerprint()))
+    profile = ProfileStrategy(rounds=PROFILE_ROUNDS).profile(entries, original.model)
+    table, kernels = kernel_table(runner)
+    sigs = model_signatures(original)
+    found = table.lookup(list(sigs.values()), kernels)
+    original_entries = {name: found[sig].median_ms for name, sig in sigs.items()}
+    pruned_entries = {}
+    for label, pruned in prunings.items():
+        psigs = model_signatures(pruned)
+        found = table.lookup(list(psigs.values()), kernels)
+        pruned_entries[label] = {name: found[sig].median_ms for name, sig in psigs.items()}
+    runner.settings = WHOLE
+    truth = {
+        label: statistics.median(round_ratios(runner, p.model, original.model, ROUNDS)[0])
+        for label, p in prunings.items()
+    }
+    return {
+        "measured_ms": measured,
+        "profile": profile.times,
+        "profiled_measured_ms": profile.measured_ms,
+        "profile_run_ms": profile.run_ms,
+        "original_entries": original_entries,
+        "pruned_entries": pruned_entries,
+        "truth": truth,
+    }
+
+
+def crossed_ratio(
+    original: LoadedModel,
+    pruned: LoadedModel,
+    profile_from: dict,
+    entries_from: dict,
+    label: str,
+    run_share: bool = False,
+) -> float:
+    """The estimated ratio of ``label`` to the original from one calibration's profile and
+    another's kernel entries (the same calibration twice: what ``Estimator`` estimates; with
+    ``run_share``, what ``ProfileStrategy(run_share=True)`` estimates)."""
+    measured = profile_from["measured_ms"]
+    reference = profile_from["profiled_measured_ms"]
+    if run_share and profile_from.get("profile_run_ms"):
+        reference = profile_from["profile_run_ms"]
+    scale = measured / reference
+    times = {name: ms * scale for name, ms in profile_from["profile"].items()}
+    cal = calibrate_profiled(
+        original.model, original.shapes, entries_from["original_entries"], times, measured
+    )
+    cal.kernels = True
+    layer_ms = entries_from["pruned_entries"][label]
+    return estimate_profiled(cal, pruned.model, pruned.shapes, layer_ms) / measured
+
+
+def decompose(matrix: list[list[float]]) -> dict[str, float]:
+    """Spread (sd, % of the mean) of a crossed estimate ``matrix[i][j]`` (i: whose profile, j:
+    whose kernel entries): along the diagonal (what runs saw), with the entries held (the
+    profile's part: sd over i of the row means) and with the profile held (the entries' part:
+    sd over j of the column means)."""
+    m = np.asarray(matrix, dtype=float)
+    mean = float(m.mean())
+    diagonal = np.diag(m)
+    return {
+        "mean": mean,
+        "diagonal_sd_pct": 100 * float(diagonal.std(ddof=1)) / mean,
+        "profile_sd_pct": 100 * float(m.mean(axis=1).std(ddof=1)) / mean,
+        "entries_sd_pct": 100 * float(m.mean(axis=0).std(ddof=1)) / mean,
+    }
+
+
+def run_case(runner, arch: str, layout: str, repeats: int) -> dict:
+    """``repeats`` calibrations of one case and the crossed estimates of its fixed prunings."""
+    model = in_layout(export(arch), layout)
+    original = load_model(model, input_shape(model, INPUT, layout))
+    analysis = analyse(original)
+    prunings = {
+        f"keep {k}": load_model(prune(analysis, ratio=k).model, fold=False) for k in FIXED_KEEP
+    }
+    calibrations = []
+    for r in range(repeats):
+        start = time.perf_counter()
+        calibrations.append(one_calibration(runner, original, prunings))
+        print(
+            f"  {arch}:{layout} calibration {r + 1}/{repeats}: {time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
+    rows = []
+    for label, pruned in prunings.items():
+        matrix = [
+            [crossed_ratio(original, pruned, ci, cj, label) for cj in calibrations]
+            for ci in calibrations
+        ]
+        truth = [c["truth"][label] for c in calibrations]
+        run_share = [crossed_ratio(original, pruned, c, c, label, True) for c in calibrations]
+        rows.append(
+            {
+                "variant": label,
+                "truth": truth,
+                "truth_sd_pct": 100 * statistics.stdev(truth) / statistics.mean(truth),
+                "estimates": matrix,
+                "errors_pct": [100 * (matrix[i][i] / t - 1) for i, t in enumerate(truth)],
+                "estimates_run_share": run_share,
+                "errors_run_share_pct": [
+                    100 * (e / t - 1) for e, t in zip(run_share, truth, strict=True)
+                ],
+                **decompose(matrix),
+            }
+        )
+    overheads = [
+        c["measured_ms"] - sum(c["profile"].values()) * c["measured_ms"] / c["profiled_measured_ms"]
+        for c in calibrations
+    ]
+    return {
+        "arch": arch,
+        "layout": layout,
+        "measured_ms": [c["measured_ms"] for c in calibrations],
+        "overhead_ms": overheads,
+        "variants": rows,
+        "calibrations": calibrations,  # what each measured, to recompute estimates offline
+    }
+
+
+def report(results: dict) -> str:
+    """Markdown: per pruning, the measured ratio and the estimate over the calibrations, and
+    the estimate's spread split into the profile's part and the kernel entries' part."""
+    lines = [
+        "# What moves the 'profile' estimate between calibrations (issue 12.3)",
+        "",
+        f"Command: `{results['command']}` ({results['cpu']}; {results['seconds']:.0f} s). "
+        f"{results['repeats']} calibrations of each original in one process, each from nothing "
+        "(whole-network time, profile, fresh kernel entries), and each fixed pruning measured "
+        f"side by side with the original ({ROUNDS} interleaved rounds) after each. The crossed "
+        "estimate takes calibration i's profile and calibration j's kernel entries; sd in % of "
+        "the mean ratio.",
+        "",
+        "| case | variant | measured ratio (mean) | its sd % | estimated ratio (mean) | "
+        "estimate's sd %, as run | with the entries held: the profile's part | with the "
+        "profile held: the entries' part | errors %, per calibration | the same with the "
+        "overhead read off the profiled runs (run share) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for case in results["cases"]:
+        for row in case["variants"]:
+            errors = ", ".join(f"{e:+.1f}" for e in row["errors_pct"])
+            shared = ", ".join(f"{e:+.1f}" for e in row.get("errors_run_share_pct", [])) or "-"
+            lines.append(
+                f"| {case['arch']}:{case['layout']} | {row['variant']} | "
+                f"{statistics.mean(row['truth']):.3f} | {row['truth_sd_pct']:.1f} | "
+                f"{row['mean']:.3f} | {row['diagonal_sd_pct']:.1f} | {row['profile_sd_pct']:.1f}"
+                f" | {row['entries_sd_pct']:.1f} | {errors} | {shared} |"
+            )
+    lines.append("")
+    for case in results["cases"]:
+        ms = ", ".join(f"{m:.2f}" for m in case["measured_ms"])
+        over = ", ".join(f"{o:+.2f}" for o in case["overhead_ms"])
+        lines.append(
+            f"- {case['arch']}:{case['layout']}: original measured at {ms} ms; the constant "
+            f"overhead (measured minus the profile's sum) {over} ms."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def inside_and_between(runs: dict[str, dict]) -> list[dict]:
+    """Per (case, pruning) of several runs: the sd (% of the mean) of its measured ratio and of
+    its estimate (the diagonal: each calibration's own entries) over one run's calibrations
+    (pooled over runs), and of the runs' means between runs; and each run's mean error (%)."""
+    series: dict[tuple[str, str], dict[str, list]] = {}
+    for run in runs.values():
+        for case in run["cases"]:
+            for row in case["variants"]:
+                key = (f"{case['arch']}:{case['layout']}", row["variant"])
+                diagonal = [row["estimates"][i][i] for i in range(len(row["truth"]))]
+                entry = series.setdefault(key, {"truth": [], "estimate": [], "run_share": []})
+                entry["truth"].append(row["truth"])
+                entry["estimate"].append(diagonal)
+                if "estimates_run_share" in row:
+                    entry["run_share"].append(row["estimates_run_share"])
+    out = []
+    for (case, variant), entry in series.items():
+        row = {"case": case, "variant": variant, "runs": len(entry["truth"])}
+        for part in ("truth", "estimate", "run_share"):
+            values = entry[part]
+            if len(values) != len(entry["truth"]):  # a run made before the run share
+                row[f"{part}_inside_sd_pct"] = row[f"{part}_between_sd_pct"] = None
+                continue
+            mean = statistics.mean(v for run in values for v in run)
+            inside = [statistics.variance(run) for run in values if len(run) > 1]
+            row[f"{part}_inside_sd_pct"] = 100 * statistics.mean(inside) ** 0.5 / mean
+            means = [statistics.mean(run) for run in values]
+            between = statistics.stdev(means) if len(means) > 1 else 0.0
+            row[f"{part}_between_sd_pct"] = 100 * between / mean
+        for part, name in (("estimate", "run_errors_pct"), ("run_share", "run_share_errors_pct")):
+            if row[f"{part}_inside_sd_pct"] is None:
+                row[name] = []
+                continue
+            row[name] = [
+                100 * (statistics.mean(e) / statistics.mean(t) - 1)
+                for t, e in zip(entry["truth"], entry[part], strict=True)
+            ]
+        out.append(row)
+    return out
+
+
+def runs_report(runs: dict[str, dict], command: str) -> str:
+    """Markdown of ``inside_and_between`` over ``runs`` (name: a run's JSON)."""
+    lines = [
+        "# The measured ratio and its estimate: inside one run against between runs",
+        "",
+        f"Command: `{command}` (reads the runs {', '.join(runs)}; measures nothing). Each run is "
+        "one process calibrating every original from nothing several times. sd in % of the "
+        "mean ratio: inside (pooled over the runs' calibrations) and between (the runs' means).",
+        "",
+        "| case | variant | runs | measured: sd inside % | between % | estimate: sd inside % "
+        "| between % | each run's mean error % | run share: sd inside % | between % | each "
+        "run's mean error % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in inside_and_between(runs):
+        cells = [str(row["runs"])]
+        for part, errors in (
+            ("truth", None),
+            ("estimate", "run_errors_pct"),
+            ("run_share", "run_share_errors_pct"),
+        ):
+            inside, between = row[f"{part}_inside_sd_pct"], row[f"{part}_between_sd_pct"]
+            cells += ["-", "-"] if inside is None else [f"{inside:.1f}", f"{between:.1f}"]
+            if errors is not None:
+                cells.append(", ".join(f"{e:+.1f}" for e in row[errors]) or "-")
+        lines.append(f"| {row['case']} | {row['variant']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="?", default="resnet50:nhwc,mobilenet_v2:nchw")
+    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--name", default="drift", help="result files: NAME_ort.md/.json")
+    parser.add_argument("--summarise", nargs="+", metavar="NAME", help="runs to compare")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    if args.summarise:
+        runs = {n: json.loads((args.out / f"{n}_ort.json").read_text()) for n in args.summarise}
+        text = runs_report(runs, " ".join(["python -m benchmarks.estimate_drift", *argv]))
+        save_text(text, args.out / f"{args.name}_runs.md")
+        print(text)
+        return
+    if args.repeats < 2:
+        parser.error("--repeats must be at least 2 (a spread needs two calibrations)")
+    start = time.perf_counter()
+    with make_runner("ort", threads=args.threads) as runner:
+        cases = [run_case(runner, a, lay, args.repeats) for a, lay in parse_cases(args.cases)]
+    results = {
+        "command": " ".join(["python -m benchmarks.estimate_drift", *argv]),
+        "cpu": cpu_model_name(),
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "seconds": time.perf_counter() - start,
+        "cases": cases,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_json(results, args.out / f"{args.name}_ort.json")
+    text = report(results)
+    save_text(text, args.out / f"{args.name}_ort.md")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
