@@ -67,7 +67,10 @@ def one_calibration(runner, original: LoadedModel, prunings: dict[str, LoadedMod
     measured = float(np.median([runner.measure(original.model).median_ms for _ in range(5)]))
     runner.settings = LAYER
     entries = Entries(runner, LatencyTable(runner.fingerprint()))
-    profile = ProfileStrategy(rounds=PROFILE_ROUNDS).profile(entries, original.model)
+    # the run share's profile: the same node times, and the profiled sessions' run time
+    profile = ProfileStrategy(rounds=PROFILE_ROUNDS, run_share=True).profile(
+        entries, original.model
+    )
     table, kernels = kernel_table(runner)
     sigs = model_signatures(original)
     found = table.lookup(list(sigs.values()), kernels)

@@ -116,12 +116,16 @@ class OrtRunner(Runner):
 
     def profile_layers(self, model: onnx.ModelProto, runs: int = 20) -> dict[str, float]:
         """Median per-node time (ms) inside the whole network, mapped back to ONNX node names
-        (``profile_network``'s layers)."""
-        return self.profile_network(model, runs).layers
+        (``profile_network``'s layers, without timing the run)."""
+        return self._profile(model, runs, time_run=False).layers
 
     def profile_network(self, model: onnx.ModelProto, runs: int = 20) -> NetworkProfile:
         """Median per-node time (ms) inside the whole network, mapped back to ONNX node names,
-        and the median time of as many runs of the same session once profiling has stopped.
+        and the median time of as many runs of the same session once profiling has stopped."""
+        return self._profile(model, runs, time_run=True)
+
+    def _profile(self, model: onnx.ModelProto, runs: int, time_run: bool) -> NetworkProfile:
+        """``runs`` profiled runs of one session; then, with ``time_run``, ``runs`` plain ones.
 
         ORT profiles the optimised graph: fused nodes are renamed after their output tensors
         (e.g. ``..._nchwc``) and a fused Conv+Relu reports under one name. Each profiled node is
@@ -143,11 +147,13 @@ class OrtRunner(Runner):
             for _ in range(runs):
                 session.run(None, feeds)
             trace_path = session.end_profiling()
-            plain = [time_ms(lambda: session.run(None, feeds)) for _ in range(runs)]
+            plain = [
+                time_ms(lambda: session.run(None, feeds)) for _ in range(runs if time_run else 0)
+            ]
             events = json.loads(Path(trace_path).read_text())
             optimized = onnx.load(optimized_path, load_external_data=False)
         layers = _map_profile(events, optimized, model, runs)
-        return NetworkProfile(layers, float(np.median(plain)))
+        return NetworkProfile(layers, float(np.median(plain)) if plain else None)
 
 
 def _map_profile(

@@ -132,3 +132,17 @@ def test_without_a_run_time_the_run_share_falls_back_to_the_measurement():
         shared = ProfileStrategy(run_share=True).fit(entries, model, profile, 2.0)
         plain = ProfileStrategy().fit(entries, model, profile, 2.0)
     assert shared.profile.overhead_ms == pytest.approx(plain.profile.overhead_ms)
+
+
+class NoRunTimeRunner(FakeRunner):
+    """Fails if asked for the run time: the default calibration must not pay for it."""
+
+    def profile_network(self, model: onnx.ModelProto) -> NetworkProfile:
+        raise AssertionError("the run time was asked for")
+
+
+def test_the_default_profile_does_not_time_the_run():
+    model = load_model(CASES["residual_chain"].build())
+    with NoRunTimeRunner() as runner:
+        entries = Entries(runner, LatencyTable(runner.fingerprint()))
+        assert ProfileStrategy().profile(entries, model.model).run_ms is None

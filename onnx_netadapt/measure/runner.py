@@ -150,8 +150,8 @@ class Runner(ABC):
         raise ProfileUnsupported(f"runner {self.name!r} cannot profile layers inside a network")
 
     def profile_network(self, model: onnx.ModelProto) -> NetworkProfile:
-        """``profile_layers`` with the whole run's time in the same runs where the runtime
-        reports it (default: ``profile_layers`` alone, ``run_ms`` None)."""
+        """``profile_layers`` with the whole run's time in the same session, profiling off,
+        where the runner can time it (default: ``profile_layers`` alone, ``run_ms`` None)."""
         return NetworkProfile(self.profile_layers(model))
 
     # -- to implement ---------------------------------------------------------------------

@@ -42,7 +42,7 @@ from onnx_netadapt.measure.calibration import (
     net_ms,
 )
 from onnx_netadapt.measure.kernels import KernelRunner, kernel_table
-from onnx_netadapt.measure.runner import ProfileUnsupported, Runner
+from onnx_netadapt.measure.runner import NetworkProfile, ProfileUnsupported, Runner
 from onnx_netadapt.measure.signature import LayerSignature, model_signatures
 from onnx_netadapt.measure.table import LatencyTable
 
@@ -361,8 +361,8 @@ class ProfileStrategy(Strategy):
         return cal
 
     def profile(self, entries: Entries, model: onnx.ModelProto) -> Profile:
-        """Per-node median profile, median whole-network time and median profiled run time
-        over ``rounds``.
+        """Per-node median profile, median whole-network time and (with ``run_share``) median
+        run time of the profiled sessions over ``rounds``.
 
         Raises:
             ProfileUnsupported: the runner cannot profile inside a network (or measures
@@ -373,7 +373,10 @@ class ProfileStrategy(Strategy):
         profiles, measured = [], []
         for _ in range(self.rounds):
             measured.append(entries.runner.measure(model).median_ms)
-            profiles.append(entries.runner.profile_network(model))
+            if self.run_share:  # the session's own run time too
+                profiles.append(entries.runner.profile_network(model))
+            else:
+                profiles.append(NetworkProfile(entries.runner.profile_layers(model)))
         names = set().union(*(p.layers for p in profiles))
         median = {n: float(np.median([p.layers.get(n, 0.0) for p in profiles])) for n in names}
         runs = [p.run_ms for p in profiles]
