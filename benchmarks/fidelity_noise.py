@@ -41,6 +41,7 @@ DEFAULT_COLUMN = {
     "canary_run4": "profile_plain",  # made while the canary was the default (session 10)
     "canary_run5": "profile",
     "run_share_run1": "profile",
+    "run_share_run2": "profile",
 }
 GOAL_ROUNDS = 3  # interleaved rounds per variant in the runs scored against the goal
 # The column of the canary-scaled estimator (``Estimator(canary_kernels=True)``, the default
