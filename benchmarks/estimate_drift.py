@@ -40,15 +40,21 @@ from benchmarks.fidelity_layouts import FIXED_KEEP, INPUT, parse_cases
 from benchmarks.latency_fidelity import LAYER, WHOLE, export
 from benchmarks.layouts import in_layout, input_shape
 from onnx_netadapt import analyse, load_model, prune
+from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.graph.save import save_json, save_text
-from onnx_netadapt.measure.calibration import calibrate_profiled, estimate_profiled
 from onnx_netadapt.measure.host import cpu_model_name
 from onnx_netadapt.measure.interleave import round_ratios
-from onnx_netadapt.measure.kernels import kernel_table
 from onnx_netadapt.measure.registry import make_runner
 from onnx_netadapt.measure.signature import model_signatures
-from onnx_netadapt.measure.strategies import PROFILE_ROUNDS, Entries, ProfileStrategy
+from onnx_netadapt.measure.strategies import (
+    PROFILE_ROUNDS,
+    Entries,
+    InNetworkCalibration,
+    Profile,
+    ProfileStrategy,
+    Pruning,
+)
 from onnx_netadapt.measure.table import LatencyTable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,15 +77,10 @@ def one_calibration(runner, original: LoadedModel, prunings: dict[str, LoadedMod
     profile = ProfileStrategy(rounds=PROFILE_ROUNDS, run_share=True).profile(
         entries, original.model
     )
-    table, kernels = kernel_table(runner)
-    sigs = model_signatures(original)
-    found = table.lookup(list(sigs.values()), kernels)
-    original_entries = {name: found[sig].median_ms for name, sig in sigs.items()}
-    pruned_entries = {}
-    for label, pruned in prunings.items():
-        psigs = model_signatures(pruned)
-        found = table.lookup(list(psigs.values()), kernels)
-        pruned_entries[label] = {name: found[sig].median_ms for name, sig in psigs.items()}
+    original_entries = entries.kernel_ms(model_signatures(original))  # a fresh kernel table
+    pruned_entries = {
+        label: entries.kernel_ms(model_signatures(pruned)) for label, pruned in prunings.items()
+    }
     runner.settings = WHOLE
     truth = {
         label: statistics.median(round_ratios(runner, p.model, original.model, ROUNDS)[0])
@@ -96,6 +97,25 @@ def one_calibration(runner, original: LoadedModel, prunings: dict[str, LoadedMod
     }
 
 
+def calibration_of(
+    original: LoadedModel, profile_from: dict, entries_from: dict, run_share: bool = False
+) -> InNetworkCalibration:
+    """The estimator's calibration from one calibration's profile and another's kernel entries
+    of the original (``ProfileStrategy.fit_entries``; with ``run_share``, the run share's)."""
+    profile = Profile(
+        profile_from["profile"],
+        profile_from["profiled_measured_ms"],
+        profile_from.get("profile_run_ms"),
+    )
+    strategy = ProfileStrategy(run_share=run_share)
+    cal = strategy.fit_entries(
+        original, profile, profile_from["measured_ms"], entries_from["original_entries"]
+    )
+    if cal is None:
+        raise NetAdaptError("the profile names too few filter layers to calibrate on")
+    return cal
+
+
 def crossed_ratio(
     original: LoadedModel,
     pruned: LoadedModel,
@@ -107,18 +127,10 @@ def crossed_ratio(
     """The estimated ratio of ``label`` to the original from one calibration's profile and
     another's kernel entries (the same calibration twice: what ``Estimator`` estimates; with
     ``run_share``, what ``ProfileStrategy(run_share=True)`` estimates)."""
-    measured = profile_from["measured_ms"]
-    reference = profile_from["profiled_measured_ms"]
-    if run_share and profile_from.get("profile_run_ms"):
-        reference = profile_from["profile_run_ms"]
-    scale = measured / reference
-    times = {name: ms * scale for name, ms in profile_from["profile"].items()}
-    cal = calibrate_profiled(
-        original.model, original.shapes, entries_from["original_entries"], times, measured
-    )
-    cal.kernels = True
+    cal = calibration_of(original, profile_from, entries_from, run_share)
     layer_ms = entries_from["pruned_entries"][label]
-    return estimate_profiled(cal, pruned.model, pruned.shapes, layer_ms) / measured
+    pruning = Pruning(model_signatures(pruned), layer_ms, pruned.model, pruned.shapes)
+    return cal.estimate(pruning) / profile_from["measured_ms"]
 
 
 def decompose(matrix: list[list[float]]) -> dict[str, float]:
@@ -175,10 +187,7 @@ def run_case(runner, arch: str, layout: str, repeats: int) -> dict:
                 **decompose(matrix),
             }
         )
-    overheads = [
-        c["measured_ms"] - sum(c["profile"].values()) * c["measured_ms"] / c["profiled_measured_ms"]
-        for c in calibrations
-    ]
+    overheads = [calibration_of(original, c, c).profile.overhead_ms for c in calibrations]
     return {
         "arch": arch,
         "layout": layout,

@@ -394,6 +394,18 @@ class ProfileStrategy(Strategy):
         else:
             layer_ms = entries.table_ms(signatures)
             session = entries.session_ms() if self.session_overhead else 0.0
+        return self.fit_entries(loaded, profile, measured, layer_ms, session)
+
+    def fit_entries(
+        self,
+        loaded: LoadedModel,
+        profile: Profile,
+        measured: float,
+        layer_ms: Mapping[str, float],
+        session: float = 0.0,
+    ) -> InNetworkCalibration | None:
+        """``fit`` on entries already read: ``layer_ms`` by filter layer's node name (kernel
+        entries with ``kernels``), ``session`` the micro-model overhead taken off them."""
         times = profile.times
         if not any(name in layer_ms for name in times):
             return None  # the runtime's own names (TFLite): nothing maps to ONNX nodes
