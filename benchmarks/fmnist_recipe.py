@@ -26,7 +26,7 @@ import onnx
 
 from benchmarks.compare import family_networks
 from benchmarks.fmnist_run import ArchSeedRun
-from benchmarks.fmnist_setup import Setup, Store, commands_so_far
+from benchmarks.fmnist_setup import Setup, Store, commands_line, commands_so_far
 from onnx_netadapt.evaluate import accuracy
 from onnx_netadapt.graph.save import save_json, save_text
 
@@ -115,8 +115,7 @@ def recipe_report(out: Path, command: str) -> dict:
     lines = [
         "# The long fine-tune's peak learning rate",
         "",
-        f"Commands: {'; '.join(f'`{c}`' for c in commands)}. "
-        "Each method's network of a budget before its long fine-tune "
+        commands_line(commands) + "Each method's network of a budget before its long fine-tune "
         "(as the comparison built it), fine-tuned for the comparison's steps at each peak lr "
         "(cosine schedule), some with a weight of distillation from the base network (the rest "
         "of the recipe unchanged); accuracy (%) on the 10,000 test "

@@ -31,7 +31,7 @@ from torch import nn
 from benchmarks.compare import static
 from benchmarks.compare_report import _mean_sd
 from benchmarks.fmnist_run import ArchSeedRun
-from benchmarks.fmnist_setup import Setup, Store, commands_so_far, point_key
+from benchmarks.fmnist_setup import Setup, Store, commands_line, commands_so_far, point_key
 from onnx_netadapt.data.builtin import load_builtin
 from onnx_netadapt.demo.build import fit
 from onnx_netadapt.evaluate import accuracy
@@ -177,8 +177,8 @@ def scratch_report(out: Path, command: str) -> dict:
     lines = [
         "# NetAdapt's architectures trained from scratch",
         "",
-        f"Commands: {'; '.join(f'`{c}`' for c in commands)}. "
-        "Each netadapt network's architecture, re-initialised and trained "
+        commands_line(commands)
+        + "Each netadapt network's architecture, re-initialised and trained "
         "with the multiplier's recipe (base epochs from scratch, then the same extra steps): "
         "same steps and latency as netadapt's point (same architecture), same training as the "
         "multiplier's. Accuracy (%) on the 10,000 test images, mean ± sd over the seeds listed.",

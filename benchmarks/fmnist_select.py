@@ -27,7 +27,7 @@ import onnx
 from benchmarks.compare import BUDGETS, netadapt_family, runner_ms
 from benchmarks.compare_report import _mean_sd
 from benchmarks.fmnist_run import ArchSeedRun, first_under
-from benchmarks.fmnist_setup import Setup, Store, commands_so_far, point_key
+from benchmarks.fmnist_setup import Setup, Store, commands_line, commands_so_far, point_key
 from onnx_netadapt.evaluate import accuracy
 from onnx_netadapt.graph.save import save_json, save_model, save_text
 
@@ -174,8 +174,7 @@ def select_report(out: Path, command: str) -> dict:
     lines = [
         "# NetAdapt's pick: holdout accuracy against accuracy lost per latency saved",
         "",
-        f"Commands: {'; '.join(f'`{c}`' for c in commands)}. "
-        "`netadapt` picks the proposal with the highest holdout accuracy "
+        commands_line(commands) + "`netadapt` picks the proposal with the highest holdout accuracy "
         "(`--select accuracy`, the paper and this project's default); `netadapt-ratio` the least "
         "holdout accuracy lost per unit of estimated latency saved (`--select ratio`, the "
         "official code's default); everything else equal (same base, data, steps). Accuracy (%) "

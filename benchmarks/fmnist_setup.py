@@ -151,5 +151,13 @@ def commands_so_far(report_json: Path, command: str) -> list[str]:
     commands: list[str] = []
     if report_json.exists():
         earlier = json.loads(report_json.read_text())
-        commands = list(earlier.get("commands") or [earlier["command"]] * ("command" in earlier))
+        if "commands" in earlier:
+            commands = list(earlier["commands"])
+        elif "command" in earlier:  # written before reports kept the list
+            commands = [earlier["command"]]
     return commands if command in commands else [*commands, command]
+
+
+def commands_line(commands: list[str]) -> str:
+    """A cumulative report's opening words: every command behind its rows."""
+    return "Commands: " + "; ".join(f"`{c}`" for c in commands) + ". "
