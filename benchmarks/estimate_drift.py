@@ -319,6 +319,9 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.summarise:
+        missing = [n for n in args.summarise if not (args.out / f"{n}_ort.json").exists()]
+        if missing:
+            parser.error(f"no run {', '.join(missing)} in {args.out} (NAME_ort.json; see --out)")
         runs = {n: json.loads((args.out / f"{n}_ort.json").read_text()) for n in args.summarise}
         text = runs_report(runs, " ".join(["python -m benchmarks.estimate_drift", *argv]))
         save_text(text, args.out / f"{args.name}_runs.md")

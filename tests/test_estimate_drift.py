@@ -91,3 +91,10 @@ def test_the_summary_reads_the_named_runs_and_measures_nothing(tmp_path: Path) -
     estimate_drift.main(["--summarise", "r1", "r2", "--out", str(tmp_path)])
     text = (tmp_path / "drift_runs.md").read_text()
     assert "| net:nhwc | keep 0.5 | 2 |" in text
+
+
+def test_a_missing_run_is_named_and_nothing_is_written(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        estimate_drift.main(["--summarise", "nowhere", "--out", str(tmp_path)])
+    assert "no run nowhere" in capsys.readouterr().err
+    assert not (tmp_path / "drift_runs.md").exists()
