@@ -8,39 +8,95 @@ runtime-internal nodes). Profiles are per-kernel medians, so this reads even on 
 where whole-network timings do not.
 
     python -m benchmarks.estimate_units resnet50:nhwc --keep 0.3
+
+Each row also carries, for a unit of filter layers, their in-context kernel entries before and
+after pruning and their weight elements, so other scalings can be tried on a saved ``--json``
+without measuring again.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.fidelity_layouts import INPUT, parse_cases
-from benchmarks.latency_fidelity import LAYER, export
+from benchmarks.latency_fidelity import LAYER, WHOLE, export
+from benchmarks.latency_fidelity import ROUNDS as WHOLE_ROUNDS
 from benchmarks.layouts import in_layout, input_shape
 from onnx_netadapt import analyse, load_model, prune
+from onnx_netadapt.graph.save import save_json
 from onnx_netadapt.measure.calibration import INTERNAL, UNPLACED, estimate_parts
 from onnx_netadapt.measure.estimate import Estimator
+from onnx_netadapt.measure.interleave import round_ratios
 from onnx_netadapt.measure.registry import make_runner
-from onnx_netadapt.measure.signature import model_signatures
+from onnx_netadapt.measure.signature import LayerSignature, model_signatures
 from onnx_netadapt.measure.table import LatencyTable
 
 ROUNDS = 3  # profiles of the pruning, per-node medians
 
 
-def compare(runner, table: LatencyTable, arch: str, layout: str, keep: float) -> dict:
-    """Per unit: calibration time, estimate and profiled time of the pruning (ms)."""
+def weight_elements(sig: LayerSignature) -> int:
+    """Elements of a filter layer's weight."""
+    n = sig.out_channels * (sig.in_channels // max(1, sig.groups))
+    for k in sig.kernel:
+        n *= k
+    return n
+
+
+def compare(runner, table: LatencyTable, arch: str, layout: str, keeps: list[float]) -> list[dict]:
+    """Per keep, per unit: calibration time, estimate and profiled time of the pruning (ms),
+    and for filter units their kernel entries before and after and their weight elements."""
     model = in_layout(export(arch), layout)
     loaded = load_model(model, input_shape(model, INPUT, layout))
     runner.settings = LAYER
     estimator = Estimator(runner, table, mode="profile")
     profile = estimator.calibrate(loaded).base.profile
-    pruned = load_model(prune(analyse(loaded), ratio=keep).model, fold=False)
-    layer_ms = estimator.kernel_entries(model_signatures(pruned))
+    analysis = analyse(loaded)
+    before_sigs = model_signatures(loaded)
+    before_ms = estimator.kernel_entries(before_sigs)
+    return [
+        _compare_keep(runner, estimator, profile, loaded, analysis, (before_sigs, before_ms), keep)
+        | {"arch": arch, "layout": layout}
+        for keep in keeps
+    ]
+
+
+def _compare_keep(runner, estimator, profile, loaded, analysis, before, keep: float) -> dict:
+    """``compare`` for one keep; ``before`` holds the original's signatures and entries.
+
+    Besides the units: the estimate's ratio to the calibration's measurement, the ratio
+    measured side by side, and the ratio of the pruning's profile total to the original's,
+    the two profiled in the same rounds."""
+    before_sigs, before_ms = before
+    pruned = load_model(prune(analysis, ratio=keep).model, fold=False)
+    signatures = model_signatures(pruned)
+    layer_ms = estimator.kernel_entries(signatures)
     parts = estimate_parts(profile, pruned.model, pruned.shapes, layer_ms)
-    profiles = [runner.profile_layers(pruned.model) for _ in range(ROUNDS)]
+    profiles, originals = [], []
+    for _ in range(ROUNDS):
+        originals.append(runner.profile_layers(loaded.model))
+        profiles.append(runner.profile_layers(pruned.model))
+    runner.settings = WHOLE
+    ratios, _ = round_ratios(runner, pruned.model, loaded.model, WHOLE_ROUNDS)
+    runner.settings = LAYER
+    network = {
+        "calibration_ms": profile.measured_ms,
+        "overhead_ms": profile.overhead_ms,
+        "estimated_ratio": (profile.overhead_ms + sum(parts.values())) / profile.measured_ms,
+        "measured_ratio": float(np.median(ratios)),
+        "round_ratios": ratios,
+        "profile_ratio": float(
+            np.median(
+                [
+                    sum(p.values()) / sum(o.values())
+                    for p, o in zip(profiles, originals, strict=True)
+                ]
+            )
+        ),
+    }
     names = {n.name for n in pruned.model.graph.node}
     measured: dict[str, float] = {}
     for name in set().union(*profiles):
@@ -50,23 +106,38 @@ def compare(runner, table: LatencyTable, arch: str, layout: str, keep: float) ->
     before = {u.name: u.ms for u in profile.units}
     before[INTERNAL] = profile.internal_ms
     kinds = {u.name: ("filters" if u.filters else "other") for u in profile.units}
-    rows = [
-        {
+    filters = {u.name: u.filters for u in profile.units if u.filters}
+    rows = []
+    for name in sorted(set(parts) | set(measured) - {UNPLACED}):
+        row = {
             "unit": name,
             "kind": kinds.get(name, "internal"),
             "before_ms": before.get(name, 0.0),
             "estimated_ms": parts.get(name, 0.0),
             "profiled_ms": measured.get(name, 0.0),
         }
-        for name in sorted(set(parts) | set(measured) - {UNPLACED})
-    ]
-    return {"arch": arch, "layout": layout, "keep": keep, "rows": rows}
+        members = [f for f in filters.get(name, []) if f in signatures]
+        if members:
+            row["kernel_before_ms"] = sum(before_ms[f] for f in members)
+            row["kernel_after_ms"] = sum(layer_ms[f] for f in members)
+            row["weights_before"] = sum(weight_elements(before_sigs[f]) for f in members)
+            row["weights_after"] = sum(weight_elements(signatures[f]) for f in members)
+            row["output_hw"] = list(signatures[members[0]].output_hw())
+        rows.append(row)
+    return {"keep": keep, "network": network, "rows": rows}
 
 
 def show(result: dict, top: int) -> None:
     """Print the sums by kind and the ``top`` units furthest off."""
     rows = result["rows"]
-    print(f"{result['arch']}:{result['layout']} keep {result['keep']}")
+    net = result["network"]
+    print(
+        f"{result['arch']}:{result['layout']} keep {result['keep']}: ratio estimated "
+        f"{net['estimated_ratio']:.3f}, measured {net['measured_ratio']:.3f} "
+        f"({100 * (net['estimated_ratio'] / net['measured_ratio'] - 1):+.1f} %), profiles "
+        f"{net['profile_ratio']:.3f}; overhead {net['overhead_ms']:+.3f} of "
+        f"{net['calibration_ms']:.2f} ms"
+    )
     for kind in ("filters", "other", "internal"):
         use = [r for r in rows if r["kind"] == kind]
         b, e, p = (sum(r[k] for r in use) for k in ("before_ms", "estimated_ms", "profiled_ms"))
@@ -83,14 +154,20 @@ def show(result: dict, top: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", help="arch:layout,... (benchmarks/layouts.py)")
-    parser.add_argument("--keep", type=float, default=0.3)
+    parser.add_argument("--keep", type=float, nargs="+", default=[0.3])
     parser.add_argument("--top", type=int, default=10)
     parser.add_argument("--table", type=Path, default=None, help="latency table file")
+    parser.add_argument("--json", type=Path, default=None, help="write every row here")
     args = parser.parse_args()
+    results = []
     with make_runner("ort", threads=1) as runner:
         table = LatencyTable(runner.fingerprint(), args.table)
         for arch, layout in parse_cases(args.cases):
-            show(compare(runner, table, arch, layout, args.keep), args.top)
+            for result in compare(runner, table, arch, layout, args.keep):
+                show(result, args.top)
+                results.append(result)
+    if args.json is not None:
+        save_json({"command": " ".join(sys.argv), "results": results}, args.json)
 
 
 if __name__ == "__main__":

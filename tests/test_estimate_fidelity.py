@@ -53,8 +53,9 @@ class FakeRunner(Runner):
 
     def _node_ms(self, model: onnx.ModelProto) -> dict[str, float]:
         """Filter layers: IN_NETWORK * their time alone (under the name of a BatchNormalization
-        fused after them); a Relu right after a filter layer is fused into it; other nodes and
-        runtime-internal ones: per activation element."""
+        fused after them); a Relu right after a filter layer or its batch norm is fused into it
+        (as ORT fuses Conv+BatchNormalization+Relu); other nodes and runtime-internal ones: per
+        activation element."""
         loaded = load_model(model, fold=False)
         signatures = model_signatures(loaded)
         elements = node_elements(loaded.model, loaded.shapes)
@@ -72,8 +73,9 @@ class FakeRunner(Runner):
                 continue
             ms = MS_PER_ELEMENT * elements[node.name]
             source = producer.get(node.input[0])
-            if node.op_type == "Relu" and source in signatures:
-                out[source] += ms  # fused into the filter layer before it
+            fused_bn = source in out and source.startswith("batchnorm")  # BN after a layer
+            if node.op_type == "Relu" and (source in signatures or fused_bn):
+                out[source] += ms  # fused into the filter layer (and batch norm) before it
             else:
                 out[node.name] = ms
         return out

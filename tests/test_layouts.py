@@ -109,3 +109,19 @@ def test_loop_chain_prunes_one_group_a_quarter_per_step(exported) -> None:
         assert changed  # one group: its producers' outputs and its consumers' inputs
         smaller = [b[k][0] / a[k][0] for k in changed if b[k][0] < a[k][0] and len(a[k]) == 4]
         assert smaller and all(0.5 <= r < 1 for r in smaller)
+
+
+@pytest.mark.parametrize("layout", ["nhwc", "nhwc_muladd", "paddle"])
+def test_every_form_has_the_signatures_of_the_kernels_onnx_runtime_runs(exported, layout) -> None:
+    """A batch norm (Paddle), a per-channel Mul/Add (TensorFlow) and layout Transposes between a
+    conv and its activation are folded by the runtime: the signature holds the fused kernel
+    (a bias, the activation), as it does for the NCHW export whose batch norm is folded."""
+    from onnx_netadapt.measure.signature import model_signatures
+
+    def kernels(model: onnx.ModelProto, form: str) -> list:
+        loaded = load_model(model, input_shape(model, SHAPE, form))
+        sigs = model_signatures(loaded).values()
+        return sorted((s.op, s.out_channels, s.kernel, s.bias, s.activation or "") for s in sigs)
+
+    assert kernels(in_layout(exported, layout), layout) == kernels(exported, "nchw")
+    assert ("Conv", 16, (3, 3), True, "Relu6") in kernels(exported, "nchw")  # dw + ReLU6

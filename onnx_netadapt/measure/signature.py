@@ -104,26 +104,71 @@ def _prod(values: tuple[int, ...]) -> int:
     return n
 
 
-def fused_activation(
-    node: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]], constants: dict
-) -> str | None:
-    """The activation a runtime would fuse after ``node`` (its only consumer), if any."""
-    users = consumers.get(node.output[0], [])
-    if len(users) != 1:
-        return None
-    act = users[0]
-    if act.op_type in ("Relu", "HardSwish", "Sigmoid", "Tanh", "LeakyRelu"):
-        return act.op_type
-    if act.op_type == "Clip":
+# Nodes a runtime folds into the filter layer before them, so that the layer runs as one kernel
+# with a bias and the activation after them fused (ONNX Runtime's Conv+BatchNormalization,
+# Conv+Mul and Conv+Add fusions after its transpose optimiser cancels the layout Transposes of
+# TensorFlow-style graphs; TFLite's converter alike): a batch norm, a constant per-channel Mul
+# or Add, and a layout Transpose. How far after the layer they are followed.
+MAX_FOLDED = 6
+ACTIVATIONS = ("Relu", "HardSwish", "Sigmoid", "Tanh", "LeakyRelu")
+
+
+def _activation(node: onnx.NodeProto, constants: dict) -> str | None:
+    """The fusable activation ``node`` computes, if it is one."""
+    if node.op_type in ACTIVATIONS:
+        return node.op_type
+    if node.op_type == "Clip":
         from onnx import numpy_helper
 
         bounds = [
             float(numpy_helper.to_array(constants[name])) if name in constants else None
-            for name in list(act.input[1:3])
+            for name in list(node.input[1:3])
         ]
-        if bounds == [0.0, 6.0] or (attr(act, "min") == 0.0 and attr(act, "max") == 6.0):
+        if bounds == [0.0, 6.0] or (attr(node, "min") == 0.0 and attr(node, "max") == 6.0):
             return "Relu6"
     return None
+
+
+def _folded(node: onnx.NodeProto, channels: int, constants: dict) -> str | None:
+    """How ``node`` folds into the filter layer before it ("bias": it adds one, "scale": it
+    scales the weights, "layout": a Transpose), or None when it does not."""
+    if node.op_type == "Transpose":
+        return "layout"
+    if node.op_type == "BatchNormalization":
+        return "bias" if all(name in constants for name in node.input[1:5]) else None
+    if node.op_type in ("Mul", "Add"):
+        others = [name for name in node.input if name in constants]
+        if len(others) != 1 or len(node.input) != 2:
+            return None
+        size = math.prod(int(d) for d in constants[others[0]].dims)
+        if size not in (1, channels):
+            return None
+        return "bias" if node.op_type == "Add" else "scale"
+    return None
+
+
+def fused_epilogue(
+    node: onnx.NodeProto, channels: int, consumers: dict[str, list[onnx.NodeProto]], constants: dict
+) -> tuple[bool, str | None]:
+    """What a runtime folds into ``node`` (``channels`` outputs): whether a folded node adds a
+    bias (a batch norm, a constant Add), and the activation fused after them, if any.
+
+    Followed through single consumers only: a layer whose output is read twice runs alone.
+    """
+    bias, current = False, node
+    for _ in range(MAX_FOLDED + 1):
+        users = consumers.get(current.output[0], []) if current.output else []
+        if len(users) != 1:
+            return bias, None
+        current = users[0]
+        activation = _activation(current, constants)
+        if activation is not None:
+            return bias, activation
+        folded = _folded(current, channels, constants)
+        if folded is None:
+            return bias, None
+        bias = bias or folded == "bias"
+    return bias, None
 
 
 def layer_signature(
@@ -132,8 +177,8 @@ def layer_signature(
     consumers: dict[str, list[onnx.NodeProto]],
     constants: dict,
 ) -> LayerSignature | None:
-    """Signature of a Conv/ConvTranspose/Gemm/MatMul-with-constant node (None otherwise)."""
-    activation = fused_activation(node, consumers, constants)
+    """Signature of a Conv/ConvTranspose/Gemm/MatMul-with-constant node (None otherwise): the
+    kernel a runtime runs, with the nodes it folds into it (``fused_epilogue``)."""
     if node.op_type in ("Conv", "ConvTranspose"):
         x_shape = shapes.get(node.input[0])
         w_shape = shapes.get(node.input[1])
@@ -154,6 +199,7 @@ def layer_signature(
             )
         groups = int(attr(node, "group", 1))
         out_channels = w_shape[0] if node.op_type == "Conv" else w_shape[1] * groups
+        folded_bias, activation = fused_epilogue(node, out_channels, consumers, constants)
         return LayerSignature(
             op=node.op_type,
             in_channels=x_shape[1],
@@ -165,7 +211,7 @@ def layer_signature(
             dilation=tuple(attr(node, "dilations", [1] * spatial)),
             groups=groups,
             activation=activation,
-            bias=len(node.input) > 2 and bool(node.input[2]),
+            bias=folded_bias or (len(node.input) > 2 and bool(node.input[2])),
         )
     if node.op_type in ("Gemm", "MatMul"):
         if node.input[1] not in constants:
@@ -176,7 +222,9 @@ def layer_signature(
         trans_b = node.op_type == "Gemm" and int(attr(node, "transB", 0))
         k, n = (w_shape[1], w_shape[0]) if trans_b else (w_shape[0], w_shape[1])
         rows = _prod(tuple(a_shape[:-1])) if node.op_type == "MatMul" else a_shape[0]
-        bias = node.op_type == "Gemm" and len(node.input) > 2 and bool(node.input[2])
+        folded_bias, activation = fused_epilogue(node, n, consumers, constants)
+        own_bias = node.op_type == "Gemm" and len(node.input) > 2 and bool(node.input[2])
+        bias = folded_bias or own_bias
         return LayerSignature(
             op="Gemm", in_channels=k, out_channels=n, activation=activation, bias=bias, rows=rows
         )
