@@ -167,7 +167,8 @@ def main() -> None:
                 show(result, args.top)
                 results.append(result)
     if args.json is not None:
-        save_json({"command": " ".join(sys.argv), "results": results}, args.json)
+        command = "python -m benchmarks.estimate_units " + " ".join(sys.argv[1:])
+        save_json({"command": command, "results": results}, args.json)
 
 
 if __name__ == "__main__":

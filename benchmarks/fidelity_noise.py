@@ -42,6 +42,11 @@ DEFAULT_COLUMN = {
     "canary_run5": "profile",
     "run_share_run1": "profile",
     "run_share_run2": "profile",
+    # signatures with the folded epilogue; the weight rule (the default since) as "profile_cold8"
+    "fold_run1": "profile_cold8",
+    "fold_run2": "profile_cold8",
+    "fold_run3": "profile_cold8",
+    "fold_run4": "profile",
 }
 GOAL_ROUNDS = 3  # interleaved rounds per variant in the runs scored against the goal
 # The column of the canary-scaled estimator (``Estimator(canary_kernels=True)``, the default
@@ -166,8 +171,10 @@ def report(rows: list[dict], command: str, folder: Path, canary: list[dict] | No
         "",
         f"Command: `{command}` (reads the committed runs; measures nothing). Each row: one fixed "
         "pruning, measured side by side with its original in every quiet run of this folder "
-        "(`runs`); the spread of that measured ratio over runs; then the plain `profile` "
-        "estimator (the `ort` default, except in session 10; calibrated on the original "
+        "(`runs`); the spread of that measured ratio over runs; then the `ort` default "
+        "`profile` estimator of each run's time (`DEFAULT_COLUMN`: the plain one, except in "
+        "session 10; from the `fold_run*` runs of session 13 on, signatures with the folded "
+        "epilogue and the weight rule for the excess; calibrated on the original "
         "alone) in the runs that had it, its error (%) "
         "against that run's own measurement (what the goal scores) and against the mean "
         "measurement over all runs (the consensus).",

@@ -134,6 +134,18 @@ ESTIMATORS = {
     # the constant overhead read off the profiled session's own run time instead of a
     # whole-network measurement in another session (ProfileStrategy(run_share=True))
     "profile_run": {"mode": ProfileStrategy(run_share=True)},
+    # the excess as weights a cache of 4 / 8 / 16 MiB does not hold (calibration.cold_share;
+    # 4-8 MiB fitted the units of units_folded_run1 in layouts/ on this machine; 8 MiB, the
+    # default since 29 Nov 2026, is "profile"; in fold_run1-3 it was "profile_cold8" and
+    # "profile" the power rule)
+    "profile_cold4": {"mode": ProfileStrategy(excess_cache_bytes=4 << 20)},
+    "profile_cold8": {"mode": ProfileStrategy(excess_cache_bytes=8 << 20)},
+    "profile_cold16": {"mode": ProfileStrategy(excess_cache_bytes=16 << 20)},
+    # the power rule only (calibration.EXCESS_POWER), as before 29 Nov 2026
+    "profile_power": {"mode": ProfileStrategy(excess_cache_bytes=0)},
+    # the power rule on "profile"'s own calibration (its profile, overhead and entries), so the
+    # difference between the two columns is the rule's alone, not two calibrations' noise
+    "profile_power_paired": {"paired": "profile", "excess_cache_bytes": 0},
 }
 OLD = "constant"
 NEW, NEW_FALLBACK = "profile+curve", "split+curve"
@@ -160,6 +172,12 @@ def calibrate_all(
     calibrated on ``loaded`` measured at ``measured``."""
     out = {}
     for name, kwargs in (ESTIMATORS if estimators is None else estimators).items():
+        if "paired" in kwargs:
+            if kwargs["paired"] in out:
+                out[name] = paired(out[kwargs["paired"]], kwargs)
+            else:
+                print(f"  {name}: skipped (needs {kwargs['paired']!r} before it)")
+            continue
         estimator = Estimator(runner, table, **kwargs)
         try:
             estimator.calibrate(loaded, measured_ms=measured)
@@ -168,6 +186,18 @@ def calibrate_all(
             continue
         out[name] = estimator
     return out
+
+
+def paired(estimator: Estimator, spec: dict) -> Estimator:
+    """A copy of a calibrated profile ``estimator`` whose calibration record takes the fields
+    of ``spec`` (other than "paired"): the same profile, overhead and entries."""
+    twin = copy.copy(estimator)
+    twin.calibration = copy.deepcopy(estimator.calibration)
+    profile = twin.calibration.base.profile
+    for field, value in spec.items():
+        if field != "paired":
+            setattr(profile, field, value)
+    return twin
 
 
 def describe(estimator: Estimator) -> dict:

@@ -34,6 +34,7 @@ import onnx
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.measure.calibration import (
+    EXCESS_CACHE_BYTES,
     EXCESS_FOOTPRINT,
     EXCESS_POWER,
     ProfileCalibration,
@@ -323,6 +324,9 @@ class ProfileStrategy(Strategy):
             change to this power (``calibration.scale_kernel_unit``; 1: linearly).
         excess_footprint: beyond the first power, the excess follows the network's activation
             footprint instead of the entry's change.
+        excess_cache_bytes: the excess is weights a cache this large does not hold; it
+            follows the entry's change and the network's cold share of weights
+            (``calibration.cold_share``) instead of the power rule (0: the power rule only).
     """
 
     mode = "profile"
@@ -335,6 +339,7 @@ class ProfileStrategy(Strategy):
         excess_power: float = EXCESS_POWER,
         excess_footprint: bool = EXCESS_FOOTPRINT,
         run_share: bool = RUN_SHARE,
+        excess_cache_bytes: float = EXCESS_CACHE_BYTES,
     ) -> None:
         self.kernels = kernels
         self.session_overhead = session_overhead
@@ -342,6 +347,7 @@ class ProfileStrategy(Strategy):
         self.run_share = run_share
         self.excess_power = excess_power
         self.excess_footprint = excess_footprint
+        self.excess_cache_bytes = excess_cache_bytes
 
     def calibrate(
         self, entries: Entries, loaded: LoadedModel, measured_ms: float | None = None
@@ -426,6 +432,7 @@ class ProfileStrategy(Strategy):
         prof.kernels = self.kernels
         prof.excess_power = self.excess_power
         prof.excess_footprint = self.excess_footprint
+        prof.excess_cache_bytes = self.excess_cache_bytes
         return InNetworkCalibration(measured, sum(layer_ms.values()), profile=prof)
 
 
