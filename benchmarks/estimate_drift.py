@@ -62,11 +62,16 @@ OUT = REPO / "benchmarks" / "results" / "latency_fidelity" / "layouts"
 ROUNDS = 3  # interleaved rounds of a pruning against the original, as the goal's runs
 
 
-def one_calibration(runner, original: LoadedModel, prunings: dict[str, LoadedModel]) -> dict:
+def one_calibration(
+    runner,
+    original: LoadedModel,
+    prunings: dict[str, LoadedModel],
+    rounds: int = PROFILE_ROUNDS,
+) -> dict:
     """Everything one calibration measures, from nothing, and the prunings' measured ratios.
 
     In the order the estimator and ``latency_fidelity`` take them: the original's time (median
-    of 5 whole-network medians), its profile (``PROFILE_ROUNDS`` rounds), the original's kernel
+    of 5 whole-network medians), its profile (``rounds`` rounds), the original's kernel
     entries, each pruning's kernel entries, then each pruning side by side with the original.
     """
     runner.settings = WHOLE
@@ -74,9 +79,7 @@ def one_calibration(runner, original: LoadedModel, prunings: dict[str, LoadedMod
     runner.settings = LAYER
     entries = Entries(runner, LatencyTable(runner.fingerprint()))
     # the run share's profile: the same node times, and the profiled sessions' run time
-    profile = ProfileStrategy(rounds=PROFILE_ROUNDS, run_share=True).profile(
-        entries, original.model
-    )
+    profile = ProfileStrategy(rounds=rounds, run_share=True).profile(entries, original.model)
     original_entries = entries.kernel_ms(model_signatures(original))  # a fresh kernel table
     pruned_entries = {
         label: entries.kernel_ms(model_signatures(pruned)) for label, pruned in prunings.items()
@@ -149,8 +152,9 @@ def decompose(matrix: list[list[float]]) -> dict[str, float]:
     }
 
 
-def run_case(runner, arch: str, layout: str, repeats: int) -> dict:
-    """``repeats`` calibrations of one case and the crossed estimates of its fixed prunings."""
+def run_case(runner, arch: str, layout: str, repeats: int, rounds: int = PROFILE_ROUNDS) -> dict:
+    """``repeats`` calibrations of one case (profiles over ``rounds`` rounds) and the crossed
+    estimates of its fixed prunings."""
     model = in_layout(export(arch), layout)
     original = load_model(model, input_shape(model, INPUT, layout))
     analysis = analyse(original)
@@ -160,7 +164,7 @@ def run_case(runner, arch: str, layout: str, repeats: int) -> dict:
     calibrations = []
     for r in range(repeats):
         start = time.perf_counter()
-        calibrations.append(one_calibration(runner, original, prunings))
+        calibrations.append(one_calibration(runner, original, prunings, rounds))
         print(
             f"  {arch}:{layout} calibration {r + 1}/{repeats}: {time.perf_counter() - start:.0f} s",
             flush=True,
@@ -313,6 +317,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("cases", nargs="?", default="resnet50:nhwc,mobilenet_v2:nchw")
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--rounds", type=int, default=PROFILE_ROUNDS, help="profile rounds per calibration"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--name", default="drift", help="result files: NAME_ort.md/.json")
     parser.add_argument("--summarise", nargs="+", metavar="NAME", help="runs to compare")
@@ -331,12 +338,16 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--repeats must be at least 2 (a spread needs two calibrations)")
     start = time.perf_counter()
     with make_runner("ort", threads=args.threads) as runner:
-        cases = [run_case(runner, a, lay, args.repeats) for a, lay in parse_cases(args.cases)]
+        cases = [
+            run_case(runner, a, lay, args.repeats, args.rounds)
+            for a, lay in parse_cases(args.cases)
+        ]
     results = {
         "command": " ".join(["python -m benchmarks.estimate_drift", *argv]),
         "cpu": cpu_model_name(),
         "threads": args.threads,
         "repeats": args.repeats,
+        "profile_rounds": args.rounds,
         "seconds": time.perf_counter() - start,
         "cases": cases,
     }

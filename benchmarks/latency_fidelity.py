@@ -141,6 +141,8 @@ ESTIMATORS = {
     "profile_cold4": {"mode": ProfileStrategy(excess_cache_bytes=4 << 20)},
     "profile_cold8": {"mode": ProfileStrategy(excess_cache_bytes=8 << 20)},
     "profile_cold16": {"mode": ProfileStrategy(excess_cache_bytes=16 << 20)},
+    # profiles over 3 rounds, as before 29 Nov 2026 (strategies.PROFILE_ROUNDS: 9 since)
+    "profile_r3": {"mode": "profile", "rounds": 3},
     # the power rule only (calibration.EXCESS_POWER), as before 29 Nov 2026
     "profile_power": {"mode": ProfileStrategy(excess_cache_bytes=0)},
     # the power rule on "profile"'s own calibration (its profile, overhead and entries), so the

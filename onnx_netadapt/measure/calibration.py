@@ -43,9 +43,9 @@ MAX_FUSION_DEPTH = 4
 # unit's entry and with the network's cold share of weights (``cold_share``) for a cache of this
 # many bytes; the power rule above applies where the calibration network's weights all fit it
 # (0: always). 8 MiB: on this project's 2-core AMD EPYC slice (32 MiB L3 shared with other work
-# and with the activations), 4 and 16 MiB did worse side by side, and the rule met the goal of
-# issue 12.3 on all four of its cases in three quiet runs where the power rule met it on 8 of 12
-# (``benchmarks/results/latency_fidelity/layouts/``, ``fold_run1-3``).
+# and with the activations), 4 and 16 MiB did worse side by side; in four quiet runs the rule
+# met the goal of issue 12.3 in 13 of 16 case-runs of its four cases, the power rule in 9
+# (``benchmarks/results/latency_fidelity/layouts/``, ``fold_run1-4``).
 EXCESS_CACHE_BYTES = 8 << 20
 
 

@@ -53,8 +53,12 @@ logger = logging.getLogger(__name__)
 NULL_SIGNATURE = LayerSignature("Conv", 1, 1, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1))
 # A profile is used only when it places at least this share of the filter layers.
 MIN_PLACED_SHARE = 0.5
-# Profile calibration: whole-network measurements, each followed by a profile.
-PROFILE_ROUNDS = 3
+# Profile calibration: whole-network measurements, each followed by a profile. The constant
+# overhead (measured minus the profile's sum) moves from one calibration to the next and a
+# pruning's estimate with it, by up to 1/ratio times as much; 9 rounds against 3 cut that part
+# of the estimate's spread by 1.3-1.8x (``estimate_drift`` ``drift_r3`` / ``drift_r9`` in
+# benchmarks/results/latency_fidelity/layouts/; ResNet-50: 18 s more per calibration).
+PROFILE_ROUNDS = 9
 
 Shapes = Mapping[str, tuple[int, ...]]
 # Whether the profile's times are scaled to the measured latency through the profiled session's
