@@ -48,6 +48,8 @@ DEFAULT_COLUMN = {
     "fold_run3": "profile_cold8",
     "fold_run4": "profile",
     "fold_run5": "profile",  # and profiles over 9 rounds (strategies.PROFILE_ROUNDS)
+    "fold_run6": "profile",
+    "fold_run7": "profile",  # the power rule as the weight rule's floor (EXCESS_FLOOR)
 }
 GOAL_ROUNDS = 3  # interleaved rounds per variant in the runs scored against the goal
 # The column of the canary-scaled estimator (``Estimator(canary_kernels=True)``, the default

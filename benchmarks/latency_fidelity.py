@@ -148,6 +148,8 @@ ESTIMATORS = {
     # the power rule on "profile"'s own calibration (its profile, overhead and entries), so the
     # difference between the two columns is the rule's alone, not two calibrations' noise
     "profile_power_paired": {"paired": "profile", "excess_cache_bytes": 0},
+    # the weight rule without the power rule as its floor (the default of fold_run4-6)
+    "profile_weights_paired": {"paired": "profile", "excess_floor": False},
 }
 OLD = "constant"
 NEW, NEW_FALLBACK = "profile+curve", "split+curve"

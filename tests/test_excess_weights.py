@@ -32,10 +32,20 @@ def test_the_cold_share_is_what_a_cache_of_that_size_cannot_hold():
 def test_with_a_cold_change_the_excess_follows_the_entry_and_the_cold_share():
     # kernel 0.053 of 0.106: the kernel part with the entry (0.3), the excess with 0.3 * cold
     assert scale_kernel_unit(0.106, 0.053, 0.3, cold=1.0) == pytest.approx(0.106 * 0.3)
-    assert scale_kernel_unit(0.106, 0.053, 0.3, cold=0.0) == pytest.approx(0.053 * 0.3)
+    gone = scale_kernel_unit(0.106, 0.053, 0.3, cold=0.0, floor=False)
+    assert gone == pytest.approx(0.053 * 0.3)
     half = scale_kernel_unit(0.106, 0.053, 0.3, cold=0.5)
     assert half == pytest.approx(0.053 * 0.3 + 0.053 * 0.3 * 0.5)
     assert scale_kernel_unit(0.106, 0.053, 1.5, cold=0.0) == pytest.approx(0.106 * 1.5)  # grows
+
+
+def test_the_power_rule_is_the_weight_rules_floor():
+    """Weights that shrink below the cache take their part of the excess away, not the rest:
+    the excess shrinks no faster than the power rule (ratio ** 2)."""
+    power = scale_kernel_unit(0.106, 0.053, 0.3)
+    assert scale_kernel_unit(0.106, 0.053, 0.3, cold=0.0) == pytest.approx(power)
+    assert scale_kernel_unit(0.106, 0.053, 0.3, cold=0.1) == pytest.approx(power)  # 0.1 < 0.3
+    assert scale_kernel_unit(0.106, 0.053, 0.3, cold=0.8) > power
 
 
 def test_weight_bytes_count_initializers_and_constant_nodes():
@@ -83,7 +93,7 @@ def test_a_pruned_network_whose_weights_fit_the_cache_loses_its_excess(cache_mib
     power = 0.025 + 0.1 * 0.25**2
     if kept is None or kept == "none":
         assert unit == pytest.approx(power)
-    else:
+    else:  # the cold share's change (about 0.75) is above the floor (0.25)
         cold = cold_share(weight_bytes(pruned.model), cal.excess_cache_bytes) / cold_share(
             cal.weights, cal.excess_cache_bytes
         )

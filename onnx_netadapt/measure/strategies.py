@@ -35,6 +35,7 @@ from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.measure.calibration import (
     EXCESS_CACHE_BYTES,
+    EXCESS_FLOOR,
     EXCESS_FOOTPRINT,
     EXCESS_POWER,
     ProfileCalibration,
@@ -331,6 +332,7 @@ class ProfileStrategy(Strategy):
         excess_cache_bytes: the excess is weights a cache this large does not hold; it
             follows the entry's change and the network's cold share of weights
             (``calibration.cold_share``) instead of the power rule (0: the power rule only).
+        excess_floor: with the weight rule, the excess shrinks no faster than the power rule.
     """
 
     mode = "profile"
@@ -344,6 +346,7 @@ class ProfileStrategy(Strategy):
         excess_footprint: bool = EXCESS_FOOTPRINT,
         run_share: bool = RUN_SHARE,
         excess_cache_bytes: float = EXCESS_CACHE_BYTES,
+        excess_floor: bool = EXCESS_FLOOR,
     ) -> None:
         self.kernels = kernels
         self.session_overhead = session_overhead
@@ -352,6 +355,7 @@ class ProfileStrategy(Strategy):
         self.excess_power = excess_power
         self.excess_footprint = excess_footprint
         self.excess_cache_bytes = excess_cache_bytes
+        self.excess_floor = excess_floor
 
     def calibrate(
         self, entries: Entries, loaded: LoadedModel, measured_ms: float | None = None
@@ -437,6 +441,7 @@ class ProfileStrategy(Strategy):
         prof.excess_power = self.excess_power
         prof.excess_footprint = self.excess_footprint
         prof.excess_cache_bytes = self.excess_cache_bytes
+        prof.excess_floor = self.excess_floor
         return InNetworkCalibration(measured, sum(layer_ms.values()), profile=prof)
 
 
