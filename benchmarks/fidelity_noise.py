@@ -50,6 +50,7 @@ DEFAULT_COLUMN = {
     "fold_run5": "profile",  # and profiles over 9 rounds (strategies.PROFILE_ROUNDS)
     "fold_run6": "profile",
     "fold_run7": "profile",  # the power rule as the weight rule's floor (EXCESS_FLOOR)
+    "fold_run8": "profile",
 }
 GOAL_ROUNDS = 3  # interleaved rounds per variant in the runs scored against the goal
 # The column of the canary-scaled estimator (``Estimator(canary_kernels=True)``, the default
