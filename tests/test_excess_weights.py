@@ -72,9 +72,9 @@ def _chain() -> onnx.ModelProto:
 
 @pytest.mark.parametrize(("cache_mib", "kept"), [(0.0, None), (0.05, "some"), (1.0, "none")])
 def test_a_pruned_network_whose_weights_fit_the_cache_loses_its_excess(cache_mib, kept):
-    """The chain holds 0.42 MiB of weights; halved, 0.11 MiB. With no cache size the power
-    rule applies; with a cache smaller than the half, part of the excess stays; with one
-    larger than the original, none (the excess is not weights: the power rule applies)."""
+    """The chain holds 0.42 MiB of weights; pruned at 0.5, 0.18 MiB. With no cache size the
+    power rule applies; with a cache smaller than the pruned weights, part of the excess stays;
+    with one larger than the original's, the excess is not weights: the power rule applies."""
     loaded = load_model(_chain())
     signatures = model_signatures(loaded)
     cal = calibrate_profiled(
@@ -93,7 +93,7 @@ def test_a_pruned_network_whose_weights_fit_the_cache_loses_its_excess(cache_mib
     power = 0.025 + 0.1 * 0.25**2
     if kept is None or kept == "none":
         assert unit == pytest.approx(power)
-    else:  # the cold share's change (about 0.75) is above the floor (0.25)
+    else:  # the cold share's change (0.81) is above the floor (0.25)
         cold = cold_share(weight_bytes(pruned.model), cal.excess_cache_bytes) / cold_share(
             cal.weights, cal.excess_cache_bytes
         )
