@@ -336,6 +336,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.repeats < 2:
         parser.error("--repeats must be at least 2 (a spread needs two calibrations)")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1 (profile rounds per calibration)")
     start = time.perf_counter()
     with make_runner("ort", threads=args.threads) as runner:
         cases = [

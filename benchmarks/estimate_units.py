@@ -151,14 +151,17 @@ def show(result: dict, top: int) -> None:
         )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", help="arch:layout,... (benchmarks/layouts.py)")
     parser.add_argument("--keep", type=float, nargs="+", default=[0.3])
     parser.add_argument("--top", type=int, default=10)
     parser.add_argument("--table", type=Path, default=None, help="latency table file")
     parser.add_argument("--json", type=Path, default=None, help="write every row here")
-    args = parser.parse_args()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    if bad := [k for k in args.keep if not 0.0 < k <= 1.0]:
+        parser.error(f"--keep {bad[0]} is outside (0, 1]: the share of each group's channels kept")
     results = []
     with make_runner("ort", threads=1) as runner:
         table = LatencyTable(runner.fingerprint(), args.table)
@@ -167,7 +170,7 @@ def main() -> None:
                 show(result, args.top)
                 results.append(result)
     if args.json is not None:
-        command = "python -m benchmarks.estimate_units " + " ".join(sys.argv[1:])
+        command = "python -m benchmarks.estimate_units " + " ".join(argv)
         save_json({"command": command, "results": results}, args.json)
 
 

@@ -66,6 +66,13 @@ def test_one_repeat_is_refused() -> None:
         estimate_drift.main(["resnet50:nhwc", "--repeats", "1"])
 
 
+def test_no_profile_round_is_refused_before_anything_is_measured(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        estimate_drift.main(["resnet50:nhwc", "--rounds", "0", "--out", str(tmp_path)])
+    assert "--rounds must be at least 1" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def _run(truth: list[float], estimates: list[float]) -> dict:
     """A drift run's JSON with one case and one pruning (the crossed matrix's diagonal only
     matters here)."""

@@ -140,7 +140,7 @@ def _folded(node: onnx.NodeProto, channels: int, constants: dict) -> str | None:
         others = [name for name in node.input if name in constants]
         if len(others) != 1 or len(node.input) != 2:
             return None
-        size = math.prod(int(d) for d in constants[others[0]].dims)
+        size = _prod(tuple(constants[others[0]].dims))
         if size not in (1, channels):
             return None
         return "bias" if node.op_type == "Add" else "scale"
