@@ -43,6 +43,7 @@ from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.graph.save import save_json, save_text
+from onnx_netadapt.measure.event_cost import NodeCosts
 from onnx_netadapt.measure.host import cpu_model_name
 from onnx_netadapt.measure.interleave import round_ratios
 from onnx_netadapt.measure.registry import make_runner
@@ -94,6 +95,7 @@ def one_calibration(
         "profile": profile.times,
         "profiled_measured_ms": profile.measured_ms,
         "profile_run_ms": profile.run_ms,
+        "costs": None if profile.costs is None else list(profile.costs),
         "original_entries": original_entries,
         "pruned_entries": pruned_entries,
         "truth": truth,
@@ -109,6 +111,8 @@ def calibration_of(
         profile_from["profile"],
         profile_from["profiled_measured_ms"],
         profile_from.get("profile_run_ms"),
+        # runs saved before the runtime's costs were measured: none (the measured overhead)
+        NodeCosts(*profile_from["costs"]) if profile_from.get("costs") else None,
     )
     strategy = ProfileStrategy(run_share=run_share)
     cal = strategy.fit_entries(

@@ -28,7 +28,7 @@ from benchmarks.latency_fidelity import ROUNDS as WHOLE_ROUNDS
 from benchmarks.layouts import in_layout, input_shape
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.graph.save import save_json
-from onnx_netadapt.measure.calibration import INTERNAL, UNPLACED, estimate_parts
+from onnx_netadapt.measure.calibration import INTERNAL, UNPLACED, estimate_parts, with_overhead
 from onnx_netadapt.measure.estimate import Estimator
 from onnx_netadapt.measure.interleave import round_ratios
 from onnx_netadapt.measure.registry import make_runner
@@ -85,7 +85,8 @@ def _compare_keep(runner, estimator, profile, loaded, analysis, before, keep: fl
     network = {
         "calibration_ms": profile.measured_ms,
         "overhead_ms": profile.overhead_ms,
-        "estimated_ratio": (profile.overhead_ms + sum(parts.values())) / profile.measured_ms,
+        "model_overhead_ms": profile.model_overhead_ms,
+        "estimated_ratio": with_overhead(profile, sum(parts.values())) / profile.measured_ms,
         "measured_ratio": float(np.median(ratios)),
         "round_ratios": ratios,
         "profile_ratio": float(

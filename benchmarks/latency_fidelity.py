@@ -151,6 +151,13 @@ ESTIMATORS = {
     "profile_power_paired": {"paired": "profile", "excess_cache_bytes": 0},
     # the weight rule without the power rule as its floor (the default of fold_run4-6)
     "profile_weights_paired": {"paired": "profile", "excess_floor": False},
+    # On "profile"'s own calibration: each profiled node of the units without filter layers
+    # keeping a fixed cost when pruned (calibration.EVENT_COST; "profile" of event_run1, whose
+    # "profile_noevent_paired" was without it) ...
+    "profile_event_paired": {"paired": "profile", "event_cost": True},
+    # ... and the constant overhead as measured (before 29 Nov 2026 evening), not predicted
+    # from the runtime's costs per node and per run (calibration.MODEL_OVERHEAD)
+    "profile_measured_paired": {"paired": "profile", "model_overhead_ms": None},
 }
 OLD = "constant"
 NEW, NEW_FALLBACK = "profile+curve", "split+curve"
@@ -221,6 +228,10 @@ def describe(estimator: Estimator) -> dict:
         data.update(
             overhead_ms=prof.overhead_ms,
             internal_ms=prof.internal_ms,
+            event_ms=prof.event_ms,
+            event_cost=prof.event_cost,
+            internal_events=prof.internal_events,
+            model_overhead_ms=prof.model_overhead_ms,
             profiled_ms=sum(u.ms for u in prof.units),
             units=len(prof.units),
             unplaced_filters=sorted(prof.unplaced),

@@ -11,6 +11,8 @@ from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.measure.calibration import node_elements
 from onnx_netadapt.measure.estimate import Estimator, estimate_from
+from onnx_netadapt.measure.event_cost import event_chain_model
+from onnx_netadapt.measure.kernels import LAYER_NODES
 from onnx_netadapt.measure.registry import get_runner
 from onnx_netadapt.measure.runner import ProfileUnsupported, Runner, RunnerError
 from onnx_netadapt.measure.signature import LayerSignature, model_signatures
@@ -22,6 +24,7 @@ MS_PER_MAC = 1e-4  # a layer alone
 IN_NETWORK = 0.7  # a layer inside the network runs at this share of its time alone
 MS_PER_ELEMENT = 2e-5  # other nodes, per activation element read and written
 INTERNAL_PER_ELEMENT = 1e-6  # runtime-internal nodes, per activation element of the network
+EVENT_MS = 0.003  # with FakeRunner(event_ms=...): fixed cost of a node other than a filter layer
 OVERHEAD = 0.3  # per network run
 
 
@@ -30,9 +33,10 @@ class FakeRunner(Runner):
 
     name = "fake"
 
-    def __init__(self, profiles: bool = True) -> None:
+    def __init__(self, profiles: bool = True, event_ms: float = 0.0) -> None:
         super().__init__()
         self.profiles = profiles
+        self.event_ms = event_ms
         self.device_lost = False
 
     def _fingerprint_impl(self) -> dict[str, object]:
@@ -55,14 +59,17 @@ class FakeRunner(Runner):
         """Filter layers: IN_NETWORK * their time alone (under the name of a BatchNormalization
         fused after them); a Relu right after a filter layer or its batch norm is fused into it
         (as ORT fuses Conv+BatchNormalization+Relu); other nodes and runtime-internal ones: per
-        activation element."""
+        activation element, plus ``event_ms`` each (the nodes of ``event_chain_model``:
+        ``event_ms`` alone, their work is too small to count)."""
         loaded = load_model(model, fold=False)
         signatures = model_signatures(loaded)
         elements = node_elements(loaded.model, loaded.shapes)
         nodes = loaded.model.graph.node
+        if model.graph.name == event_chain_model().graph.name:
+            return {node.name: self.event_ms for node in nodes}
         after = {n.input[0]: n.name for n in nodes}
         producer = {n.output[0]: n.name for n in nodes}
-        out = {"ReorderInternal": INTERNAL_PER_ELEMENT * sum(elements.values())}
+        out = {"ReorderInternal": self.event_ms + INTERNAL_PER_ELEMENT * sum(elements.values())}
         for node in nodes:
             if node.name in signatures:
                 next_name = after.get(node.output[0], node.name)
@@ -76,8 +83,8 @@ class FakeRunner(Runner):
             fused_bn = source in out and source.startswith("batchnorm")  # BN after a layer
             if node.op_type == "Relu" and (source in signatures or fused_bn):
                 out[source] += ms  # fused into the filter layer (and batch norm) before it
-            else:
-                out[node.name] = ms
+            else:  # a micro-model's activation ("act") is part of its layer's kernel: no event
+                out[node.name] = ms + (0.0 if node.name in LAYER_NODES else self.event_ms)
         return out
 
 
@@ -105,6 +112,26 @@ def test_profile_estimate_is_exact_on_a_fake_runner(case):
             # exact up to the one MAC of the layer that measures the micro-model overhead
             assert estimator.estimate(pruned) == pytest.approx(measured, rel=1e-4)
             assert abs(constant.estimate(pruned) - measured) > 0.01 * measured  # not exact
+
+
+@pytest.mark.parametrize("case", ["residual_chain", "squeeze_excite"])
+def test_profile_estimate_keeps_each_nodes_fixed_cost(case):
+    """The fixed cost of a profiled node is measured (EVENT_MS); where nodes have one, keeping
+    it (``event_cost``) estimates prunings exactly, and scaling every node's whole time with
+    its elements (the default) takes it off them and estimates them too fast."""
+    model = CASES[case].build()
+    with FakeRunner(event_ms=EVENT_MS) as runner:
+        estimator = _calibrated(runner, model)
+        profile = estimator.calibration.base.profile
+        assert profile.event_ms == pytest.approx(EVENT_MS)
+        assert profile.internal_events == 1
+        for pruned in _prunings(model):
+            measured = runner.measure(pruned).median_ms
+            profile.event_cost = True
+            error = estimator.estimate(pruned) - measured
+            assert abs(error) < 1e-4 * measured
+            profile.event_cost = False
+            assert measured - estimator.estimate(pruned) > max(EVENT_MS, 10 * abs(error))
 
 
 def test_cheap_path_matches_estimate():

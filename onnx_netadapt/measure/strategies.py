@@ -34,14 +34,22 @@ import onnx
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.measure.calibration import (
+    EVENT_COST,
     EXCESS_CACHE_BYTES,
     EXCESS_FLOOR,
     EXCESS_FOOTPRINT,
     EXCESS_POWER,
+    MODEL_OVERHEAD,
     ProfileCalibration,
     calibrate_profiled,
     estimate_profiled,
     net_ms,
+)
+from onnx_netadapt.measure.event_cost import (
+    NodeCosts,
+    measure_node_costs,
+    median_costs,
+    model_overhead_ms,
 )
 from onnx_netadapt.measure.kernels import KernelRunner, kernel_table
 from onnx_netadapt.measure.runner import NetworkProfile, ProfileUnsupported, Runner
@@ -70,12 +78,15 @@ RUN_SHARE = False
 
 class Profile(NamedTuple):
     """A network's profile over rounds: per-node median times (ms), the median whole-network
-    measurement of the rounds, and the median run time of the profiled sessions themselves
-    (``NetworkProfile.run_ms``; None where the runner does not report it)."""
+    measurement of the rounds, the median run time of the profiled sessions themselves
+    (``NetworkProfile.run_ms``; None where the runner does not report it) and the median costs
+    of the runtime per node and per run (``event_cost.measure_node_costs``; None where not
+    measured)."""
 
     times: dict[str, float]
     measured_ms: float
     run_ms: float | None = None
+    costs: NodeCosts | None = None
 
 
 def output_elements(sig: LayerSignature) -> int:
@@ -333,6 +344,12 @@ class ProfileStrategy(Strategy):
             follows the entry's change and the network's cold share of weights
             (``calibration.cold_share``) instead of the power rule (0: the power rule only).
         excess_floor: with the weight rule, the excess shrinks no faster than the power rule.
+        event_cost: the units without filter layers and the runtime-internal nodes keep a
+            profiled node's fixed cost when pruned (``ProfileCalibration.event_ms``).
+        model_overhead: predict the constant overhead from the runtime's costs per node and
+            per run (``ProfileCalibration.model_overhead_ms``) where the runner times its
+            profiled sessions.
+        Either measures the runtime's costs in every round (``event_cost.measure_node_costs``).
     """
 
     mode = "profile"
@@ -347,6 +364,8 @@ class ProfileStrategy(Strategy):
         run_share: bool = RUN_SHARE,
         excess_cache_bytes: float = EXCESS_CACHE_BYTES,
         excess_floor: bool = EXCESS_FLOOR,
+        event_cost: bool = EVENT_COST,
+        model_overhead: bool = MODEL_OVERHEAD,
     ) -> None:
         self.kernels = kernels
         self.session_overhead = session_overhead
@@ -356,6 +375,8 @@ class ProfileStrategy(Strategy):
         self.excess_footprint = excess_footprint
         self.excess_cache_bytes = excess_cache_bytes
         self.excess_floor = excess_floor
+        self.event_cost = event_cost
+        self.model_overhead = model_overhead
 
     def calibrate(
         self, entries: Entries, loaded: LoadedModel, measured_ms: float | None = None
@@ -375,8 +396,9 @@ class ProfileStrategy(Strategy):
         return cal
 
     def profile(self, entries: Entries, model: onnx.ModelProto) -> Profile:
-        """Per-node median profile, median whole-network time and (with ``run_share``) median
-        run time of the profiled sessions over ``rounds``.
+        """Per-node median profile, median whole-network time, (with ``run_share``) median
+        run time of the profiled sessions and (with ``event_cost`` or ``model_overhead``)
+        median costs of the runtime per node and per run over ``rounds``.
 
         Raises:
             ProfileUnsupported: the runner cannot profile inside a network (or measures
@@ -384,18 +406,22 @@ class ProfileStrategy(Strategy):
         """
         if entries.runner.unit != "ms":
             raise ProfileUnsupported(f"runner {entries.runner.name!r} does not measure time")
-        profiles, measured = [], []
+        profiles, measured, costs = [], [], []
+        node_names = {node.name for node in model.graph.node}
         for _ in range(self.rounds):
             measured.append(entries.runner.measure(model).median_ms)
             if self.run_share:  # the session's own run time too
                 profiles.append(entries.runner.profile_network(model))
             else:
                 profiles.append(NetworkProfile(entries.runner.profile_layers(model)))
+            # only where the profile names ONNX nodes (else ``fit`` does not use it)
+            if (self.event_cost or self.model_overhead) and node_names & set(profiles[0].layers):
+                costs.append(measure_node_costs(entries.runner))
         names = set().union(*(p.layers for p in profiles))
         median = {n: float(np.median([p.layers.get(n, 0.0) for p in profiles])) for n in names}
         runs = [p.run_ms for p in profiles]
         run_ms = float(np.median(runs)) if all(r is not None and r > 0 for r in runs) else None
-        return Profile(median, float(np.median(measured)), run_ms)
+        return Profile(median, float(np.median(measured)), run_ms, median_costs(costs))
 
     def fit(
         self, entries: Entries, loaded: LoadedModel, profile: Profile, measured: float
@@ -428,7 +454,14 @@ class ProfileStrategy(Strategy):
             reference = profile.run_ms  # the nodes' share of their own session's run
         scale = measured / reference if reference > 0 else 1.0
         times = {name: ms * scale for name, ms in times.items()}
-        prof = calibrate_profiled(loaded.model, loaded.shapes, layer_ms, times, measured, session)
+        costs = profile.costs
+        event_ms = costs.profiled_ms * scale if costs is not None else 0.0
+        prof = calibrate_profiled(
+            loaded.model, loaded.shapes, layer_ms, times, measured, session, event_ms
+        )
+        prof.event_cost = self.event_cost
+        if self.model_overhead:  # None where the runner gave no plain run times
+            prof.model_overhead_ms = model_overhead_ms(costs, len(times))
         placed = len(layer_ms) - len(prof.unplaced)
         if placed < MIN_PLACED_SHARE * len(layer_ms):
             logger.info(
