@@ -8,7 +8,8 @@ pruned network's static shapes).
 
 - ``ProfileStrategy`` (runners that profile inside a network, e.g. ``ort``): N's per-node
   times, carried to the pruned network by node name and scaled by the filter layers' entries
-  or the other nodes' activation elements, plus N's constant overhead (``calibration.py``).
+  or the other nodes' activation elements, plus N's constant overhead (``calibration.py``;
+  predicted from the runtime's costs per node and per run where it times its runs).
 - ``SplitStrategy`` (runners that cannot profile, e.g. ``tflite`` on the host): the table
   entries (net of the micro-model overhead) plus N's residual, split over the filter layers
   by their output elements and scaled with them.
