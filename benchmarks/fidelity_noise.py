@@ -58,6 +58,10 @@ DEFAULT_COLUMN = {
     "model_run1": "profile",
     "model_run2": "profile",
     "model_run3": "profile",
+    # EfficientNet-B0 alone, ORT's fused SiLU kernels mapped to their Mul nodes
+    "silu_run1": "profile",
+    "silu_run2": "profile",
+    "silu_run3": "profile",
 }
 GOAL_ROUNDS = 3  # interleaved rounds per variant in the runs scored against the goal
 # The column of the canary-scaled estimator (``Estimator(canary_kernels=True)``, the default

@@ -195,6 +195,11 @@ def _original_node(
             # moves a node across the Transposes around it (NHWC graphs, each Conv wrapped in
             # Transposes) and names its new output after the node
             return base
+    head = name.rstrip("/")
+    while "/" in head:  # a fused kernel named after the node it replaced, "<node>/<Fusion>/"
+        head = head.rsplit("/", 1)[0]  # (EfficientNet's SiLU: "<Mul node>/QuickGeluFusion/")
+        if head in node_names:
+            return head
     return name  # an ORT-internal node (layout reorder): keep its own name
 
 
