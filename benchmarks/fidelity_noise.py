@@ -58,6 +58,7 @@ DEFAULT_COLUMN = {
     "model_run1": "profile",
     "model_run2": "profile",
     "model_run3": "profile",
+    "model_run4": "profile",  # and ORT's fused SiLU kernels mapped to their Mul nodes
     # EfficientNet-B0 alone, ORT's fused SiLU kernels mapped to their Mul nodes
     "silu_run1": "profile",
     "silu_run2": "profile",
