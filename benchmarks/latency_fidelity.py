@@ -152,9 +152,10 @@ ESTIMATORS = {
     # the weight rule without the power rule as its floor (the default of fold_run4-6)
     "profile_weights_paired": {"paired": "profile", "excess_floor": False},
     # On "profile"'s own calibration: each profiled node of the units without filter layers
-    # keeping a fixed cost when pruned (calibration.EVENT_COST; "profile" of event_run1, whose
-    # "profile_noevent_paired" was without it) ...
+    # keeping a fixed cost when pruned, or not (calibration.EVENT_COST: off in event_run1 and
+    # model_run1-4, whose "profile" kept it in event_run1 only; on since reorder_run1) ...
     "profile_event_paired": {"paired": "profile", "event_cost": True},
+    "profile_noevent_paired": {"paired": "profile", "event_cost": False},
     # ... and the constant overhead as measured (before 29 Nov 2026 evening), not predicted
     # from the runtime's costs per node and per run (calibration.MODEL_OVERHEAD)
     "profile_measured_paired": {"paired": "profile", "model_overhead_ms": None},

@@ -44,6 +44,9 @@ MEASURED_COLUMN = {
     "model_run2": "profile_measured_paired",
     "model_run3": "profile_measured_paired",
     "model_run4": "profile_measured_paired",
+    "reorder_run1": "profile_measured_paired",
+    "reorder_run2": "profile_measured_paired",
+    "reorder_run3": "profile_measured_paired",
 }
 
 

@@ -25,6 +25,9 @@ from onnx_netadapt.measure.stats import MeasureSettings, sample_until_stable, ti
 logger = logging.getLogger(__name__)
 
 OPT_LEVELS = ("disable", "basic", "extended", "all")
+# ORT's layout conversions into and out of its blocked layout (NCHWc): runtime-internal time,
+# never a filter layer's, though a ReorderOutput writes the layer's own output tensor
+LAYOUT_REORDERS = ("ReorderInput", "ReorderOutput")
 
 
 class OrtRunner(Runner):
@@ -164,11 +167,15 @@ def _map_profile(
     single_input_chain = _fusion_parents(original)
     optimized_outputs = {n.name: list(n.output) for n in optimized.graph.node}
     node_names = {n.name for n in original.graph.node}
+    reorders = {n.name for n in optimized.graph.node if n.op_type in LAYOUT_REORDERS}
     per_node: dict[str, list[float]] = {}
     for event in events:
         if event.get("cat") != "Node" or not event.get("name", "").endswith("_kernel_time"):
             continue
         name = event["name"][: -len("_kernel_time")]
+        if name in reorders:  # runtime-internal, whatever tensor it writes
+            per_node.setdefault(name, []).append(float(event["dur"]) / 1000.0)
+            continue
         target = _original_node(name, optimized_outputs.get(name, []), producer, node_names)
         while target in single_input_chain:
             target = single_input_chain[target]

@@ -118,7 +118,7 @@ def test_profile_estimate_is_exact_on_a_fake_runner(case):
 def test_profile_estimate_keeps_each_nodes_fixed_cost(case):
     """The fixed cost of a profiled node is measured (EVENT_MS); where nodes have one, keeping
     it (``event_cost``) estimates prunings exactly, and scaling every node's whole time with
-    its elements (the default) takes it off them and estimates them too fast."""
+    its elements (``event_cost`` off) takes it off them and estimates them too fast."""
     model = CASES[case].build()
     with FakeRunner(event_ms=EVENT_MS) as runner:
         estimator = _calibrated(runner, model)

@@ -143,3 +143,26 @@ def test_kernels_ort_fused_and_named_after_a_node_map_to_it():
         mul: 3.0,
         "ReorderInput_token_7": 1.0,
     }
+
+
+def test_a_layout_reorder_is_internal_even_when_it_writes_a_layers_output():
+    """ORT's ReorderOutput writes the original output tensor of the Conv before it; its time
+    is the runtime's layout conversion, not the Conv's kernel (which a kernel entry measures),
+    so it stays runtime-internal under its own name."""
+    g = GraphBuilder("reorder")
+    x = g.input("x", [1, 16, 8, 8])
+    y = g.conv(x, 16, 16, 1)
+    g.output(y, [1, 16, 8, 8])
+    original = g.build()
+    conv = original.graph.node[0]
+    kernel = f"{conv.output[0]}_nchwc"  # ORT names the NCHWc kernel after its output tensor
+    fused = helper.make_node("Conv", ["x", "w"], [kernel], name=kernel)
+    reorder = helper.make_node("ReorderOutput", [kernel], [conv.output[0]], name="Reorder_3")
+    optimized = make_model(
+        helper.make_graph([fused, reorder], "opt", [], []), [helper.make_opsetid("", 17)]
+    )
+    events = [
+        {"cat": "Node", "name": f"{kernel}_kernel_time", "dur": 2000},
+        {"cat": "Node", "name": "Reorder_3_kernel_time", "dur": 500},
+    ]
+    assert _map_profile(events, optimized, original, runs=1) == {conv.name: 2.0, "Reorder_3": 0.5}
