@@ -47,6 +47,7 @@ MEASURED_COLUMN = {
     "reorder_run1": "profile_measured_paired",
     "reorder_run2": "profile_measured_paired",
     "reorder_run3": "profile_measured_paired",
+    "reorder_run4": "profile_measured_paired",
 }
 
 

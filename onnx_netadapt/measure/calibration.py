@@ -67,9 +67,9 @@ EXCESS_FLOOR = True
 # layout reorders counted in the filter units they follow, it estimated EfficientNet-B0's keep
 # 0.3 11 points slower (``event_run1``, ``model_run1-2`` in
 # benchmarks/results/latency_fidelity/layouts/); with them apart (runtime-internal), the filter
-# units match their profile and it is closer (``reorder_run1-3``: EfficientNet-B0 mean error
-# 4.7 / 4.8 / 4.4 % against 7.2 / 7.9 / 6.9 % without it; the goal met in 18 of 21 case-runs
-# against 15).
+# units match their profile and it is closer (``reorder_run1-4``: EfficientNet-B0 mean error
+# 4.7 / 4.8 / 4.4 / 5.5 % against 7.2 / 7.9 / 6.9 / 8.1 % without it; the goal met in 24 of 28
+# case-runs against 21).
 EVENT_COST = True
 # Whether the constant overhead is predicted from the runtime's costs per node and per run
 # (``ProfileCalibration.model_overhead_ms``) rather than kept as measured.
