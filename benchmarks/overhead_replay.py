@@ -48,6 +48,7 @@ MEASURED_COLUMN = {
     "reorder_run2": "profile_measured_paired",
     "reorder_run3": "profile_measured_paired",
     "reorder_run4": "profile_measured_paired",
+    "reorder_run5": "profile_measured_paired",
 }
 
 

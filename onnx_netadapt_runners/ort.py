@@ -132,8 +132,11 @@ class OrtRunner(Runner):
 
         ORT profiles the optimised graph: fused nodes are renamed after their output tensors
         (e.g. ``..._nchwc``) and a fused Conv+Relu reports under one name. Each profiled node is
-        mapped to the original node that produces the same output tensor, then walked back to
-        the first node of a fused chain (the Conv), so layer times land on filter layers.
+        mapped to the original node that produces the same output tensor (or whose name a
+        fused kernel carries, ``<node>/QuickGeluFusion/``), then walked back to the first node
+        of a fused chain (the Conv), so layer times land on filter layers. Layout reorders
+        (``LAYOUT_REORDERS``) keep their own names: runtime-internal time, also where one writes
+        an original tensor.
 
         The run time comes from the same session (the same memory placement as the node
         times) but without the profiler's own cost per node, which the profiled runs'

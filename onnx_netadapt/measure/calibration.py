@@ -12,8 +12,8 @@ over by name and scales with what pruning changed in it:
 - a unit of other nodes (Add, pooling, unfused activations, Concat, Mul...) scales with the
   activation elements those nodes read and write;
 - runtime-internal nodes (layout reorders, no ONNX name) scale with all activation elements;
-- of the last two, each profiled node's fixed cost (``event_ms``: what the profiler reports for a
-  node that computes nothing, ``event_cost.py``) stays as it is;
+- of the last two, each profiled node keeps its fixed cost (``event_ms``, ``EVENT_COST``: what
+  the profiler reports for a node that computes nothing, ``event_cost.py``);
 - the rest (``measured - sum of profiled``: the run call's cost, less the profiler's own cost
   per node) stays constant. Measured, it takes the noise of two sets of sessions (the profiled
   and the timed ones), which a small pruning's estimate carries at up to 1/ratio times its
@@ -67,9 +67,8 @@ EXCESS_FLOOR = True
 # layout reorders counted in the filter units they follow, it estimated EfficientNet-B0's keep
 # 0.3 11 points slower (``event_run1``, ``model_run1-2`` in
 # benchmarks/results/latency_fidelity/layouts/); with them apart (runtime-internal), the filter
-# units match their profile and it is closer (``reorder_run1-4``: EfficientNet-B0 mean error
-# 4.7 / 4.8 / 4.4 / 5.5 % against 7.2 / 7.9 / 6.9 / 8.1 % without it; the goal met in 24 of 28
-# case-runs against 21).
+# units match their profile and it is closer (``reorder_run1-5``: EfficientNet-B0 mean error
+# 4.4-5.5 % against 6.9-8.1 % without it; the goal met in 28 of 35 case-runs against 25).
 EVENT_COST = True
 # Whether the constant overhead is predicted from the runtime's costs per node and per run
 # (``ProfileCalibration.model_overhead_ms``) rather than kept as measured.
