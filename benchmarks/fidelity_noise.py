@@ -69,6 +69,7 @@ DEFAULT_COLUMN = {
     "reorder_run3": "profile",
     "reorder_run4": "profile",
     "reorder_run5": "profile",
+    "reorder_run6": "profile",
 }
 GOAL_ROUNDS = 3  # interleaved rounds per variant in the runs scored against the goal
 # The column of the canary-scaled estimator (``Estimator(canary_kernels=True)``, the default

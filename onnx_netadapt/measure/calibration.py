@@ -67,8 +67,8 @@ EXCESS_FLOOR = True
 # layout reorders counted in the filter units they follow, it estimated EfficientNet-B0's keep
 # 0.3 11 points slower (``event_run1``, ``model_run1-2`` in
 # benchmarks/results/latency_fidelity/layouts/); with them apart (runtime-internal), the filter
-# units match their profile and it is closer (``reorder_run1-5``: EfficientNet-B0 mean error
-# 4.4-5.5 % against 6.9-8.1 % without it; the goal met in 28 of 35 case-runs against 25).
+# units match their profile and it is closer (``reorder_run1-6``: EfficientNet-B0 mean error
+# 4.4-5.8 % against 6.9-9.5 % without it; the goal met in 32 of 42 case-runs against 29).
 EVENT_COST = True
 # Whether the constant overhead is predicted from the runtime's costs per node and per run
 # (``ProfileCalibration.model_overhead_ms``) rather than kept as measured.
