@@ -51,8 +51,8 @@ DEFAULT_COLUMN = {
     "fold_run6": "profile",
     "fold_run7": "profile",  # the power rule as the weight rule's floor (EXCESS_FLOOR)
     "fold_run8": "profile",
-    # event_run1's "profile" kept a fixed cost per node (calibration.EVENT_COST, never the
-    # default); its paired twin without it was the default of its time
+    # event_run1's "profile" kept a fixed cost per node (calibration.EVENT_COST, not the default
+    # until reorder_run1); its paired twin without it was the default of its time
     "event_run1": "profile_noevent_paired",
     # the constant overhead predicted from the runtime's costs (calibration.MODEL_OVERHEAD)
     "model_run1": "profile",

@@ -152,8 +152,9 @@ ESTIMATORS = {
     # the weight rule without the power rule as its floor (the default of fold_run4-6)
     "profile_weights_paired": {"paired": "profile", "excess_floor": False},
     # On "profile"'s own calibration: each profiled node of the units without filter layers
-    # keeping a fixed cost when pruned, or not (calibration.EVENT_COST: off in event_run1 and
-    # model_run1-4, whose "profile" kept it in event_run1 only; on since reorder_run1) ...
+    # keeping a fixed cost when pruned, or not (calibration.EVENT_COST: the default since
+    # reorder_run1; in event_run1 "profile" kept it and "profile_noevent_paired" did not, in
+    # model_run1-2 "profile_event_paired" kept it) ...
     "profile_event_paired": {"paired": "profile", "event_cost": True},
     "profile_noevent_paired": {"paired": "profile", "event_cost": False},
     # ... and the constant overhead as measured (before 29 Nov 2026 evening), not predicted
