@@ -37,21 +37,21 @@ from onnx_netadapt.measure.event_cost import NodeCosts, model_overhead_ms
 # a plain run 0.24-0.25 us per node and 3.5-3.7 us per run
 COSTS = NodeCosts(0.0020, 0.00025, 0.0036)
 GOAL_WORST, GOAL_MEAN = 10.0, 5.0
-# Runs whose default column already predicts the overhead: replay their measured-overhead
-# column instead, and set the default beside the replay (the costs measured in the run itself
-# against the replay's constants).
-MEASURED_COLUMN = {
-    "model_run1": "profile_measured_paired",
-    "model_run2": "profile_measured_paired",
-    "model_run3": "profile_measured_paired",
-    "model_run4": "profile_measured_paired",
-    "reorder_run1": "profile_measured_paired",
-    "reorder_run2": "profile_measured_paired",
-    "reorder_run3": "profile_measured_paired",
-    "reorder_run4": "profile_measured_paired",
-    "reorder_run5": "profile_measured_paired",
-    "reorder_run6": "profile_measured_paired",
-}
+# A run whose default column already predicts the overhead is replayed on its paired twin with
+# the measured overhead, and its default set beside the replay (the costs measured in the run
+# itself against the replay's constants).
+MEASURED_TWIN = "profile_measured_paired"
+
+
+def replayed_column(case: dict, column: str) -> tuple[str, str | None] | None:
+    """The column of ``case`` to replay (one with the measured overhead) and the column with the
+    run's own prediction beside it (None: none), or None where there is nothing to replay."""
+    calibrations = case["calibrations"]
+    if calibrations.get(column, {}).get("model_overhead_ms") is None:
+        return column, None
+    if MEASURED_TWIN in calibrations:
+        return MEASURED_TWIN, column
+    return None  # predicted, with no measured-overhead twin
 
 
 def internal_counts(runs: dict[str, dict], columns: dict[str, str]) -> dict[str, int]:
@@ -61,8 +61,9 @@ def internal_counts(runs: dict[str, dict], columns: dict[str, str]) -> dict[str,
     counts: dict[str, int] = {}
     for name, data in runs.items():  # in the order of ``fidelity_noise.DEFAULT_COLUMN``
         for case in data["cases"]:
-            cal = case["calibrations"].get(columns[name], {})
-            if "internal_events" in cal and cal.get("model_overhead_ms") is None:
+            replayed = replayed_column(case, columns[name])
+            cal = case["calibrations"].get(replayed[0], {}) if replayed else {}
+            if "internal_events" in cal:
                 counts.setdefault(f"{case['arch']}:{case['layout']}", int(cal["internal_events"]))
     return counts
 
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     costs = NodeCosts(*(c / 1000 for c in args.costs))
-    columns = DEFAULT_COLUMN | MEASURED_COLUMN
+    columns = dict(DEFAULT_COLUMN)
     for item in args.extra:
         name, _, column = item.partition(":")
         if not column:
@@ -177,13 +178,13 @@ def main(argv: list[str] | None = None) -> None:
     internal = internal_counts(runs, columns)
     rows = []
     for name, data in runs.items():
-        column = columns[name]
         for case in data["cases"]:
+            if (replayed := replayed_column(case, columns[name])) is None:
+                continue
+            column, online = replayed
             cal = case["calibrations"].get(column, {})
             if "overhead_ms" not in cal or "units" not in cal:
                 continue  # not a profile estimator, or a run that kept too little
-            if cal.get("model_overhead_ms") is not None:
-                continue  # already predicted (a run with no measured-overhead column)
             replay = replay_case(case, column, costs, internal)
             if not replay["errors_as_run"]:
                 continue
@@ -192,7 +193,6 @@ def main(argv: list[str] | None = None) -> None:
                 "as_run": score(replay["errors_as_run"]),
                 "as_replayed": score(replay["errors_replayed"]),
             }
-            online = DEFAULT_COLUMN.get(name) if name in MEASURED_COLUMN else None
             if online:  # the predicted overhead as the run itself computed it
                 errors = [
                     100 * (v["estimates"][online] / v["measured_ms"] - 1)

@@ -177,11 +177,11 @@ def _map_profile(
             continue
         name = event["name"][: -len("_kernel_time")]
         if name in reorders:  # runtime-internal, whatever tensor it writes
-            per_node.setdefault(name, []).append(float(event["dur"]) / 1000.0)
-            continue
-        target = _original_node(name, optimized_outputs.get(name, []), producer, node_names)
-        while target in single_input_chain:
-            target = single_input_chain[target]
+            target = name
+        else:
+            target = _original_node(name, optimized_outputs.get(name, []), producer, node_names)
+            while target in single_input_chain:
+                target = single_input_chain[target]
         per_node.setdefault(target, []).append(float(event["dur"]) / 1000.0)
     # events come once per run and node: sum a node's events per run, take the median
     return {node: float(np.median(_per_run(times, runs))) for node, times in per_node.items()}
@@ -210,7 +210,7 @@ def _original_node(
         head = head.rsplit("/", 1)[0]  # (EfficientNet's SiLU: "<Mul node>/QuickGeluFusion/")
         if head in node_names:
             return head
-    return name  # an ORT-internal node (layout reorder): keep its own name
+    return name  # an ORT-internal node: keep its own name
 
 
 def _per_run(times: list[float], runs: int) -> list[float]:
