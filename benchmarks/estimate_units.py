@@ -10,8 +10,8 @@ where whole-network timings do not.
     python -m benchmarks.estimate_units resnet50:nhwc --keep 0.3
 
 Each row also carries, for a unit of filter layers, their in-context kernel entries before and
-after pruning and their weight elements, so other scalings can be tried on a saved ``--json``
-without measuring again.
+after pruning, their weight elements and their input and output activation elements, so other
+scalings can be tried on a saved ``--json`` without measuring again.
 """
 
 from __future__ import annotations
@@ -28,7 +28,14 @@ from benchmarks.latency_fidelity import ROUNDS as WHOLE_ROUNDS
 from benchmarks.layouts import in_layout, input_shape
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.graph.save import save_json
-from onnx_netadapt.measure.calibration import INTERNAL, UNPLACED, estimate_parts, with_overhead
+from onnx_netadapt.measure.calibration import (
+    INTERNAL,
+    UNPLACED,
+    estimate_parts,
+    node_elements,
+    weight_bytes,
+    with_overhead,
+)
 from onnx_netadapt.measure.estimate import Estimator
 from onnx_netadapt.measure.interleave import round_ratios
 from onnx_netadapt.measure.registry import make_runner
@@ -46,9 +53,18 @@ def weight_elements(sig: LayerSignature) -> int:
     return n
 
 
+def activation_elements(sig: LayerSignature) -> tuple[int, int]:
+    """Elements of a filter layer's input and output activations."""
+    rows = max(1, sig.rows)
+    inputs = sig.in_channels * rows * int(np.prod(sig.input_hw or (1,)))
+    outputs = sig.out_channels * rows * int(np.prod(sig.output_hw() or (1,)))
+    return inputs, outputs
+
+
 def compare(runner, table: LatencyTable, arch: str, layout: str, keeps: list[float]) -> list[dict]:
     """Per keep, per unit: calibration time, estimate and profiled time of the pruning (ms),
-    and for filter units their kernel entries before and after and their weight elements."""
+    and for filter units their kernel entries before and after, their weight elements and
+    their activation elements."""
     model = in_layout(export(arch), layout)
     loaded = load_model(model, input_shape(model, INPUT, layout))
     runner.settings = LAYER
@@ -84,6 +100,11 @@ def _compare_keep(runner, estimator, profile, loaded, analysis, before, keep: fl
     runner.settings = LAYER
     network = {
         "calibration_ms": profile.measured_ms,
+        "weight_bytes": [profile.weights, weight_bytes(pruned.model)],
+        "activation_elements": [
+            profile.elements,
+            sum(node_elements(pruned.model, pruned.shapes).values()),
+        ],
         "overhead_ms": profile.overhead_ms,
         "model_overhead_ms": profile.model_overhead_ms,
         "estimated_ratio": with_overhead(profile, sum(parts.values())) / profile.measured_ms,
@@ -124,6 +145,9 @@ def _compare_keep(runner, estimator, profile, loaded, analysis, before, keep: fl
             row["weights_before"] = sum(weight_elements(before_sigs[f]) for f in members)
             row["weights_after"] = sum(weight_elements(signatures[f]) for f in members)
             row["output_hw"] = list(signatures[members[0]].output_hw())
+            for when, sigs in (("before", before_sigs), ("after", signatures)):
+                ins, outs = zip(*(activation_elements(sigs[f]) for f in members), strict=True)
+                row[f"inputs_{when}"], row[f"outputs_{when}"] = sum(ins), sum(outs)
         rows.append(row)
     return {"keep": keep, "network": network, "rows": rows}
 

@@ -33,9 +33,10 @@ from benchmarks.latency_fidelity import (
 from benchmarks.layouts import LAYOUTS, in_layout, input_shape
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.graph.save import save_json, save_text
-from onnx_netadapt.measure.host import cpu_model_name
-from onnx_netadapt.measure.interleave import round_ratios
+from onnx_netadapt.measure.host import cpu_identity
+from onnx_netadapt.measure.interleave import alternating_stats, round_stats, stats_ratios
 from onnx_netadapt.measure.registry import make_runner
+from onnx_netadapt.measure.stats import STATISTICS
 from onnx_netadapt.measure.table import LatencyTable
 
 FIXED_KEEP = (0.3, 0.5, 0.75)  # every prunable group at this share of its channels
@@ -64,14 +65,20 @@ def run_case(
     design: str,
     estimators: list[str],
     rounds: int = ROUNDS,
+    truth: str = "median",
+    alternate: bool = False,
 ) -> dict:
     """One case: calibrate on the original, estimate and measure the fixed and random
-    prunings (each in ``rounds`` interleaved rounds against the original)."""
+    prunings (each in ``rounds`` interleaved rounds against the original; with ``alternate``,
+    each round runs the two by turns, ``interleave.alternating_stats``). ``truth``: the
+    statistic of each measurement (``LatencyStats.statistic``) that the original's time and
+    the ratios are taken by; each row also keeps the ratios by the others."""
     model = in_layout(export(arch), layout)
     loaded = load_model(model, input_shape(model, INPUT, layout))
     original = loaded.model
     runner.settings = WHOLE
-    noise = [runner.measure(original).median_ms for _ in range(5)]
+    noise_stats = [runner.measure(original) for _ in range(5)]
+    noise = [s.statistic(truth) for s in noise_stats]
     measured = float(np.median(noise))
     runner.settings = LAYER
     start = table.measure_seconds
@@ -81,8 +88,9 @@ def run_case(
     networks = {f"keep {r}": prune(analysis, ratio=r).model for r in FIXED_KEEP}
     for i, variant in enumerate(variants(original, count, seed=1, design=design)):
         networks[f"random {i}"] = variant
+    case = f"{arch}:{layout}"
     rows = [
-        _row(runner, calibrated, label, network, original, measured, f"{arch}:{layout}", rounds)
+        _row(runner, calibrated, label, network, original, measured, case, rounds, truth, alternate)
         for label, network in networks.items()
     ]
     kernels = next((e.kernels_table for e in calibrated.values() if e.kernels_table), None)
@@ -91,6 +99,8 @@ def run_case(
         "layout": layout,
         "original_ms": measured,
         "noise_ms": noise,
+        "truth": truth,
+        "noise_stats": [s.to_dict() for s in noise_stats],
         "calibrations": {n: describe(e) for n, e in calibrated.items()},
         "variants": rows,
         "summary": summary(rows),
@@ -108,15 +118,19 @@ def _row(
     measured: float,
     case: str,
     rounds: int = ROUNDS,
+    truth: str = "median",
+    alternate: bool = False,
 ) -> dict:
     """One pruned network: every estimate against its measurement (its median ratio to the
     original over ``rounds`` interleaved rounds, times the original's ``measured`` ms; the
-    ratio of every round is kept, so a run shows its own noise); printed as it comes."""
+    ratio of every round is kept, so a run shows its own noise; ratios by ``truth``, and by
+    the other statistic under ``round_ratios_by``); printed as it comes."""
     runner.settings = LAYER
     pruned = load_model(network)
     estimates = {name: e.estimate(pruned) for name, e in calibrated.items()}
     runner.settings = WHOLE
-    ratios, times = round_ratios(runner, network, original, rounds)
+    stats = (alternating_stats if alternate else round_stats)(runner, network, original, rounds)
+    ratios, times = stats_ratios(stats, truth)
     value = measured * float(np.median(ratios))
     row = {
         "variant": label,
@@ -124,6 +138,7 @@ def _row(
         "measured_raw_ms": float(np.median(times)),
         "ratio": value / measured,
         "round_ratios": ratios,
+        "round_ratios_by": {s: stats_ratios(stats, s)[0] for s in STATISTICS},
         "estimates": estimates,
         "errors_pct": {n: 100 * (e - value) / value for n, e in estimates.items()},
     }
@@ -161,6 +176,8 @@ def run(
     command: str,
     name: str = "layouts",
     rounds: int = ROUNDS,
+    truth: str = "median",
+    alternate: bool = False,
 ) -> dict:
     """Every case on one runner; results in ``out/<name>_<runner>.json`` and ``.md``."""
     start = time.perf_counter()
@@ -168,10 +185,12 @@ def run(
         "command": command,
         "runner": runner_name,
         "threads": threads,
-        "cpu": cpu_model_name(),
+        "cpu": cpu_identity(),
         "calibration": "original",
         "design": design,
         "rounds": rounds,
+        "truth": truth,
+        "alternate": alternate,
         "cases": [],
     }
     with make_runner(runner_name, threads=threads) as runner:
@@ -180,7 +199,9 @@ def run(
         stem = out / f"{name}_{runner_name}"
         for arch, layout in cases:  # results written after every case
             results["cases"].append(
-                run_case(runner, table, arch, layout, count, design, estimators, rounds)
+                run_case(
+                    runner, table, arch, layout, count, design, estimators, rounds, truth, alternate
+                )
             )
             table.save()
             results["seconds"] = time.perf_counter() - start
@@ -197,7 +218,10 @@ def report(results: dict) -> str:
         f"`{results['command']}` ({results['runner']}, {results['threads']} thread(s), "
         f"{results['cpu']}, {results['seconds']:.0f} s). Networks: `benchmarks/layouts.py`; "
         "design: `benchmarks/fidelity_layouts.py`. Goal (issue 12.3): every variant within "
-        "10 %, mean within 5 %.",
+        "10 %, mean within 5 %. Measured times and ratios by each measurement's "
+        f"{results.get('truth', 'median')}"
+        + (", each round running the two by turns" if results.get("alternate") else "")
+        + ".",
         "",
         "| case | variant | measured / original | its rounds' sd % | "
         + " | ".join(f"{n} error %" for n in results["cases"][0]["summary"])

@@ -38,7 +38,7 @@ from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.measure.estimate import Estimator
 from onnx_netadapt.measure.interleave import ratio_to_reference
 from onnx_netadapt.measure.registry import make_runner
-from onnx_netadapt.measure.stats import MeasureSettings
+from onnx_netadapt.measure.stats import STATISTICS, MeasureSettings
 from onnx_netadapt.measure.strategies import ProfileStrategy
 from onnx_netadapt.measure.table import LatencyTable
 
@@ -418,6 +418,19 @@ def main(argv: list[str] | None = None) -> None:
         default=ROUNDS,
         help="original: interleaved rounds of each variant against the original",
     )
+    parser.add_argument(
+        "--truth",
+        choices=STATISTICS,
+        default="median",
+        help="original: the statistic of each whole-network measurement that the ratios are "
+        "taken by (p10, min: steadier on a machine shared with other work)",
+    )
+    parser.add_argument(
+        "--alternate",
+        action="store_true",
+        help="original: each round runs the pruning and the original by turns, both loaded "
+        "(steadier on a shared machine; interleave.alternating_stats)",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1 (got {args.rounds})")
@@ -441,6 +454,8 @@ def main(argv: list[str] | None = None) -> None:
             + " ".join(sys.argv[1:] if argv is None else argv),
             args.name,
             args.rounds,
+            args.truth,
+            args.alternate,
         )
         return
     if not args.report_only:

@@ -18,9 +18,14 @@ import onnx
 
 from onnx_netadapt.graph.large import ort_session
 from onnx_netadapt.graph.probe import random_inputs
-from onnx_netadapt.measure.host import cpu_model_name
+from onnx_netadapt.measure.host import cpu_identity
 from onnx_netadapt.measure.runner import Availability, NetworkProfile, Runner, RunnerError
-from onnx_netadapt.measure.stats import MeasureSettings, sample_until_stable, time_ms
+from onnx_netadapt.measure.stats import (
+    MeasureSettings,
+    sample_alternating,
+    sample_until_stable,
+    time_ms,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +83,7 @@ class OrtRunner(Runner):
         import onnxruntime as ort
 
         return {
-            "device": f"{platform.machine()} {cpu_model_name()}",
+            "device": f"{platform.machine()} {cpu_identity()}",
             "runtime": f"onnxruntime {ort.__version__}",
             "providers": ",".join(self.providers),
             "threads": self.threads,
@@ -116,6 +121,14 @@ class OrtRunner(Runner):
         session = self._session(model)
         feeds = random_inputs(model)
         return sample_until_stable(lambda: time_ms(lambda: session.run(None, feeds)), self.settings)
+
+    def _alternate_impl(self, models: list[onnx.ModelProto]) -> list[list[float]]:
+        sessions = [(self._session(m), random_inputs(m)) for m in models]
+        runs = [
+            lambda session=session, feeds=feeds: time_ms(lambda: session.run(None, feeds))
+            for session, feeds in sessions
+        ]
+        return sample_alternating(runs, self.settings)
 
     def profile_layers(self, model: onnx.ModelProto, runs: int = 20) -> dict[str, float]:
         """Median per-node time (ms) inside the whole network, mapped back to ONNX node names

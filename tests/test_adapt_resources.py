@@ -62,3 +62,42 @@ def test_pruned_signatures_match_shape_inference() -> None:
         fast = pruned_signatures(model_signatures(loaded), pruned)
         slow = model_signatures(load_model(pruned, fold=False))
         assert fast == slow, case.name
+
+
+class NeighbourRunner(MacsRunner):
+    """'Latency' = parameters / 1e6 ms on a host shared with other work: alone, each
+    measurement's runs are slowed by a neighbour whose load changes from one measurement to
+    the next; run by turns with another model, both share the neighbour of the moment, and
+    a few runs of each are free of it."""
+
+    unit = "ms"
+    loads = itertools.cycle([1.0, 1.8, 1.3, 1.0, 1.6, 1.1])
+    alternated = 0
+
+    def _measure_impl(self, model: onnx.ModelProto) -> list[float]:
+        ms, load = parameter_count(model) / 1e6, next(NeighbourRunner.loads)
+        return [ms * load] * 10
+
+    def _alternate_impl(self, models: list[onnx.ModelProto]) -> list[list[float]]:
+        NeighbourRunner.alternated += 1
+        load = next(NeighbourRunner.loads)
+        return [
+            [parameter_count(m) / 1e6] * 2 + [parameter_count(m) / 1e6 * load] * 8 for m in models
+        ]
+
+
+def test_the_loop_times_a_network_and_its_reference_by_turns_where_the_runner_can(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(resources_module, "make_runner", lambda *a, **k: NeighbourRunner())
+    original = load_model(_model())
+    pruned = prune(analyse(original), ratio=0.5, round_to=1).model
+    exact = parameter_count(pruned) / parameter_count(original.model)
+    with ResourceSet("fake", [parse_budget("0.5")]) as resources:
+        values = {"latency": parameter_count(original.model) / 1e6}
+        item = resources.tracked["latency"]
+        resources.set_reference(original.model, values)
+        measured = resources.measure_rounds(item, pruned, 3)
+    assert NeighbourRunner.alternated == 3  # one alternation per round, no lone measurements
+    assert measured.value / values["latency"] == pytest.approx(exact, rel=1e-9)
+    assert measured.p10 == pytest.approx(measured.p90)  # the neighbour cancels in every round

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from onnx_netadapt.measure.interleave import interleaved
+from onnx_netadapt.measure.stats import LatencyStats
 
 
 def test_every_item_once_per_round_in_order():
@@ -49,11 +50,20 @@ class _DriftingRunner:
     def __init__(self, speeds: list[float]) -> None:
         self.speeds = iter(s for s in speeds for _ in range(2))
 
-    def measure(self, model: float):
-        class Result:
-            median_ms = model * next(self.speeds)
+    def measure(self, model: float) -> LatencyStats:
+        return LatencyStats.from_samples([model * next(self.speeds)])
 
-        return Result()
+
+class _SharedHostRunner:
+    """A runner on a host shared with other work: each measurement's runs are the model's cost,
+    most of them slowed by whatever the neighbours do in that measurement's second."""
+
+    def __init__(self, slowdowns: list[float]) -> None:
+        self.slowdowns = iter(slowdowns)
+
+    def measure(self, model: float) -> LatencyStats:
+        slow = next(self.slowdowns)
+        return LatencyStats.from_samples([model] * 3 + [model * slow] * 7)
 
 
 def test_round_ratios_keep_every_round_and_their_median_is_the_ratio() -> None:
@@ -65,6 +75,29 @@ def test_round_ratios_keep_every_round_and_their_median_is_the_ratio() -> None:
     assert times == pytest.approx([1.0, 1.5, 0.8])
     runner = _DriftingRunner([1.0, 1.5, 0.8])
     assert ratio_to_reference(runner, 1.0, 4.0, 3) == pytest.approx((0.25, 1.0))  # type: ignore[arg-type]
+
+
+def test_ratios_by_the_fastest_run_ignore_the_neighbours_medians_do_not() -> None:
+    from onnx_netadapt.measure.interleave import round_ratios
+
+    slowdowns = [1.0, 1.3, 1.2, 1.0]  # reference, model; reference, model
+    ratios, times = round_ratios(_SharedHostRunner(slowdowns), 1.0, 4.0, 2, "median")  # type: ignore[arg-type]
+    assert ratios == pytest.approx([0.325, 0.2083333])
+    ratios, times = round_ratios(_SharedHostRunner(slowdowns), 1.0, 4.0, 2, "min")  # type: ignore[arg-type]
+    assert ratios == pytest.approx([0.25, 0.25])
+    assert times == pytest.approx([1.0, 1.0])
+
+
+def test_an_unknown_statistic_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown latency statistic 'mean'"):
+        LatencyStats.from_samples([1.0]).statistic("mean")
+
+
+def test_the_fastest_run_falls_back_to_the_10th_percentile_where_a_tool_gave_no_minimum() -> None:
+    stats = LatencyStats.from_dict({"median_ms": 2.0, "p10_ms": 1.5, "p90_ms": 3.0, "n": 5})
+    assert stats.min_ms is None
+    assert stats.statistic("min") == 1.5
+    assert LatencyStats.from_dict(LatencyStats.from_samples([1.0, 2.0]).to_dict()).min_ms == 1.0
 
 
 def test_a_fidelity_row_reports_its_rounds_spread() -> None:

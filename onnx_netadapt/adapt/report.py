@@ -185,7 +185,8 @@ def _validation_and_time(state: RunState) -> list[str]:
         f"fine-tune and final measurement); measurements: {s.table_measurements} layer "
         f"entries for the tables (in {s.table_seconds:.1f} s), "
         f"{s.network_measurements} whole networks (each "
-        "timed against the original in 3 interleaved rounds; a network that meets the budget "
+        "timed against the original in 3 interleaved rounds, the two run by turns where the "
+        "runner can; a network that meets the budget "
         "again in 11 rounds before the run declares it met, and these 11 give the adapted "
         "network's figures).",
     ]

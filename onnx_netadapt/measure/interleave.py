@@ -17,6 +17,7 @@ from typing import TypeVar
 import onnx
 
 from onnx_netadapt.measure.runner import Runner
+from onnx_netadapt.measure.stats import LatencyStats
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
@@ -45,6 +46,13 @@ def interleaved(
     return samples
 
 
+def interleaved_stats(
+    runner: Runner, models: Mapping[K, onnx.ModelProto], rounds: int
+) -> dict[K, list[LatencyStats]]:
+    """Whole-network statistics (``runner.measure``) of each model, one per interleaved round."""
+    return interleaved(runner.measure, models, rounds)
+
+
 def interleaved_medians(
     runner: Runner, models: Mapping[K, onnx.ModelProto], rounds: int
 ) -> dict[K, list[float]]:
@@ -52,14 +60,54 @@ def interleaved_medians(
     return interleaved(lambda model: runner.measure(model).median_ms, models, rounds)
 
 
-def round_ratios(
+def stats_ratios(
+    stats: Mapping[str, list[LatencyStats]], statistic: str = "median"
+) -> tuple[list[float], list[float]]:
+    """Per round, the ratio of ``stats["model"]`` to ``stats["reference"]`` by ``statistic``
+    (``LatencyStats.statistic``), and the model's times (ms) by it."""
+    model = [s.statistic(statistic) for s in stats["model"]]
+    reference = [s.statistic(statistic) for s in stats["reference"]]
+    return [m / r for r, m in zip(reference, model, strict=True)], model
+
+
+def round_stats(
     runner: Runner, model: onnx.ModelProto, reference: onnx.ModelProto, rounds: int
+) -> dict[str, list[LatencyStats]]:
+    """``model`` and ``reference`` timed back to back in ``rounds`` rounds (the reference
+    first in each): their statistics under "model" and "reference", one per round."""
+    return interleaved_stats(runner, {"reference": reference, "model": model}, rounds)
+
+
+def alternating_stats(
+    runner: Runner, model: onnx.ModelProto, reference: onnx.ModelProto, rounds: int
+) -> dict[str, list[LatencyStats]]:
+    """``round_stats``, each round timed run by run in turn (``Runner.measure_alternating``)
+    where the runner can: on a host shared with other work, ratios then move far less. Over
+    five repeats on this project's noisy host, keep-0.5 MobileNetV2 to its original by the
+    10th percentile: 0.363-0.373 alternating run by run, 0.339-0.413 by the median of rounds
+    of whole measurements (``benchmarks/results/latency_fidelity/noisy_host/``). Falls back
+    to ``round_stats`` where the runner cannot alternate."""
+    stats: dict[str, list[LatencyStats]] = {"reference": [], "model": []}
+    for _ in range(rounds):
+        pair = runner.measure_alternating([reference, model])
+        if pair is None:
+            return round_stats(runner, model, reference, rounds)
+        stats["reference"].append(pair[0])
+        stats["model"].append(pair[1])
+    return stats
+
+
+def round_ratios(
+    runner: Runner,
+    model: onnx.ModelProto,
+    reference: onnx.ModelProto,
+    rounds: int,
+    statistic: str = "median",
 ) -> tuple[list[float], list[float]]:
     """Per round, the ratio of ``model``'s time to ``reference``'s, timed back to back in
-    ``rounds`` rounds (the reference first in each), and ``model``'s times (ms)."""
-    samples = interleaved_medians(runner, {"reference": reference, "model": model}, rounds)
-    ratios = [m / r for r, m in zip(samples["reference"], samples["model"], strict=True)]
-    return ratios, samples["model"]
+    ``rounds`` rounds (the reference first in each), and ``model``'s times (ms); the times
+    are each round's ``statistic`` (``LatencyStats.statistic``)."""
+    return stats_ratios(round_stats(runner, model, reference, rounds), statistic)
 
 
 def ratio_to_reference(

@@ -130,6 +130,23 @@ class Runner(ABC):
             raise RunnerError(f"runner {self.name!r} was given no ONNX model to measure")
         return self._stats(self._measure_impl(model), "the model")
 
+    def measure_alternating(self, models: Sequence[onnx.ModelProto]) -> list[LatencyStats] | None:
+        """Latency of each of ``models`` timed run by run in turn, all loaded at once, so that
+        what slows the machine for longer than one turn slows them all (``sample_alternating``);
+        None where the runner cannot keep several models loaded (the default: measure them in
+        interleaved rounds instead, ``interleave.py``)."""
+        if type(self)._alternate_impl is Runner._alternate_impl:
+            return None
+        self._require_active()
+        samples = self._alternate_impl(list(models))
+        if samples is None:
+            return None
+        return [self._stats(s, f"model {i} of {len(models)}") for i, s in enumerate(samples)]
+
+    def _alternate_impl(self, models: list[onnx.ModelProto]) -> list[list[float]] | None:
+        """Samples (ms) of each model, timed run by run in turn; None: not supported."""
+        return None
+
     def measure_layers(
         self, signatures: Sequence[LayerSignature]
     ) -> dict[LayerSignature, LatencyStats]:

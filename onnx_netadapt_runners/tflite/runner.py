@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 
 from onnx_netadapt.errors import NetAdaptError
-from onnx_netadapt.measure.host import cpu_model_name
+from onnx_netadapt.measure.host import cpu_identity
 from onnx_netadapt.measure.runner import (
     Availability,
     ProfileUnsupported,
@@ -325,7 +325,7 @@ class TfliteRunner(Runner):
     # -- fingerprints and pinning ---------------------------------------------------------
     def _host_fingerprint(self) -> dict[str, object]:
         return {
-            "device": f"host-{platform.machine()}-{cpu_model_name()}",
+            "device": f"host-{platform.machine()}-{cpu_identity()}",
             "runtime": f"litert {_litert_version()}",
             "delegate": "xnnpack",
             "threads": self.threads,
