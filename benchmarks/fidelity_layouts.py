@@ -124,7 +124,7 @@ def _row(
     """One pruned network: every estimate against its measurement (its median ratio to the
     original over ``rounds`` interleaved rounds, times the original's ``measured`` ms; the
     ratio of every round is kept, so a run shows its own noise; ratios by ``truth``, and by
-    the other statistic under ``round_ratios_by``); printed as it comes."""
+    every statistic under ``round_ratios_by``); printed as it comes."""
     runner.settings = LAYER
     pruned = load_model(network)
     estimates = {name: e.estimate(pruned) for name, e in calibrated.items()}

@@ -83,10 +83,11 @@ def alternating_stats(
 ) -> dict[str, list[LatencyStats]]:
     """``round_stats``, each round timed run by run in turn (``Runner.measure_alternating``)
     where the runner can: on a host shared with other work, ratios then move far less. Over
-    five repeats on this project's noisy host, keep-0.5 MobileNetV2 to its original by the
-    10th percentile: 0.363-0.373 alternating run by run, 0.339-0.413 by the median of rounds
-    of whole measurements (``benchmarks/results/latency_fidelity/noisy_host/``). Falls back
-    to ``round_stats`` where the runner cannot alternate."""
+    five repeats on this project's noisy host (``benchmarks/ratio_stability.py``), keep-0.5
+    MobileNetV2 to its original: 0.343-0.355 run by turns, by the 10th percentile, against
+    0.315-0.446 by the median of whole measurements in turn (``round_stats``)
+    (``benchmarks/results/latency_fidelity/noisy_host/``). Falls back to ``round_stats``
+    where the runner cannot alternate."""
     stats: dict[str, list[LatencyStats]] = {"reference": [], "model": []}
     for _ in range(rounds):
         pair = runner.measure_alternating([reference, model])

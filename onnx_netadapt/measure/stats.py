@@ -16,11 +16,11 @@ class LatencyStats:
     """Summary of repeated timings in milliseconds (median, the 10th/90th percentiles and the
     fastest run; ``min_ms`` is None where a tool reported statistics without it).
 
-    On a machine shared with other work, the median of a second's runs moves with what the
-    neighbours do, while the fastest run, the time without interference, stays put: on this
-    project's noisy 2-core host, over 2-second windows of MobileNetV2 runs, the median moved
-    by 7.7 % (sd) and the fastest run by 0.9 %
-    (``benchmarks/results/latency_fidelity/noisy_host/``)."""
+    On a machine shared with other work, the median of a few seconds' runs moves with what
+    the neighbours do, while the fastest runs, those without interference, move far less: on
+    this project's noisy 2-core host, between 3-second windows of MobileNetV2 runs, the median
+    moved by 9.5 % (sd), the 10th percentile and the fastest run by 2.4 %
+    (``benchmarks/host_noise.py``, ``benchmarks/results/latency_fidelity/noisy_host/``)."""
 
     median_ms: float
     p10_ms: float
