@@ -17,6 +17,7 @@ import torch
 from onnx_netadapt import analyse, load_model
 from onnx_netadapt.data.builtin import load_builtin
 from onnx_netadapt.demo import build, nets
+from onnx_netadapt.finetune.train import torch_threads
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "adapt_demo"
 
@@ -33,12 +34,8 @@ def test_tiny_build_loads_runs_agrees_and_is_prunable(tmp_path, arch):
     # the same seed and thread count give the same network: torch and ONNX Runtime agree on it
     # (with another thread count, torch sums in another order: on a Zen 3 host without
     # AVX-512 the retrained ResNet's logits then differed by 1.9e-4)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the build above
-    try:
+    with torch_threads(1):  # as the build above
         net, _, _ = build.train_net(arch, 0.25, epochs=1, seed=0, limit=256)
-    finally:
-        torch.set_num_threads(previous)
     _, val = load_builtin("mnist5k")
     x = val.x[:16]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -34,11 +34,17 @@ def _model() -> onnx.ModelProto:
     return CASES["residual_chain"].build()
 
 
-def test_latency_is_anchored_to_the_original(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(resources_module, "make_runner", lambda *a, **k: TransientRunner())
+def _original_and_half() -> tuple:
+    """The residual chain, its pruning at half of every group, and their exact parameter ratio
+    (what a latency in parameters / 1e6 ms must come out at)."""
     original = load_model(_model())
     pruned = prune(analyse(original), ratio=0.5, round_to=1).model
-    exact = parameter_count(pruned) / parameter_count(original.model)
+    return original, pruned, parameter_count(pruned) / parameter_count(original.model)
+
+
+def test_latency_is_anchored_to_the_original(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resources_module, "make_runner", lambda *a, **k: TransientRunner())
+    original, pruned, exact = _original_and_half()
     with ResourceSet("fake", [parse_budget("0.5")]) as resources:
         values = {"latency": parameter_count(original.model) / 1e6}
         item = resources.tracked["latency"]
@@ -90,9 +96,7 @@ def test_the_loop_times_a_network_and_its_reference_by_turns_where_the_runner_ca
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(resources_module, "make_runner", lambda *a, **k: NeighbourRunner())
-    original = load_model(_model())
-    pruned = prune(analyse(original), ratio=0.5, round_to=1).model
-    exact = parameter_count(pruned) / parameter_count(original.model)
+    original, pruned, exact = _original_and_half()
     with ResourceSet("fake", [parse_budget("0.5")]) as resources:
         values = {"latency": parameter_count(original.model) / 1e6}
         item = resources.tracked["latency"]

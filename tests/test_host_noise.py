@@ -1,4 +1,5 @@
-"""benchmarks/host_noise.py: the statistics of measurement windows (no timing here)."""
+"""benchmarks/host_noise.py (the statistics of measurement windows, no timing here), and the
+argument checks of ratio_stability.py and entry_repeat.py."""
 
 from __future__ import annotations
 
@@ -37,3 +38,28 @@ def test_too_short_a_timeline_for_two_windows_is_refused(capsys) -> None:
     with pytest.raises(SystemExit):
         host_noise.main(["--seconds", "4"])
     assert "--seconds must be at least 6" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--keep", "1.0"], "--keep must be in (0, 1)"),
+        (["--repeats", "1"], "--repeats must be at least 2"),
+    ],
+)
+def test_ratio_stability_refuses_bad_arguments_before_measuring(argv, message, tmp_path, capsys):
+    from benchmarks import ratio_stability
+
+    with pytest.raises(SystemExit):
+        ratio_stability.main([*argv, "--out", str(tmp_path / "out")])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_entry_repeat_refuses_a_single_repeat(tmp_path, capsys):
+    from benchmarks import entry_repeat
+
+    with pytest.raises(SystemExit):
+        entry_repeat.main(["--repeats", "1", "--out", str(tmp_path / "out")])
+    assert "--repeats must be at least 2" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -25,6 +25,7 @@ from onnx_netadapt.data.builtin import load_builtin
 from onnx_netadapt.data.dataset import ArrayDataset
 from onnx_netadapt.demo.nets import make_net
 from onnx_netadapt.evaluate import accuracy
+from onnx_netadapt.finetune.train import torch_threads
 from onnx_netadapt.graph.save import save_json, save_model
 
 logger = logging.getLogger(__name__)
@@ -53,17 +54,13 @@ def build_model(
     ...}; the same record is written to ``<model>.json``.
     """
     threads = threads or os.cpu_count() or 1
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         net, train_seconds, train_examples = train_net(
             arch, width, epochs, seed, limit, batch_size=batch_size, lr=lr, data=data
         )
         _, val = load_builtin(data)
         model = export(net, val.x.shape[-2:])
         max_diff = check_against_torch(net, model, val.x[:64])
-    finally:
-        torch.set_num_threads(previous_threads)
     val_accuracy = accuracy(model, val, threads=threads)
     path = Path(out) / f"{arch}_w{width:g}.onnx"
     save_model(model, path)

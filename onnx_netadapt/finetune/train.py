@@ -141,7 +141,7 @@ def train(
             "has no targets, or the task distils): give it, or data with targets"
         )
     start = time.perf_counter()
-    with _threads(settings.threads), _deterministic(settings.deterministic):
+    with torch_threads(settings.threads), _deterministic(settings.deterministic):
         torch.manual_seed(settings.seed)
         module.to(device)
         teacher_module = (
@@ -197,7 +197,9 @@ def _steps(
 
 
 @contextlib.contextmanager
-def _threads(count: int | None) -> Iterator[None]:
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Torch's intra-op threads set to ``count`` (at least 1) inside, restored after; None
+    leaves them as they are."""
     if count is None:
         yield
         return
