@@ -122,6 +122,9 @@ ESTIMATORS = {
     # kernel entries scaled to a canary layer's speed in the same rounds (kernels.CANARY); the
     # column "profile" of canary_run4
     "profile_canary": {"mode": "profile", "canary_kernels": True},
+    # a pruned layer's kernel entry timed apart from its original's (before 30 Nov 2026: the
+    # default, "profile", in every run before noisy_turns_run1); "profile" times them by turns
+    "profile_apart": {"mode": "profile", "reference_kernels": False},
     # "profile" scales a unit's in-network excess over its kernel entry with the entry's change
     # to the power EXCESS_POWER (calibration.scale_kernel_unit); these, to the power 1 (the whole
     # unit with its entry, as before 29 Nov 2026) and 1.5

@@ -156,6 +156,10 @@ class Estimator:
             apart on a machine whose speed drifts stay comparable. Off by default: over five
             quiet fidelity runs it was no closer on average than the plain entries, with a
             heavier tail (benchmarks/results/latency_fidelity/layouts/README.md).
+        reference_kernels: time a pruned layer's kernel entry by turns with the calibrated
+            network's layer of its name, and scale it to that layer's entry (``kernels.py``):
+            the ratio of the two, which the estimate reads, then holds on a host whose speed
+            moves from one second to the next.
 
     >>> estimator = Estimator(runner, LatencyTable(runner.fingerprint()))  # doctest: +SKIP
     >>> estimator.calibrate(load_model("net.onnx")).mode                     # doctest: +SKIP
@@ -172,12 +176,15 @@ class Estimator:
         rounds: int = PROFILE_ROUNDS,
         cold_kernels: bool = False,
         canary_kernels: bool = False,
+        reference_kernels: bool = True,
     ) -> None:
         if isinstance(mode, Strategy):
             self.strategy = mode
         else:
             self.strategy = make_strategy(mode, session_overhead, kernels, rounds)
-        self.source = Entries(runner, table, EVICT_BYTES if cold_kernels else 0, canary_kernels)
+        self.source = Entries(
+            runner, table, EVICT_BYTES if cold_kernels else 0, canary_kernels, reference_kernels
+        )
         self.calibration: CalibrationCurve | None = None
 
     @property

@@ -17,11 +17,21 @@ run before the layer); its entries live in a table of their own
 (``entry: kernel-in-context-cold-<MiB>``). On a quiet machine, whose L3 keeps a pruned network's
 weights, they made estimates worse (``benchmarks/results/latency_fidelity/layouts/``): off by
 default, for machines whose caches other work evicts.
+
+Entries by turns with a reference (``reference=True``, the default): what a pruning's estimate
+needs of a layer's entries is the ratio of the pruned layer's to its original's, and on a shared
+host one layer's in-context time moves by up to 1.8x from one second to the next (MobileNetV2's
+144-channel depthwise conv: 0.24 or about 0.42 ms; 37 % of two minutes' profiles were slow, in
+stretches of 20-30 s; ``benchmarks/entry_pairing.py``,
+``benchmarks/results/latency_fidelity/noisy_host/``). A pruned layer's entry is therefore
+profiled in the same rounds as its reference (the layer it was pruned from, whose entry the
+table holds) and stored as the median of the rounds' ratios times the reference's stored entry:
+both come out of the same moments, and the ratio holds however fast the host runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -40,6 +50,10 @@ MIN_KERNEL_MS = 0.0005
 LAYER_NODES = ("layer", "act")
 # Profiles per entry, taken in rounds over the layers measured together.
 ROUNDS = 3
+# Rounds of a pruned layer and its reference by turns (``KernelRunner.measure_layers``): on the
+# noisy host, the median ratio of 3 rounds was off by 5.8 % on average, of 5 by 3.1 %; entries
+# timed apart (medians of 3 rounds) by 27.8 % (``benchmarks/entry_pairing.py``).
+TURNS = 5
 # Cold entries: bytes streamed through the caches before the layer (more than a core's L2 and
 # a good part of a shared L3).
 EVICT_BYTES = 16 << 20
@@ -104,56 +118,103 @@ class KernelRunner:
     """Measures table entries as in-context kernel times, through ``runner.profile_layers``.
 
     It stands in for the runner in ``LatencyTable.lookup`` (which only calls
-    ``measure_layers``).
+    ``measure_layers``); ``paired`` gives a stand-in that times each layer by turns with its
+    reference.
     """
 
     def __init__(
-        self, runner: Runner, rounds: int = ROUNDS, evict_bytes: int = 0, canary: bool = False
+        self,
+        runner: Runner,
+        rounds: int = ROUNDS,
+        evict_bytes: int = 0,
+        canary: bool = False,
+        reference: bool = True,
     ) -> None:
         self.runner = runner
         self.rounds = max(1, int(rounds))
         self.evict_bytes = max(0, int(evict_bytes))
         self.canary = canary
-        self.table: LatencyTable | None = None  # holds the reference canary entry (canary)
+        self.reference = reference
+        # the table the entries go to: it holds the canary's and the references' entries
+        self.table: LatencyTable | None = None
 
     def fingerprint(self) -> dict[str, str]:
         """The runner's fingerprint, marked as kernel entries (cold ones with their size,
         canary-scaled ones as such). An entry holds no layout reorder the runtime adds around
         the layer (the ORT runner reports them apart, as runtime-internal nodes, since 29 Nov
-        2026): ``layout_reorders: apart`` keeps tables of entries measured before apart."""
+        2026): ``layout_reorders: apart`` keeps tables of entries measured before apart; so
+        does ``pruned_entries: by-turns`` (``reference``, since 30 Nov 2026)."""
         entry = "kernel-in-context"
         if self.evict_bytes:
             entry += f"-cold-{self.evict_bytes / (1 << 20):g}MiB"
         if self.canary:
             entry += "-canary"
-        return {**self.runner.fingerprint(), "entry": entry, "layout_reorders": "apart"}
+        marks = {"layout_reorders": "apart"}
+        if self.reference:
+            marks["pruned_entries"] = "by-turns"
+        return {**self.runner.fingerprint(), "entry": entry, **marks}
+
+    def paired(self, references: Mapping[LayerSignature, LayerSignature]) -> PairedKernels:
+        """A stand-in for ``LatencyTable.lookup`` that times each layer of ``references`` (a
+        pruned layer -> the layer it was pruned from) by turns with its reference (without
+        ``reference``: the entries alone)."""
+        return PairedKernels(self, references if self.reference else {})
 
     def measure_layers(
-        self, signatures: Sequence[LayerSignature]
+        self,
+        signatures: Sequence[LayerSignature],
+        references: Mapping[LayerSignature, LayerSignature] | None = None,
     ) -> dict[LayerSignature, LatencyStats]:
         """The profiled kernel time (ms) of each distinct layer in its context: the median of
         ``rounds`` profiles, taken in rounds over all the layers (one profile is a few
         milliseconds, so a moment of contention can inflate it; it rarely hits one layer in
         every round).
 
+        A layer with a reference in ``references`` is scaled to it instead: its entry is the
+        median, over the rounds, of its time over the reference's in the same round, times the
+        reference's stored entry (a reference the table lacks is measured first, alone, and
+        returned too).
+
         With ``canary``, each round also profiles CANARY, and each layer's time in a round is
         scaled by the reference canary time over that round's: entries measured minutes apart
         on a machine whose speed drifts become comparable. The reference is the table's CANARY
         entry; the first measurement stores it (the median of its rounds)."""
         unique = list(dict.fromkeys(signatures))
-        timed = [*unique, CANARY] if self.canary else unique
+        references = references or {}
+        stored = {ref: self._stored(ref) for sig in unique if (ref := references.get(sig))}
+        alone = [s for s in unique if s not in references or references[s] == s]
+        alone += [ref for ref, entry in stored.items() if entry is None and ref not in alone]
+        out = self._measure_alone(alone) if alone else {}
+        by_turns = [s for s in unique if s not in alone]
+        if by_turns:
+            out.update(self._measure_by_turns(by_turns, references, stored, out))
+        return out
+
+    def _stored(self, sig: LayerSignature) -> LatencyStats | None:
+        """``sig``'s entry in the table, if any."""
+        return self.table.get(sig) if self.table is not None else None
+
+    def profile_kernel(self, model: onnx.ModelProto) -> float:
+        """The layer's profiled kernel time (ms) in one session of ``model``."""
+        profile = self.runner.profile_layers(model)
+        return max(sum(profile.get(name, 0.0) for name in LAYER_NODES), MIN_KERNEL_MS)
+
+    def _rounds(
+        self, timed: Sequence[LayerSignature], rounds: int
+    ) -> list[dict[LayerSignature, float]]:
+        """``rounds`` profiles of each of ``timed``, taken in rounds over all of them."""
         models = {sig: context_layer_model(sig, evict_bytes=self.evict_bytes) for sig in timed}
-        rounds: list[dict[LayerSignature, float]] = []
-        for _ in range(self.rounds):
-            round_ms = {}
-            for sig in dict.fromkeys(timed):
-                profile = self.runner.profile_layers(models[sig])
-                ms = sum(profile.get(name, 0.0) for name in LAYER_NODES)
-                round_ms[sig] = max(ms, MIN_KERNEL_MS)
-            rounds.append(round_ms)
+        return [{sig: self.profile_kernel(models[sig]) for sig in timed} for _ in range(rounds)]
+
+    def _measure_alone(
+        self, unique: Sequence[LayerSignature]
+    ) -> dict[LayerSignature, LatencyStats]:
+        """Entries of ``unique`` from their own rounds (canary-scaled with ``canary``)."""
+        timed = [*unique, CANARY] if self.canary else list(unique)
+        rounds = self._rounds(list(dict.fromkeys(timed)), self.rounds)
         out = {}
         if self.canary:
-            stored = self.table.get(CANARY) if self.table is not None else None
+            stored = self._stored(CANARY)
             if stored is None:
                 stored = out[CANARY] = LatencyStats.from_samples([r[CANARY] for r in rounds])
             scales = [stored.median_ms / r[CANARY] for r in rounds]
@@ -165,13 +226,52 @@ class KernelRunner:
             )
         return out
 
+    def _measure_by_turns(
+        self,
+        unique: Sequence[LayerSignature],
+        references: Mapping[LayerSignature, LayerSignature],
+        stored: Mapping[LayerSignature, LatencyStats | None],
+        fresh: Mapping[LayerSignature, LatencyStats],
+    ) -> dict[LayerSignature, LatencyStats]:
+        """Entries of ``unique`` by their rounds' ratios to their references' (``stored``, or
+        ``fresh`` where the table had none), times the references' entries."""
+        timed = list(dict.fromkeys([*unique, *(references[s] for s in unique)]))
+        rounds = self._rounds(timed, max(self.rounds, TURNS))
+        out = {}
+        for sig in unique:
+            ref = references[sig]
+            entry = (stored[ref] or fresh[ref]).median_ms
+            out[sig] = LatencyStats.from_samples([r[sig] / r[ref] * entry for r in rounds])
+        return out
+
+
+class PairedKernels:
+    """``KernelRunner.measure_layers`` with fixed references, for ``LatencyTable.lookup``."""
+
+    def __init__(
+        self, kernels: KernelRunner, references: Mapping[LayerSignature, LayerSignature]
+    ) -> None:
+        self.kernels = kernels
+        self.references = references
+
+    def measure_layers(
+        self, signatures: Sequence[LayerSignature]
+    ) -> dict[LayerSignature, LatencyStats]:
+        """The entries of ``signatures``, by turns with their references where they have one."""
+        return self.kernels.measure_layers(signatures, self.references)
+
 
 def kernel_table(
-    runner: Runner, path: object = None, evict_bytes: int = 0, canary: bool = False
+    runner: Runner,
+    path: object = None,
+    evict_bytes: int = 0,
+    canary: bool = False,
+    reference: bool = True,
 ) -> tuple[LatencyTable, KernelRunner]:
     """The kernel-entry table of ``runner`` (in ``path``'s file beside its latency table);
-    cold entries with ``evict_bytes``; entries scaled to a canary's speed with ``canary``."""
-    kernels = KernelRunner(runner, evict_bytes=evict_bytes, canary=canary)
+    cold entries with ``evict_bytes``; entries scaled to a canary's speed with ``canary``;
+    pruned layers' entries by turns with their references with ``reference``."""
+    kernels = KernelRunner(runner, evict_bytes=evict_bytes, canary=canary, reference=reference)
     table = LatencyTable(kernels.fingerprint(), path)
     kernels.table = table
     return table, kernels

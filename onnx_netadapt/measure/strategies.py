@@ -105,13 +105,26 @@ class Entries:
     whole-network measurements (missing entries are measured on the runner)."""
 
     def __init__(
-        self, runner: Runner, table: LatencyTable, evict_bytes: int = 0, canary: bool = False
+        self,
+        runner: Runner,
+        table: LatencyTable,
+        evict_bytes: int = 0,
+        canary: bool = False,
+        reference: bool = True,
     ) -> None:
         self.runner = runner
         self.table = table
         self.evict_bytes = evict_bytes  # > 0: cold kernel entries (``kernels.py``)
         self.canary = canary  # kernel entries scaled to a canary's speed (``kernels.py``)
+        # pruned layers' kernel entries by turns with the calibrated network's (``kernels.py``)
+        self.reference = reference
+        self.references: dict[str, LayerSignature] = {}
         self._kernels: tuple[LatencyTable, KernelRunner] | None = None
+
+    def calibrated_on(self, signatures: Mapping[str, LayerSignature]) -> None:
+        """The calibrated network's filter layers, by node name: the references of its
+        prunings' kernel entries."""
+        self.references = dict(signatures)
 
     def table_ms(self, signatures: Mapping[str, LayerSignature]) -> dict[str, float]:
         """Table entry (median ms) of each layer, by node name."""
@@ -119,13 +132,19 @@ class Entries:
         return {name: found[sig].median_ms for name, sig in signatures.items()}
 
     def kernel_ms(self, signatures: Mapping[str, LayerSignature]) -> dict[str, float]:
-        """In-context kernel entry (ms) of each layer, by node name."""
+        """In-context kernel entry (ms) of each layer, by node name; a layer missing from the
+        table is timed by turns with the calibrated network's layer of its name."""
         if self._kernels is None:
             self._kernels = kernel_table(
-                self.runner, self.table.path, self.evict_bytes, self.canary
+                self.runner, self.table.path, self.evict_bytes, self.canary, self.reference
             )
         table, kernels = self._kernels
-        found = table.lookup(list(signatures.values()), kernels)  # type: ignore[arg-type]
+        references = {
+            sig: self.references[name]
+            for name, sig in signatures.items()
+            if name in self.references and self.references[name].op == sig.op
+        }
+        found = table.lookup(list(signatures.values()), kernels.paired(references))  # type: ignore[arg-type]
         return {name: found[sig].median_ms for name, sig in signatures.items()}
 
     @property
@@ -432,6 +451,7 @@ class ProfileStrategy(Strategy):
         signatures = model_signatures(loaded)
         if self.kernels:  # in-context kernel entries only: no micro-model entry is measured
             layer_ms, session = entries.kernel_ms(signatures), 0.0
+            entries.calibrated_on(signatures)
         else:
             layer_ms = entries.table_ms(signatures)
             session = entries.session_ms() if self.session_overhead else 0.0

@@ -1,0 +1,108 @@
+"""The same fidelity run repeated: how much does each estimator's error move between runs?
+
+Reads committed ``latency_fidelity`` results (no measuring) of the same cases and variants (the
+variants are seeded, so each run prunes the same networks) and reports, per estimator, the
+cases that met the goal in each run, the variants within 10 %, and how far one variant's error
+moved from run to run (the sd of its errors over the runs, the median over variants): an
+estimate whose inputs carry the host's noise moves between runs even where it is right on
+average, while a steady bias stays put.
+
+    python -m benchmarks.fidelity_repeat RUN1.json RUN2.json [...] --out results/x.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from onnx_netadapt.graph.save import save_text
+
+GOAL_WORST, GOAL_MEAN = 10.0, 5.0
+
+
+def load_errors(path: Path) -> dict[tuple[str, str], dict[str, float]]:
+    """(case, variant) -> {estimator: error %} of one run."""
+    data = json.loads(path.read_text())
+    out = {}
+    for case in data["cases"]:
+        name = f"{case['arch']}:{case['layout']}"
+        for variant in case["variants"]:
+            out[(name, variant["variant"])] = dict(variant["errors_pct"])
+    return out
+
+
+def case_met(errors: list[float]) -> bool:
+    """Every variant within GOAL_WORST % and the mean within GOAL_MEAN %."""
+    magnitudes = np.abs(errors)
+    return bool(magnitudes.max() <= GOAL_WORST and magnitudes.mean() <= GOAL_MEAN)
+
+
+def summary(runs: list[dict[tuple[str, str], dict[str, float]]]) -> dict[str, dict]:
+    """Per estimator in every run: cases met and variants within 10 % per run, and the
+    median and largest run-to-run sd of a variant's error."""
+    keys = sorted(set.intersection(*(set(r) for r in runs)))
+    estimators = sorted(set.intersection(*(set(r[k]) for r in runs for k in keys)))
+    cases = sorted({case for case, _ in keys})
+    out = {}
+    for est in estimators:
+        met, within = [], []
+        for run in runs:
+            per_case = {c: [run[k][est] for k in keys if k[0] == c] for c in cases}
+            met.append(sum(case_met(v) for v in per_case.values()))
+            within.append(sum(abs(run[k][est]) <= GOAL_WORST for k in keys))
+        spread = [float(np.std([run[k][est] for run in runs], ddof=1)) for k in keys]
+        out[est] = {
+            "cases": len(cases),
+            "variants": len(keys),
+            "cases_met": met,
+            "within_10": within,
+            "mean_abs_pct": [float(np.mean([abs(run[k][est]) for k in keys])) for run in runs],
+            "median_run_sd_pct": float(np.median(spread)),
+            "max_run_sd_pct": float(np.max(spread)),
+        }
+    return out
+
+
+def report(paths: list[Path], rows: dict[str, dict]) -> str:
+    """Markdown table of ``summary``."""
+    lines = [
+        "# The same fidelity cases measured again: each estimator's error, run to run",
+        "",
+        "`python -m benchmarks.fidelity_repeat " + " ".join(str(p) for p in paths) + "`",
+        "",
+        "| estimator | cases met, per run | variants within 10 %, per run | mean abs. error, "
+        "per run | a variant's error between runs: median sd | largest sd |",
+        "|---|---|---|---|---|---|",
+    ]
+    for est, row in rows.items():
+        met = ", ".join(f"{m}/{row['cases']}" for m in row["cases_met"])
+        within = ", ".join(f"{w}/{row['variants']}" for w in row["within_10"])
+        means = ", ".join(f"{m:.1f} %" for m in row["mean_abs_pct"])
+        lines.append(
+            f"| {est} | {met} | {within} | {means} | "
+            f"{row['median_run_sd_pct']:.1f} % | {row['max_run_sd_pct']:.1f} % |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs="+", help="latency_fidelity result JSON files")
+    parser.add_argument("--out", type=Path, default=None, help="write the markdown here")
+    args = parser.parse_args(argv)
+    if len(args.runs) < 2:
+        parser.error("give at least two runs")
+    rows = summary([load_errors(p) for p in args.runs])
+    if not rows:
+        parser.error("the runs share no estimator on the same variants")
+    text = report(args.runs, rows)
+    if args.out is not None:
+        save_text(text, args.out)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""benchmarks/entry_pairing.py and benchmarks/fidelity_repeat.py: the replay of kernel-entry
+ratios and the run-to-run comparison of fidelity results, on made-up records (no timing)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import entry_pairing, fidelity_repeat
+
+
+def _rows(slowness: np.ndarray) -> np.ndarray:
+    """Rounds of (start s, 144, 72, 112 channels) at true times 0.24 / 0.12 / 0.18 ms, each
+    round's three profiles slowed by that round's ``slowness``."""
+    start = np.arange(len(slowness), dtype=float) * 0.2
+    true = np.array([0.24, 0.12, 0.18])
+    return np.column_stack([start, slowness[:, None] * true[None, :]])
+
+
+def test_by_turns_is_exact_where_the_host_slows_whole_rounds_and_apart_is_not() -> None:
+    rng = np.random.default_rng(1)
+    slowness = np.where(rng.random(400) < 0.4, 1.8, 1.0)  # 40 % of the rounds slow
+    errors = entry_pairing.ratio_errors(_rows(slowness), draws=300)
+    for k in entry_pairing.ROUND_COUNTS:
+        assert errors[f"by turns|{k}"]["mean_abs_pct"] == pytest.approx(0.0, abs=1e-9)
+        assert errors[f"apart, median|{k}"]["over_10pct"] > 10
+
+
+def test_the_windows_count_slow_profiles() -> None:
+    slowness = np.array([1.8] * 25 + [1.0] * 25)  # 5 s slow, then 5 s quick
+    windows = entry_pairing.slow_windows(_rows(slowness))
+    assert [w["slow"]["144"] for w in windows] == [1.0, 0.0]
+    assert windows[0]["ratio"]["72"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("argv", [["--seconds", "5"], ["--draws", "0"]])
+def test_entry_pairing_refuses_bad_arguments_before_measuring(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit):
+        entry_pairing.main(argv)
+    assert "must be at least" in capsys.readouterr().err
+
+
+def _run(path: Path, errors: dict[str, list[float]]) -> Path:
+    """A latency_fidelity result of one case whose variants have ``errors`` per estimator."""
+    count = len(next(iter(errors.values())))
+    variants = [
+        {"variant": f"keep {i}", "errors_pct": {est: e[i] for est, e in errors.items()}}
+        for i in range(count)
+    ]
+    path.write_text(
+        json.dumps({"cases": [{"arch": "net", "layout": "nchw", "variants": variants}]})
+    )
+    return path
+
+
+def test_fidelity_repeat_tells_a_steady_bias_from_noise(tmp_path: Path) -> None:
+    one = _run(tmp_path / "1.json", {"steady": [12.0, 1.0, 2.0], "noisy": [2.0, 11.0, -3.0]})
+    two = _run(tmp_path / "2.json", {"steady": [12.0, 1.0, 2.0], "noisy": [-9.0, 1.0, 4.0]})
+    rows = fidelity_repeat.summary([fidelity_repeat.load_errors(p) for p in (one, two)])
+    assert rows["steady"]["median_run_sd_pct"] == pytest.approx(0.0)
+    assert rows["noisy"]["median_run_sd_pct"] > 4
+    assert rows["steady"]["within_10"] == [2, 2]
+    assert rows["steady"]["cases_met"] == [0, 0]  # 12 % on one variant in both runs
+    assert rows["noisy"]["within_10"] == [2, 3]
+    assert rows["noisy"]["cases_met"] == [0, 1]  # run 2: all within 10 %, mean 4.7 %
+
+
+def test_fidelity_repeat_needs_two_runs(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        fidelity_repeat.main([str(_run(tmp_path / "1.json", {"a": [1.0]}))])
+    assert "at least two runs" in capsys.readouterr().err

@@ -1,0 +1,112 @@
+"""A pruned layer's kernel entry timed by turns with its reference (the layer it was pruned
+from): on a host whose speed moves between measurements, the entries' ratio, which a pruning's
+estimate reads, stays the layers' own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+
+from onnx_netadapt.measure.kernels import TURNS, kernel_table
+from onnx_netadapt.measure.runner import Runner
+from onnx_netadapt.measure.signature import LayerSignature
+from onnx_netadapt.measure.strategies import Entries
+from onnx_netadapt.measure.table import LatencyTable
+
+ORIGINAL = LayerSignature("Conv", 32, 48, (8, 8), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
+PRUNED = LayerSignature("Conv", 32, 24, (8, 8), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
+OTHER = LayerSignature("Conv", 16, 16, (8, 8), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1))
+TRUE_RATIO = 24 / 48
+
+
+def weights(model: onnx.ModelProto) -> int:
+    """Elements of the profiled layer's weight."""
+    (layer,) = [n for n in model.graph.node if n.name == "layer"]
+    (weight,) = [i for i in model.graph.initializer if i.name == layer.input[1]]
+    size = 1
+    for d in weight.dims:
+        size *= d
+    return size
+
+
+class ShiftingRunner(Runner):
+    """Profiles a layer at a time proportional to its weights, times the host's slowness at
+    that moment: ``slowness`` until the test changes it, or, with ``moments``, one value per
+    profile in turn."""
+
+    name = "shifting"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slowness = 1.0
+        self.moments: list[float] = []
+        self.profiles = 0
+
+    def _fingerprint_impl(self) -> dict[str, object]:
+        return {"fake": 1}
+
+    def _measure_impl(self, model: onnx.ModelProto) -> list[float]:
+        return [1.0]
+
+    def profile_layers(self, model: onnx.ModelProto) -> dict[str, float]:
+        slowness = (
+            self.moments[self.profiles % len(self.moments)] if self.moments else self.slowness
+        )
+        self.profiles += 1
+        return {"layer": 1e-4 * weights(model) * slowness}
+
+
+@pytest.mark.parametrize("reference", [True, False])
+def test_a_pruned_entry_keeps_its_ratio_to_the_reference_whatever_the_host_does(
+    tmp_path: Path, reference: bool
+) -> None:
+    runner = ShiftingRunner()
+    table, kernels = kernel_table(runner, tmp_path / "table.json", reference=reference)
+    original = table.lookup([ORIGINAL], kernels)[ORIGINAL].median_ms  # alone: no reference
+    runner.slowness = 1.8  # a slow minute for the host
+    pruned = table.lookup([PRUNED], kernels.paired({PRUNED: ORIGINAL}))[PRUNED].median_ms
+    if reference:
+        assert pruned / original == pytest.approx(TRUE_RATIO)
+        assert kernels.fingerprint()["pruned_entries"] == "by-turns"
+    else:  # the entries alone: the slow minute lands in the ratio
+        assert pruned / original == pytest.approx(TRUE_RATIO * 1.8)
+        assert "pruned_entries" not in kernels.fingerprint()
+
+
+def test_slow_moments_in_a_minority_of_rounds_leave_the_ratio_alone(tmp_path: Path) -> None:
+    """The ratio is the median over ``TURNS`` rounds: two rounds whose pruned profile landed in
+    a slow moment (x1.8) do not move it."""
+    runner = ShiftingRunner()
+    table, kernels = kernel_table(runner, tmp_path / "table.json")
+    original = table.lookup([ORIGINAL], kernels)[ORIGINAL].median_ms
+    runner.profiles = 0
+    # each round profiles the pruned layer, then its reference
+    runner.moments = [1.8, 1.0, 1.8, 1.0] + [1.0, 1.0] * (TURNS - 2)
+    pruned = table.lookup([PRUNED], kernels.paired({PRUNED: ORIGINAL}))[PRUNED].median_ms
+    assert runner.profiles == 2 * TURNS
+    assert pruned / original == pytest.approx(TRUE_RATIO)
+
+
+def test_a_reference_missing_from_the_table_is_measured_first_and_kept(tmp_path: Path) -> None:
+    runner = ShiftingRunner()
+    table, kernels = kernel_table(runner, tmp_path / "table.json")
+    found = table.lookup([PRUNED], kernels.paired({PRUNED: ORIGINAL}))
+    assert table.get(ORIGINAL) is not None  # measured alone, stored, and the pruned scaled to it
+    assert found[PRUNED].median_ms / table.get(ORIGINAL).median_ms == pytest.approx(TRUE_RATIO)
+
+
+def test_the_estimator_entries_pair_pruned_layers_with_the_calibrated_network_by_name(
+    tmp_path: Path,
+) -> None:
+    runner = ShiftingRunner()
+    entries = Entries(runner, LatencyTable(runner.fingerprint(), tmp_path / "t.json"))
+    assert entries.reference  # the default
+    calibrated = {"conv1": ORIGINAL, "conv2": OTHER}
+    before = entries.kernel_ms(calibrated)
+    entries.calibrated_on(calibrated)
+    runner.slowness = 1.5
+    after = entries.kernel_ms({"conv1": PRUNED, "conv2": OTHER})
+    assert after["conv1"] / before["conv1"] == pytest.approx(TRUE_RATIO)
+    assert after["conv2"] == before["conv2"]  # unchanged layers are read, not measured again
