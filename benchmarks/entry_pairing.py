@@ -23,7 +23,6 @@ also says how often the host was slow (a profile over 1.3x its layer's 10th perc
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -31,8 +30,7 @@ import numpy as np
 
 from benchmarks.entry_repeat import depthwise
 from benchmarks.latency_fidelity import LAYER
-from onnx_netadapt.graph.save import save_json, save_text
-from onnx_netadapt.measure.host import cpu_identity
+from benchmarks.record import run_header, save_results
 from onnx_netadapt.measure.kernels import KernelRunner, context_layer_model
 from onnx_netadapt.measure.registry import make_runner
 
@@ -182,20 +180,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.draws < 1:
         parser.error(f"--draws must be at least 1 (got {args.draws})")
     results = {
-        "command": "python -m benchmarks.entry_pairing "
-        + " ".join(sys.argv[1:] if argv is None else argv),
-        "cpu": cpu_identity(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **run_header("entry_pairing", argv),
         "draws": args.draws,
         "rows": record(args.seconds),
     }
     rows = np.array(results["rows"])
     results["errors"] = ratio_errors(rows, args.draws)
     results["windows"] = slow_windows(rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    save_json(results, args.out / f"{args.name}.json")
-    save_text(report(results), args.out / f"{args.name}.md")
-    print(report(results))
+    print(save_results(results, report, args.out, args.name))
 
 
 if __name__ == "__main__":

@@ -12,15 +12,12 @@ moves, an entry measured in a slow moment scales every pruning of its layer by a
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.latency_fidelity import LAYER
-from onnx_netadapt.graph.save import save_json, save_text
-from onnx_netadapt.measure.host import cpu_identity
+from benchmarks.record import run_header, save_results
 from onnx_netadapt.measure.kernels import KernelRunner
 from onnx_netadapt.measure.registry import make_runner
 from onnx_netadapt.measure.signature import LayerSignature
@@ -71,13 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.repeats < 2:
         parser.error(f"--repeats must be at least 2 (got {args.repeats})")
     sigs = {c: depthwise(c) for c in CHANNELS}
-    results = {
-        "command": "python -m benchmarks.entry_repeat "
-        + " ".join(sys.argv[1:] if argv is None else argv),
-        "cpu": cpu_identity(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "repeats": [],
-    }
+    results = {**run_header("entry_repeat", argv), "repeats": []}
     with make_runner("ort", threads=1) as runner:
         runner.settings = LAYER
         kernels = KernelRunner(runner)
@@ -85,10 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             entries = kernels.measure_layers(list(sigs.values()))
             results["repeats"].append({str(c): entries[s].median_ms for c, s in sigs.items()})
             print(results["repeats"][-1], flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    save_json(results, args.out / f"{args.name}.json")
-    save_text(report(results), args.out / f"{args.name}.md")
-    print(report(results))
+    print(save_results(results, report, args.out, args.name))
 
 
 if __name__ == "__main__":

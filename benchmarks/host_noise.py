@@ -14,7 +14,6 @@ ratios by on this host (``latency_fidelity --truth``).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -23,11 +22,10 @@ import numpy as np
 from benchmarks.fidelity_layouts import INPUT, parse_cases
 from benchmarks.latency_fidelity import export
 from benchmarks.layouts import in_layout, input_shape
+from benchmarks.record import run_header, save_results
 from onnx_netadapt import load_model
 from onnx_netadapt.graph.large import ort_session
 from onnx_netadapt.graph.probe import random_inputs
-from onnx_netadapt.graph.save import save_json, save_text
-from onnx_netadapt.measure.host import cpu_identity
 from onnx_netadapt_runners.ort import OrtRunner
 
 WINDOWS = (0.5, 1.0, 2.0, 3.0)
@@ -128,18 +126,12 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--seconds must be at least {2 * max(WINDOWS):g} (two of each window)")
     cases = parse_cases(args.cases)
     results = {
-        "command": "python -m benchmarks.host_noise "
-        + " ".join(sys.argv[1:] if argv is None else argv),
-        "cpu": cpu_identity(),
+        **run_header("host_noise", argv),
         "threads": args.threads,
         "seconds": args.seconds,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cases": [run_case(arch, layout, args.seconds, args.threads) for arch, layout in cases],
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    save_json(results, args.out / f"{args.name}.json")
-    save_text(report(results), args.out / f"{args.name}.md")
-    print(report(results))
+    print(save_results(results, report, args.out, args.name))
 
 
 if __name__ == "__main__":

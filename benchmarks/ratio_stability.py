@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -31,9 +30,8 @@ import numpy as np
 from benchmarks.fidelity_layouts import INPUT, parse_cases
 from benchmarks.latency_fidelity import WHOLE, export
 from benchmarks.layouts import in_layout, input_shape
+from benchmarks.record import run_header, save_results
 from onnx_netadapt import analyse, load_model, prune
-from onnx_netadapt.graph.save import save_json, save_text
-from onnx_netadapt.measure.host import cpu_identity
 from onnx_netadapt.measure.interleave import alternating_stats, round_stats, stats_ratios
 from onnx_netadapt.measure.registry import make_runner
 from onnx_netadapt.measure.stats import STATISTICS
@@ -116,21 +114,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--repeats must be at least 2 (got {args.repeats}): a spread needs two")
     cases = [f"{a}:{lay}" for a, lay in parse_cases(args.cases)]
     start = time.perf_counter()
-    results = {
-        "command": "python -m benchmarks.ratio_stability "
-        + " ".join(sys.argv[1:] if argv is None else argv),
-        "cpu": cpu_identity(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cases": [],
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
+    results = {**run_header("ratio_stability", argv), "cases": []}
     with make_runner("ort", threads=1) as runner:
         runner.settings = WHOLE
         for case in cases:
             results["cases"].append(repeat_ratios(runner, case, args.keep, args.repeats))
             results["seconds"] = time.perf_counter() - start
-            save_json(results, args.out / f"{args.name}.json")
-            save_text(report(results), args.out / f"{args.name}.md")
+            save_results(results, report, args.out, args.name)
     print(report(results))
 
 

@@ -1,4 +1,4 @@
-"""benchmarks/entry_pairing.py and benchmarks/fidelity_repeat.py: the replay of kernel-entry
+"""benchmarks/entry_pairing.py, fidelity_repeat.py and record.py: the replay of kernel-entry
 ratios and the run-to-run comparison of fidelity results, on made-up records (no timing)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks import entry_pairing, fidelity_repeat
+from benchmarks.record import run_header, save_results
 
 
 def _rows(slowness: np.ndarray) -> np.ndarray:
@@ -72,3 +73,13 @@ def test_fidelity_repeat_needs_two_runs(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         fidelity_repeat.main([str(_run(tmp_path / "1.json", {"a": [1.0]}))])
     assert "at least two runs" in capsys.readouterr().err
+
+
+def test_a_benchmark_run_records_its_command_and_saves_both_files(tmp_path: Path) -> None:
+    header = run_header("entry_pairing", ["--seconds", "60"])
+    assert header["command"] == "python -m benchmarks.entry_pairing --seconds 60"
+    assert header["cpu"] and header["date"].endswith("UTC")
+    text = save_results({**header, "x": 1}, lambda r: f"x is {r['x']}\n", tmp_path / "out", "run")
+    assert text == "x is 1\n"
+    assert (tmp_path / "out" / "run.md").read_text() == text
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["x"] == 1
