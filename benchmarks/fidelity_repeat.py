@@ -95,7 +95,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if len(args.runs) < 2:
         parser.error("give at least two runs")
-    rows = summary([load_errors(p) for p in args.runs])
+    runs = []
+    for path in args.runs:
+        try:
+            runs.append(load_errors(path))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            parser.error(f"{path} is not a latency_fidelity result JSON ({exc!r})")
+    rows = summary(runs)
     if not rows:
         parser.error("the runs share no estimator on the same variants")
     text = report(args.runs, rows)

@@ -75,6 +75,15 @@ def test_fidelity_repeat_needs_two_runs(tmp_path: Path, capsys) -> None:
     assert "at least two runs" in capsys.readouterr().err
 
 
+def test_fidelity_repeat_names_a_file_that_is_not_a_fidelity_result(tmp_path: Path, capsys) -> None:
+    one = _run(tmp_path / "1.json", {"a": [1.0]})
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"repeats": []}))
+    with pytest.raises(SystemExit):
+        fidelity_repeat.main([str(one), str(other)])
+    assert f"{other} is not a latency_fidelity result" in capsys.readouterr().err
+
+
 def test_a_benchmark_run_records_its_command_and_saves_both_files(tmp_path: Path) -> None:
     header = run_header("entry_pairing", ["--seconds", "60"])
     assert header["command"] == "python -m benchmarks.entry_pairing --seconds 60"
