@@ -111,7 +111,9 @@ def test_profile_estimate_is_exact_on_a_fake_runner(case):
             measured = runner.measure(pruned).median_ms
             # exact up to the one MAC of the layer that measures the micro-model overhead
             assert estimator.estimate(pruned) == pytest.approx(measured, rel=1e-4)
-            assert abs(constant.estimate(pruned) - measured) > 0.01 * measured  # not exact
+            # the fake tells the estimators apart: 'constant' (its residual is negative here, so
+            # it shrinks with the entries) is off by 0.85-7.8 %, 'profile' by under 1e-4
+            assert abs(constant.estimate(pruned) - measured) > 0.005 * measured  # not exact
 
 
 @pytest.mark.parametrize("case", ["residual_chain", "squeeze_excite"])

@@ -16,6 +16,7 @@ from onnx_netadapt.measure.signature import model_signatures
 from onnx_netadapt.measure.strategies import (
     MODES,
     Calibration,
+    ConstantCalibration,
     Entries,
     ProfileStrategy,
     Pruning,
@@ -150,3 +151,16 @@ def test_the_default_profile_does_not_time_the_run():
     with NoRunTimeRunner() as runner:
         entries = Entries(runner, LatencyTable(runner.fingerprint()))
         assert ProfileStrategy().profile(entries, model.model).run_ms is None
+
+
+@pytest.mark.parametrize(("measured", "entries", "expected"), [(10.0, 6.0, 7.0), (6.0, 10.0, 1.8)])
+def test_constant_keeps_a_positive_residual_and_shrinks_a_negative_one(
+    measured: float, entries: float, expected: float
+):
+    """A negative residual (entries carrying their micro-models' overhead) kept constant would
+    take a small pruning below zero: it scales with the entries instead."""
+    calibration = ConstantCalibration(measured_ms=measured, layers_ms=entries)
+    signatures = {name: None for name in ("a", "b")}
+    pruned = Pruning(signatures=signatures, layer_ms={"a": 2.0, "b": 1.0})  # type: ignore[arg-type]
+    assert calibration.estimate(pruned) == pytest.approx(expected)
+    assert calibration.estimate(Pruning(signatures, {"a": 0.1, "b": 0.1})) > 0  # type: ignore[arg-type]

@@ -218,12 +218,20 @@ class Calibration(ABC):
 
 @dataclass
 class ConstantCalibration(Calibration):
-    """Table entries plus the measured network's residual, kept constant."""
+    """Table entries plus the measured network's residual, kept constant.
+
+    A negative residual (the entries sum to more than the network, as each carries its own
+    micro-model's overhead) shrinks with the entries instead, so that no pruning is estimated
+    at or below zero.
+    """
 
     mode: ClassVar[str] = "constant"
 
     def estimate(self, pruning: Pruning) -> float:
-        return pruning.layers_ms() + self.residual_ms
+        layers = pruning.layers_ms()
+        if self.residual_ms >= 0 or self.layers_ms <= 0:
+            return layers + self.residual_ms
+        return layers * self.measured_ms / self.layers_ms
 
 
 @dataclass
