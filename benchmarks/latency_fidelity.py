@@ -125,6 +125,11 @@ ESTIMATORS = {
     # a pruned layer's kernel entry timed apart from its original's (before 30 Nov 2026: the
     # default, "profile", in every run before noisy_turns_run1); "profile" times them by turns
     "profile_apart": {"mode": "profile", "reference_kernels": False},
+    # "profile" reads a unit's in-network excess off kernel times profiled in the same rounds
+    # as the network (calibration.EXCESS_BY_TURNS, since 30 Nov 2026); this, on the same
+    # calibration, off the table's entries of the calibrated network, measured at another
+    # moment (as before)
+    "profile_excess_apart": {"paired": "profile", "excess_by_turns": False},
     # "profile" scales a unit's in-network excess over its kernel entry with the entry's change
     # to the power EXCESS_POWER (calibration.scale_kernel_unit); these, to the power 1 (the whole
     # unit with its entry, as before 29 Nov 2026) and 1.5

@@ -26,9 +26,10 @@ Filter layers that no unit holds add the change of their table entry.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import onnx
 
 from onnx_netadapt.graph.ops import consumers_of
@@ -70,6 +71,13 @@ EXCESS_FLOOR = True
 # units match their profile and it is closer (``reorder_run1-6``: EfficientNet-B0 mean error
 # 4.4-5.8 % against 6.9-9.5 % without it; the goal met in 32 of 42 case-runs against 29).
 EVENT_COST = True
+# Whether a filter unit's excess (its in-network time over its in-context kernel time) is read
+# off kernel entries profiled in the same rounds as the network (``Unit.kernel_ms``,
+# ``pair_kernel_times``) rather than off the table's entries, measured at another moment: on a
+# host whose speed moves, the two moments' difference became the excess (MobileNetV2: the
+# calibration's entries summed to 10.0 ms against its profile's 8.8 in one run, 10.0 against
+# 10.8 in the next, and keep 0.3 was estimated at 0.209 and 0.172 of the original).
+EXCESS_BY_TURNS = True
 # Whether the constant overhead is predicted from the runtime's costs per node and per run
 # (``ProfileCalibration.model_overhead_ms``) rather than kept as measured.
 MODEL_OVERHEAD = True
@@ -183,6 +191,9 @@ class Unit:
         filters: the filter layers among ``nodes``.
         base: at calibration, the net table time of ``filters`` (ms) when there are any, else
             the activation elements of ``nodes``.
+        kernel_ms: the in-context kernel time of ``filters`` at the scale of ``ms``, from
+            entries profiled in the same rounds as the network (``pair_kernel_times``; None:
+            not measured, ``base`` serves).
     """
 
     name: str
@@ -190,6 +201,7 @@ class Unit:
     nodes: list[str]
     filters: list[str]
     base: float
+    kernel_ms: float | None = None
 
 
 @dataclass
@@ -230,6 +242,8 @@ class ProfileCalibration:
             and per run (``event_cost.model_overhead_ms``): the estimate is this plus the
             parts scaled by (measured - it) / (measured - overhead_ms), so the calibration
             network is still estimated at its measured time (None: the measured overhead).
+        excess_by_turns: with ``kernels``, a filter unit's excess is its time over its
+            ``kernel_ms`` where measured, rather than over ``base`` (``EXCESS_BY_TURNS``).
     """
 
     measured_ms: float
@@ -249,6 +263,7 @@ class ProfileCalibration:
     event_cost: bool = EVENT_COST
     internal_events: int = 0
     model_overhead_ms: float | None = None
+    excess_by_turns: bool = EXCESS_BY_TURNS
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -285,6 +300,37 @@ def place_filters(
             node = users[0]
         out[name] = found
     return out
+
+
+def pair_kernel_times(
+    units: list[Unit],
+    node_rounds: Sequence[Mapping[str, float]],
+    kernel_rounds: Sequence[Mapping[str, float]],
+) -> None:
+    """Set each filter unit's ``kernel_ms``: its ``ms`` times the median, over rounds, of its
+    filters' in-context kernel times over its in-network time in the same round.
+
+    Args:
+        units: the calibration's units (``ms`` from the median of ``node_rounds``, scaled).
+        node_rounds: the network's profile in each round, by profiled name.
+        kernel_rounds: each filter layer's in-context kernel time in the same round, by node
+            name (``Entries.kernel_round``).
+
+    >>> unit = Unit("conv", 2.0, ["conv"], ["conv"], 1.0)
+    >>> pair_kernel_times([unit], [{"conv": 1.0}, {"conv": 2.0}], [{"conv": 0.5}, {"conv": 1.6}])
+    >>> round(unit.kernel_ms, 9)  # shares 0.5 and 0.8: median 0.65 of 2.0 ms
+    1.3
+    """
+    for unit in units:
+        if not unit.filters:
+            continue
+        shares = [
+            sum(kernels[f] for f in unit.filters) / nodes[unit.name]
+            for nodes, kernels in zip(node_rounds, kernel_rounds, strict=True)
+            if nodes.get(unit.name, 0.0) > 0 and all(f in kernels for f in unit.filters)
+        ]
+        if shares:
+            unit.kernel_ms = unit.ms * float(np.median(shares))
 
 
 def calibrate_profiled(
@@ -416,9 +462,12 @@ def estimate_parts(
             now = unit.base
         ratio = now / unit.base if unit.base > 0 else 1.0
         if calibration.kernels and unit.filters:
+            kernel = unit.base
+            if calibration.excess_by_turns and unit.kernel_ms is not None:
+                kernel = unit.kernel_ms  # timed in the same rounds as ``unit.ms``
             parts[unit.name] = scale_kernel_unit(
                 unit.ms,
-                unit.base,
+                kernel,
                 ratio,
                 calibration.excess_power,
                 footprint if calibration.excess_footprint else None,

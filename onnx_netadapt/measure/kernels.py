@@ -199,6 +199,10 @@ class KernelRunner:
         profile = self.runner.profile_layers(model)
         return max(sum(profile.get(name, 0.0) for name in LAYER_NODES), MIN_KERNEL_MS)
 
+    def profile_round(self, signatures: Sequence[LayerSignature]) -> dict[LayerSignature, float]:
+        """One profiled kernel time (ms) of each distinct layer in its context: no entry."""
+        return self._rounds(list(dict.fromkeys(signatures)), 1)[0]
+
     def _rounds(
         self, timed: Sequence[LayerSignature], rounds: int
     ) -> list[dict[LayerSignature, float]]:

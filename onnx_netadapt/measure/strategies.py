@@ -36,6 +36,7 @@ from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.measure.calibration import (
     EVENT_COST,
+    EXCESS_BY_TURNS,
     EXCESS_CACHE_BYTES,
     EXCESS_FLOOR,
     EXCESS_FOOTPRINT,
@@ -45,6 +46,7 @@ from onnx_netadapt.measure.calibration import (
     calibrate_profiled,
     estimate_profiled,
     net_ms,
+    pair_kernel_times,
 )
 from onnx_netadapt.measure.event_cost import (
     NodeCosts,
@@ -82,12 +84,16 @@ class Profile(NamedTuple):
     measurement of the rounds, the median run time of the profiled sessions themselves
     (``NetworkProfile.run_ms``; None where the runner does not report it) and the median costs
     of the runtime per node and per run (``event_cost.measure_node_costs``; None where not
-    measured)."""
+    measured), with, where the filter layers' in-context kernels were profiled in the same
+    rounds (``ProfileStrategy(excess_by_turns=True)``), each round's profile and kernel times
+    by node name."""
 
     times: dict[str, float]
     measured_ms: float
     run_ms: float | None = None
     costs: NodeCosts | None = None
+    node_rounds: tuple[dict[str, float], ...] = ()
+    kernel_rounds: tuple[dict[str, float], ...] = ()
 
 
 def output_elements(sig: LayerSignature) -> int:
@@ -131,14 +137,24 @@ class Entries:
         found = self.table.lookup(list(signatures.values()), self.runner)
         return {name: found[sig].median_ms for name, sig in signatures.items()}
 
-    def kernel_ms(self, signatures: Mapping[str, LayerSignature]) -> dict[str, float]:
-        """In-context kernel entry (ms) of each layer, by node name; a layer missing from the
-        table is timed by turns with the calibrated network's layer of its name."""
+    def _kernel_source(self) -> tuple[LatencyTable, KernelRunner]:
+        """The in-context kernel table and the runner that fills it (made on first use)."""
         if self._kernels is None:
             self._kernels = kernel_table(
                 self.runner, self.table.path, self.evict_bytes, self.canary, self.reference
             )
-        table, kernels = self._kernels
+        return self._kernels
+
+    def kernel_round(self, signatures: Mapping[str, LayerSignature]) -> dict[str, float]:
+        """One in-context kernel profile (ms) of each layer, by node name: not an entry, and
+        not stored (``ProfileStrategy.profile`` pairs these with the network's profile)."""
+        times = self._kernel_source()[1].profile_round(list(signatures.values()))
+        return {name: times[sig] for name, sig in signatures.items()}
+
+    def kernel_ms(self, signatures: Mapping[str, LayerSignature]) -> dict[str, float]:
+        """In-context kernel entry (ms) of each layer, by node name; a layer missing from the
+        table is timed by turns with the calibrated network's layer of its name."""
+        table, kernels = self._kernel_source()
         references = {
             sig: self.references[name]
             for name, sig in signatures.items()
@@ -378,6 +394,8 @@ class ProfileStrategy(Strategy):
             per run (``ProfileCalibration.model_overhead_ms``) where the runner times its
             profiled sessions.
         Either measures the runtime's costs in every round (``event_cost.measure_node_costs``).
+        excess_by_turns: with ``kernels``, profile the filter layers' in-context kernels in
+            every round too, and read a unit's excess off those (``Unit.kernel_ms``).
     """
 
     mode = "profile"
@@ -394,6 +412,7 @@ class ProfileStrategy(Strategy):
         excess_floor: bool = EXCESS_FLOOR,
         event_cost: bool = EVENT_COST,
         model_overhead: bool = MODEL_OVERHEAD,
+        excess_by_turns: bool = EXCESS_BY_TURNS,
     ) -> None:
         self.kernels = kernels
         self.session_overhead = session_overhead
@@ -405,6 +424,7 @@ class ProfileStrategy(Strategy):
         self.excess_floor = excess_floor
         self.event_cost = event_cost
         self.model_overhead = model_overhead
+        self.excess_by_turns = excess_by_turns
 
     def calibrate(
         self, entries: Entries, loaded: LoadedModel, measured_ms: float | None = None
@@ -414,7 +434,7 @@ class ProfileStrategy(Strategy):
             "names: use mode 'split' or 'auto' (onnx-netadapt: --estimator split|auto)"
         )
         try:
-            profile = self.profile(entries, loaded.model)
+            profile = self.profile(entries, loaded.model, self.paired_layers(loaded))
         except ProfileUnsupported as exc:
             raise NetAdaptError(f"{message} ({exc})") from exc
         measured = profile.measured_ms if measured_ms is None else float(measured_ms)
@@ -423,10 +443,20 @@ class ProfileStrategy(Strategy):
             raise NetAdaptError(message)
         return cal
 
-    def profile(self, entries: Entries, model: onnx.ModelProto) -> Profile:
+    def paired_layers(self, loaded: LoadedModel) -> dict[str, LayerSignature] | None:
+        """The filter layers whose kernels ``profile`` times in its rounds (None: none)."""
+        return model_signatures(loaded) if self.kernels and self.excess_by_turns else None
+
+    def profile(
+        self,
+        entries: Entries,
+        model: onnx.ModelProto,
+        layers: Mapping[str, LayerSignature] | None = None,
+    ) -> Profile:
         """Per-node median profile, median whole-network time, (with ``run_share``) median
         run time of the profiled sessions and (with ``event_cost`` or ``model_overhead``)
-        median costs of the runtime per node and per run over ``rounds``.
+        median costs of the runtime per node and per run over ``rounds``; with ``layers`` (by
+        node name), one in-context kernel profile of each in every round too.
 
         Raises:
             ProfileUnsupported: the runner cannot profile inside a network (or measures
@@ -434,7 +464,7 @@ class ProfileStrategy(Strategy):
         """
         if entries.runner.unit != "ms":
             raise ProfileUnsupported(f"runner {entries.runner.name!r} does not measure time")
-        profiles, measured, costs = [], [], []
+        profiles, measured, costs, kernel_rounds = [], [], [], []
         node_names = {node.name for node in model.graph.node}
         for _ in range(self.rounds):
             measured.append(entries.runner.measure(model).median_ms)
@@ -443,13 +473,24 @@ class ProfileStrategy(Strategy):
             else:
                 profiles.append(NetworkProfile(entries.runner.profile_layers(model)))
             # only where the profile names ONNX nodes (else ``fit`` does not use it)
-            if (self.event_cost or self.model_overhead) and node_names & set(profiles[0].layers):
-                costs.append(measure_node_costs(entries.runner))
+            if node_names & set(profiles[0].layers):
+                if self.event_cost or self.model_overhead:
+                    costs.append(measure_node_costs(entries.runner))
+                if layers:
+                    kernel_rounds.append(entries.kernel_round(layers))
         names = set().union(*(p.layers for p in profiles))
         median = {n: float(np.median([p.layers.get(n, 0.0) for p in profiles])) for n in names}
         runs = [p.run_ms for p in profiles]
         run_ms = float(np.median(runs)) if all(r is not None and r > 0 for r in runs) else None
-        return Profile(median, float(np.median(measured)), run_ms, median_costs(costs))
+        node_rounds = tuple(dict(p.layers) for p in profiles) if kernel_rounds else ()
+        return Profile(
+            median,
+            float(np.median(measured)),
+            run_ms,
+            median_costs(costs),
+            node_rounds,
+            tuple(kernel_rounds),
+        )
 
     def fit(
         self, entries: Entries, loaded: LoadedModel, profile: Profile, measured: float
@@ -489,6 +530,9 @@ class ProfileStrategy(Strategy):
             loaded.model, loaded.shapes, layer_ms, times, measured, session, event_ms
         )
         prof.event_cost = self.event_cost
+        prof.excess_by_turns = self.excess_by_turns
+        if profile.kernel_rounds:
+            pair_kernel_times(prof.units, profile.node_rounds, profile.kernel_rounds)
         if self.model_overhead:  # None where the runner gave no plain run times
             prof.model_overhead_ms = model_overhead_ms(costs, len(times))
         placed = len(layer_ms) - len(prof.unplaced)
@@ -526,7 +570,8 @@ class AutoStrategy(Strategy):
     ) -> Calibration:
         if self.profiles:
             try:
-                profile = self.profiler.profile(entries, loaded.model)
+                layers = self.profiler.paired_layers(loaded)
+                profile = self.profiler.profile(entries, loaded.model, layers)
             except ProfileUnsupported as exc:
                 logger.info("no in-network profile (%s): residual split over the layers", exc)
                 self.profiles = False
