@@ -13,6 +13,11 @@ side with the original (its ratio over interleaved rounds). Then it crosses the 
 estimate from repeat i's profile with repeat j's kernel entries, for every i and j. How much the
 estimate moves along i (j fixed) is the profile's share of the drift; along j, the entries'.
 
+Each calibration is the estimator's (since 30 Nov 2026): the profile's rounds each profile every
+filter layer in context too (a unit's excess is read off those, ``calibration.EXCESS_BY_TURNS``),
+and a pruning's entries are timed by turns with the original's layers. The report also gives
+the estimate with the excess read off the table's entries of the original, as before.
+
     python -m benchmarks.estimate_drift resnet50:nhwc,mobilenet_v2:nchw --repeats 4 --name drift
 
 Writes ``NAME_ort.md`` and ``NAME_ort.json`` in ``--out``. Times latency: run it on a quiet
@@ -72,16 +77,21 @@ def one_calibration(
     """Everything one calibration measures, from nothing, and the prunings' measured ratios.
 
     In the order the estimator and ``latency_fidelity`` take them: the original's time (median
-    of 5 whole-network medians), its profile (``rounds`` rounds), the original's kernel
-    entries, each pruning's kernel entries, then each pruning side by side with the original.
+    of 5 whole-network medians), its profile (``rounds`` rounds, each with one in-context
+    kernel profile of every filter layer: the excess by turns), the original's kernel entries
+    (the median of those rounds), each pruning's kernel entries (by turns with the original's
+    layers), then each pruning side by side with the original.
     """
     runner.settings = WHOLE
     measured = float(np.median([runner.measure(original.model).median_ms for _ in range(5)]))
     runner.settings = LAYER
     entries = Entries(runner, LatencyTable(runner.fingerprint()))
+    signatures = model_signatures(original)
     # the run share's profile: the same node times, and the profiled sessions' run time
-    profile = ProfileStrategy(rounds=rounds, run_share=True).profile(entries, original.model)
-    original_entries = entries.kernel_ms(model_signatures(original))  # a fresh kernel table
+    strategy = ProfileStrategy(rounds=rounds, run_share=True)
+    profile = strategy.profile(entries, original.model, strategy.paired_layers(original))
+    original_entries = entries.kernel_ms(signatures, profile.kernel_rounds)  # a fresh table
+    entries.calibrated_on(signatures)
     pruned_entries = {
         label: entries.kernel_ms(model_signatures(pruned)) for label, pruned in prunings.items()
     }
@@ -96,6 +106,8 @@ def one_calibration(
         "profiled_measured_ms": profile.measured_ms,
         "profile_run_ms": profile.run_ms,
         "costs": None if profile.costs is None else list(profile.costs),
+        "node_rounds": list(profile.node_rounds),
+        "kernel_rounds": list(profile.kernel_rounds),
         "original_entries": original_entries,
         "pruned_entries": pruned_entries,
         "truth": truth,
@@ -103,18 +115,27 @@ def one_calibration(
 
 
 def calibration_of(
-    original: LoadedModel, profile_from: dict, entries_from: dict, run_share: bool = False
+    original: LoadedModel,
+    profile_from: dict,
+    entries_from: dict,
+    run_share: bool = False,
+    excess_by_turns: bool = True,
 ) -> InNetworkCalibration:
-    """The estimator's calibration from one calibration's profile and another's kernel entries
-    of the original (``ProfileStrategy.fit_entries``; with ``run_share``, the run share's)."""
+    """The estimator's calibration from one calibration's profile (with the kernel profiles
+    of its rounds) and another's kernel entries of the original
+    (``ProfileStrategy.fit_entries``; with ``run_share``, the run share's; without
+    ``excess_by_turns``, a unit's excess over the table's entries, as before 30 Nov 2026)."""
     profile = Profile(
         profile_from["profile"],
         profile_from["profiled_measured_ms"],
         profile_from.get("profile_run_ms"),
         # runs saved before the runtime's costs were measured: none (the measured overhead)
         NodeCosts(*profile_from["costs"]) if profile_from.get("costs") else None,
+        # runs saved before the excess by turns: none (the excess over the table's entries)
+        tuple(profile_from.get("node_rounds", ())),
+        tuple(profile_from.get("kernel_rounds", ())),
     )
-    strategy = ProfileStrategy(run_share=run_share)
+    strategy = ProfileStrategy(run_share=run_share, excess_by_turns=excess_by_turns)
     cal = strategy.fit_entries(
         original, profile, profile_from["measured_ms"], entries_from["original_entries"]
     )
@@ -130,11 +151,13 @@ def crossed_ratio(
     entries_from: dict,
     label: str,
     run_share: bool = False,
+    excess_by_turns: bool = True,
 ) -> float:
     """The estimated ratio of ``label`` to the original from one calibration's profile and
     another's kernel entries (the same calibration twice: what ``Estimator`` estimates; with
-    ``run_share``, what ``ProfileStrategy(run_share=True)`` estimates)."""
-    cal = calibration_of(original, profile_from, entries_from, run_share)
+    ``run_share``, what ``ProfileStrategy(run_share=True)`` estimates; without
+    ``excess_by_turns``, the estimate with the excess over the table's entries)."""
+    cal = calibration_of(original, profile_from, entries_from, run_share, excess_by_turns)
     layer_ms = entries_from["pruned_entries"][label]
     pruning = Pruning(model_signatures(pruned), layer_ms, pruned.model, pruned.shapes)
     return cal.estimate(pruning) / profile_from["measured_ms"]
@@ -181,6 +204,13 @@ def run_case(runner, arch: str, layout: str, repeats: int, rounds: int = PROFILE
         ]
         truth = [c["truth"][label] for c in calibrations]
         run_share = [crossed_ratio(original, pruned, c, c, label, True) for c in calibrations]
+        apart = [
+            [
+                crossed_ratio(original, pruned, ci, cj, label, excess_by_turns=False)
+                for cj in calibrations
+            ]
+            for ci in calibrations
+        ]
         rows.append(
             {
                 "variant": label,
@@ -192,6 +222,11 @@ def run_case(runner, arch: str, layout: str, repeats: int, rounds: int = PROFILE
                 "errors_run_share_pct": [
                     100 * (e / t - 1) for e, t in zip(run_share, truth, strict=True)
                 ],
+                "estimates_excess_apart": apart,
+                "errors_excess_apart_pct": [
+                    100 * (apart[i][i] / t - 1) for i, t in enumerate(truth)
+                ],
+                "excess_apart": decompose(apart),
                 **decompose(matrix),
             }
         )
@@ -217,23 +252,32 @@ def report(results: dict) -> str:
         "(whole-network time, profile, fresh kernel entries), and each fixed pruning measured "
         f"side by side with the original ({ROUNDS} interleaved rounds) after each. The crossed "
         "estimate takes calibration i's profile and calibration j's kernel entries; sd in % of "
-        "the mean ratio.",
+        "the mean ratio. The profile includes the kernel profiles of its rounds, off which a "
+        "unit's excess is read (the excess by turns); the last two columns read it off the "
+        "table's entries of the original instead, as before 30 Nov 2026.",
         "",
         "| case | variant | measured ratio (mean) | its sd % | estimated ratio (mean) | "
         "estimate's sd %, as run | with the entries held: the profile's part | with the "
         "profile held: the entries' part | errors %, per calibration | the same with the "
-        "overhead read off the profiled runs (run share) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "overhead read off the profiled runs (run share) | excess off the table's entries: "
+        "sd %, as run | its errors % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case in results["cases"]:
         for row in case["variants"]:
             errors = ", ".join(f"{e:+.1f}" for e in row["errors_pct"])
             shared = ", ".join(f"{e:+.1f}" for e in row.get("errors_run_share_pct", [])) or "-"
+            apart = row.get("excess_apart")
+            apart_sd = f"{apart['diagonal_sd_pct']:.1f}" if apart else "-"
+            apart_errors = (
+                ", ".join(f"{e:+.1f}" for e in row.get("errors_excess_apart_pct", [])) or "-"
+            )
             lines.append(
                 f"| {case['arch']}:{case['layout']} | {row['variant']} | "
                 f"{statistics.mean(row['truth']):.3f} | {row['truth_sd_pct']:.1f} | "
                 f"{row['mean']:.3f} | {row['diagonal_sd_pct']:.1f} | {row['profile_sd_pct']:.1f}"
-                f" | {row['entries_sd_pct']:.1f} | {errors} | {shared} |"
+                f" | {row['entries_sd_pct']:.1f} | {errors} | {shared} | {apart_sd} | "
+                f"{apart_errors} |"
             )
     lines.append("")
     for case in results["cases"]:

@@ -104,3 +104,32 @@ def test_pairing_skips_rounds_that_miss_a_unit() -> None:
     lonely = Unit("conv", 3.0, ["conv"], ["conv"], 9.9)
     pair_kernel_times([lonely], [{}], [{}])
     assert lonely.kernel_ms is None  # no round: the table's entry serves
+
+
+def test_the_rounds_fill_the_calibrated_networks_entries(tmp_path: Path) -> None:
+    """A calibrated network's layers missing from the table take their entries from the
+    profiles of the rounds: no layer is profiled alone again."""
+    loaded = load_model(CASES["conv_bn_relu_chain"].build())
+    strategy = ProfileStrategy(event_cost=False, model_overhead=False, rounds=4)
+    with CountingSlowingRunner() as runner:
+        estimator = Estimator(runner, LatencyTable(runner.fingerprint()), mode=strategy)
+        estimator.calibrate(loaded)
+        distinct = set(model_signatures(loaded).values())
+        assert runner.context_profiles == 4 * len(distinct)
+        table = estimator.kernels_table
+        assert table is not None and table.measurements == len(distinct)
+        for sig in distinct:
+            assert table.get(sig).n == 4  # the median of the four rounds
+        assert estimator.calibration.mode == "profile"
+
+
+class CountingSlowingRunner(SlowingRunner):
+    """Counts the context models it profiles."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.context_profiles = 0
+
+    def profile_layers(self, model: onnx.ModelProto) -> dict[str, float]:
+        self.context_profiles += any(n.name == "layer" for n in model.graph.node)
+        return super().profile_layers(model)

@@ -27,6 +27,12 @@ stretches of 20-30 s; ``benchmarks/entry_pairing.py``,
 profiled in the same rounds as its reference (the layer it was pruned from, whose entry the
 table holds) and stored as the median of the rounds' ratios times the reference's stored entry:
 both come out of the same moments, and the ratio holds however fast the host runs.
+
+The calibrated network's own layers are profiled once in each round of its in-network profile
+(``profile_round``; ``strategies.ProfileStrategy(excess_by_turns=True)``): a unit's excess over
+its kernel is read off profiles of the same moments (``calibration.pair_kernel_times``), and
+the layers' entries the table lacks are the median of those rounds (``PairedKernels``' ``taken``)
+rather than profiled alone again.
 """
 
 from __future__ import annotations
@@ -154,11 +160,18 @@ class KernelRunner:
             marks["pruned_entries"] = "by-turns"
         return {**self.runner.fingerprint(), "entry": entry, **marks}
 
-    def paired(self, references: Mapping[LayerSignature, LayerSignature]) -> PairedKernels:
+    def paired(
+        self,
+        references: Mapping[LayerSignature, LayerSignature],
+        taken: Mapping[LayerSignature, Sequence[float]] | None = None,
+    ) -> PairedKernels:
         """A stand-in for ``LatencyTable.lookup`` that times each layer of ``references`` (a
         pruned layer -> the layer it was pruned from) by turns with its reference (without
-        ``reference``: the entries alone)."""
-        return PairedKernels(self, references if self.reference else {})
+        ``reference``: the entries alone), and makes the entry of a layer in ``taken`` of its
+        profiles already taken (``profile_round``; not with ``canary``, whose rounds scale)."""
+        return PairedKernels(
+            self, references if self.reference else {}, {} if self.canary else (taken or {})
+        )
 
     def measure_layers(
         self,
@@ -250,19 +263,29 @@ class KernelRunner:
 
 
 class PairedKernels:
-    """``KernelRunner.measure_layers`` with fixed references, for ``LatencyTable.lookup``."""
+    """``KernelRunner.measure_layers`` with fixed references, for ``LatencyTable.lookup``;
+    layers with profiles already taken get their entries from those."""
 
     def __init__(
-        self, kernels: KernelRunner, references: Mapping[LayerSignature, LayerSignature]
+        self,
+        kernels: KernelRunner,
+        references: Mapping[LayerSignature, LayerSignature],
+        taken: Mapping[LayerSignature, Sequence[float]] | None = None,
     ) -> None:
         self.kernels = kernels
         self.references = references
+        self.taken = {sig: list(ms) for sig, ms in (taken or {}).items() if ms}
 
     def measure_layers(
         self, signatures: Sequence[LayerSignature]
     ) -> dict[LayerSignature, LatencyStats]:
-        """The entries of ``signatures``, by turns with their references where they have one."""
-        return self.kernels.measure_layers(signatures, self.references)
+        """The entries of ``signatures``: the median of their taken profiles where there are
+        any, else measured, by turns with their references where they have one."""
+        out = {s: LatencyStats.from_samples(self.taken[s]) for s in signatures if s in self.taken}
+        rest = [s for s in signatures if s not in out]
+        if rest:
+            out.update(self.kernels.measure_layers(rest, self.references))
+        return out
 
 
 def kernel_table(

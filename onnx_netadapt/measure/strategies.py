@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
@@ -151,16 +151,26 @@ class Entries:
         times = self._kernel_source()[1].profile_round(list(signatures.values()))
         return {name: times[sig] for name, sig in signatures.items()}
 
-    def kernel_ms(self, signatures: Mapping[str, LayerSignature]) -> dict[str, float]:
+    def kernel_ms(
+        self,
+        signatures: Mapping[str, LayerSignature],
+        taken: Sequence[Mapping[str, float]] = (),
+    ) -> dict[str, float]:
         """In-context kernel entry (ms) of each layer, by node name; a layer missing from the
-        table is timed by turns with the calibrated network's layer of its name."""
+        table is timed by turns with the calibrated network's layer of its name, or, where
+        ``taken`` (rounds of ``kernel_round``) holds profiles of it, is their median."""
         table, kernels = self._kernel_source()
         references = {
             sig: self.references[name]
             for name, sig in signatures.items()
             if name in self.references and self.references[name].op == sig.op
         }
-        found = table.lookup(list(signatures.values()), kernels.paired(references))  # type: ignore[arg-type]
+        profiles: dict[LayerSignature, list[float]] = {}
+        for name, sig in signatures.items():  # layers of one signature share their profiles
+            if sig not in profiles:
+                profiles[sig] = [r[name] for r in taken if name in r]
+        stand_in = kernels.paired(references, profiles)
+        found = table.lookup(list(signatures.values()), stand_in)  # type: ignore[arg-type]
         return {name: found[sig].median_ms for name, sig in signatures.items()}
 
     @property
@@ -499,7 +509,7 @@ class ProfileStrategy(Strategy):
         names too few filter layers."""
         signatures = model_signatures(loaded)
         if self.kernels:  # in-context kernel entries only: no micro-model entry is measured
-            layer_ms, session = entries.kernel_ms(signatures), 0.0
+            layer_ms, session = entries.kernel_ms(signatures, profile.kernel_rounds), 0.0
             entries.calibrated_on(signatures)
         else:
             layer_ms = entries.table_ms(signatures)
