@@ -82,7 +82,7 @@ def test_slow_moments_in_a_minority_of_rounds_leave_the_ratio_alone(tmp_path: Pa
     table, kernels = kernel_table(runner, tmp_path / "table.json")
     original = table.lookup([ORIGINAL], kernels)[ORIGINAL].median_ms
     runner.profiles = 0
-    # each round profiles the pruned layer, then its reference
+    # each round profiles the pruned layer, then its reference (the other way every other round)
     runner.moments = [1.8, 1.0, 1.8, 1.0] + [1.0, 1.0] * (TURNS - 2)
     pruned = table.lookup([PRUNED], kernels.paired({PRUNED: ORIGINAL}))[PRUNED].median_ms
     assert runner.profiles == 2 * TURNS
@@ -110,3 +110,19 @@ def test_the_estimator_entries_pair_pruned_layers_with_the_calibrated_network_by
     after = entries.kernel_ms({"conv1": PRUNED, "conv2": OTHER})
     assert after["conv1"] / before["conv1"] == pytest.approx(TRUE_RATIO)
     assert after["conv2"] == before["conv2"]  # unchanged layers are read, not measured again
+
+
+def test_each_pruned_layer_is_profiled_beside_its_reference(tmp_path: Path) -> None:
+    """The host slows down halfway through every round (a round over a network's layers takes
+    seconds): each layer's ratio still comes from two profiles at the same speed."""
+    other_pruned = LayerSignature("Conv", 16, 8, (8, 8), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1))
+    runner = ShiftingRunner()
+    table, kernels = kernel_table(runner, tmp_path / "table.json")
+    before = table.lookup([ORIGINAL, OTHER], kernels)
+    runner.profiles = 0
+    runner.moments = [1.0, 1.0, 1.8, 1.8]  # four profiles a round: the last two slow
+    references = {PRUNED: ORIGINAL, other_pruned: OTHER}
+    found = table.lookup([PRUNED, other_pruned], kernels.paired(references))
+    assert runner.profiles == 4 * TURNS
+    assert found[PRUNED].median_ms / before[ORIGINAL].median_ms == pytest.approx(TRUE_RATIO)
+    assert found[other_pruned].median_ms / before[OTHER].median_ms == pytest.approx(0.5)

@@ -217,11 +217,16 @@ class KernelRunner:
         return self._rounds(list(dict.fromkeys(signatures)), 1)[0]
 
     def _rounds(
-        self, timed: Sequence[LayerSignature], rounds: int
+        self, timed: Sequence[LayerSignature], rounds: int, alternate: bool = False
     ) -> list[dict[LayerSignature, float]]:
-        """``rounds`` profiles of each of ``timed``, taken in rounds over all of them."""
+        """``rounds`` profiles of each of ``timed``, taken in rounds over all of them (in
+        ``timed``'s order; with ``alternate``, every other round in reverse)."""
         models = {sig: context_layer_model(sig, evict_bytes=self.evict_bytes) for sig in timed}
-        return [{sig: self.profile_kernel(models[sig]) for sig in timed} for _ in range(rounds)]
+        out = []
+        for i in range(rounds):
+            order = list(reversed(timed)) if alternate and i % 2 else list(timed)
+            out.append({sig: self.profile_kernel(models[sig]) for sig in order})
+        return out
 
     def _measure_alone(
         self, unique: Sequence[LayerSignature]
@@ -251,9 +256,13 @@ class KernelRunner:
         fresh: Mapping[LayerSignature, LatencyStats],
     ) -> dict[LayerSignature, LatencyStats]:
         """Entries of ``unique`` by their rounds' ratios to their references' (``stored``, or
-        ``fresh`` where the table had none), times the references' entries."""
-        timed = list(dict.fromkeys([*unique, *(references[s] for s in unique)]))
-        rounds = self._rounds(timed, max(self.rounds, TURNS))
+        ``fresh`` where the table had none), times the references' entries.
+
+        Each layer is profiled right beside its reference (a few tens of milliseconds apart,
+        where a round over a network's layers takes seconds and the host changes speed within
+        it), the pair's order reversed every other round."""
+        pairs = [timed for s in unique for timed in (s, references[s])]
+        rounds = self._rounds(list(dict.fromkeys(pairs)), max(self.rounds, TURNS), True)
         out = {}
         for sig in unique:
             ref = references[sig]
