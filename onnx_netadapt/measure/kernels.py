@@ -25,8 +25,11 @@ host one layer's in-context time moves by up to 1.8x from one second to the next
 stretches of 20-30 s; ``benchmarks/entry_pairing.py``,
 ``benchmarks/results/latency_fidelity/noisy_host/``). A pruned layer's entry is therefore
 profiled in the same rounds as its reference (the layer it was pruned from, whose entry the
-table holds) and stored as the median of the rounds' ratios times the reference's stored entry:
-both come out of the same moments, and the ratio holds however fast the host runs.
+table holds), right beside it, and stored as the median of the rounds' ratios times the
+reference's stored entry: both come out of the same moments, and the ratio holds however fast
+the host runs. Side by side matters: with a whole pruning's layers first and their references
+after (2 s later for MobileNetV2), two runs' ratios of the same depthwise conv at half its
+channels were 0.57 and 0.37; side by side, 0.53 (``benchmarks/entry_tables.py``).
 
 The calibrated network's own layers are profiled once in each round of its in-network profile
 (``profile_round``; ``strategies.ProfileStrategy(excess_by_turns=True)``): a unit's excess over
