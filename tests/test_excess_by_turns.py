@@ -9,6 +9,7 @@ from pathlib import Path
 import onnx
 import pytest
 from models import CASES
+from test_kernels_by_turns import weight_elements
 
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.measure.calibration import Unit, pair_kernel_times
@@ -21,14 +22,6 @@ from onnx_netadapt.measure.table import LatencyTable
 # Inside the network a conv takes this many times its in-context kernel time.
 EXCESS = 1.25
 MS_PER_WEIGHT = 1e-4
-
-
-def _weight_elements(model: onnx.ModelProto, node: onnx.NodeProto) -> int:
-    (weight,) = [i for i in model.graph.initializer if i.name == node.input[1]]
-    size = 1
-    for d in weight.dims:
-        size *= d
-    return size
 
 
 class SlowingRunner(Runner):
@@ -49,7 +42,7 @@ class SlowingRunner(Runner):
         out = {}
         for node in model.graph.node:
             if node.op_type == "Conv" and (not context or node.name == "layer"):
-                ms = MS_PER_WEIGHT * _weight_elements(model, node) * self.slowness
+                ms = MS_PER_WEIGHT * weight_elements(model, node) * self.slowness
                 out[node.name] = ms if context else ms * EXCESS
         return out
 

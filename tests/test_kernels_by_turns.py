@@ -21,14 +21,19 @@ OTHER = LayerSignature("Conv", 16, 16, (8, 8), (1, 1), (1, 1), (0, 0, 0, 0), (1,
 TRUE_RATIO = 24 / 48
 
 
-def weights(model: onnx.ModelProto) -> int:
-    """Elements of the profiled layer's weight."""
-    (layer,) = [n for n in model.graph.node if n.name == "layer"]
-    (weight,) = [i for i in model.graph.initializer if i.name == layer.input[1]]
+def weight_elements(model: onnx.ModelProto, node: onnx.NodeProto) -> int:
+    """Elements of ``node``'s weight (its second input, an initializer)."""
+    (weight,) = [i for i in model.graph.initializer if i.name == node.input[1]]
     size = 1
     for d in weight.dims:
         size *= d
     return size
+
+
+def weights(model: onnx.ModelProto) -> int:
+    """Elements of the profiled layer's weight."""
+    (layer,) = [n for n in model.graph.node if n.name == "layer"]
+    return weight_elements(model, layer)
 
 
 class ShiftingRunner(Runner):
