@@ -4,12 +4,13 @@ estimate reads, stays the layers' own."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
 import pytest
 
-from onnx_netadapt.measure.kernels import TURNS, kernel_table
+from onnx_netadapt.measure.kernels import TURNS, context_layer_model, kernel_table
 from onnx_netadapt.measure.runner import Runner
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.strategies import Entries
@@ -36,6 +37,11 @@ def weights(model: onnx.ModelProto) -> int:
     return weight_elements(model, layer)
 
 
+def weights_of(sig: LayerSignature) -> int:
+    """Elements of the weight of ``sig``'s layer in its context model."""
+    return weights(context_layer_model(sig))
+
+
 class ShiftingRunner(Runner):
     """Profiles a layer at a time proportional to its weights, times the host's slowness at
     that moment: ``slowness`` until the test changes it, or, with ``moments``, one value per
@@ -48,6 +54,7 @@ class ShiftingRunner(Runner):
         self.slowness = 1.0
         self.moments: list[float] = []
         self.profiles = 0
+        self.on_profile: Callable[[int], object] = lambda weights: None
 
     def _fingerprint_impl(self) -> dict[str, object]:
         return {"fake": 1}
@@ -60,6 +67,7 @@ class ShiftingRunner(Runner):
             self.moments[self.profiles % len(self.moments)] if self.moments else self.slowness
         )
         self.profiles += 1
+        self.on_profile(weights(model))
         return {"layer": 1e-4 * weights(model) * slowness}
 
 
@@ -131,3 +139,39 @@ def test_each_pruned_layer_is_profiled_beside_its_reference(tmp_path: Path) -> N
     assert runner.profiles == 4 * TURNS
     assert found[PRUNED].median_ms / before[ORIGINAL].median_ms == pytest.approx(TRUE_RATIO)
     assert found[other_pruned].median_ms / before[OTHER].median_ms == pytest.approx(0.5)
+
+
+def test_pruned_layers_sharing_a_reference_each_sit_beside_a_profile_of_it(
+    tmp_path: Path,
+) -> None:
+    """Three pruned forms of one layer (a pruning that keeps different counts of identical
+    layers) and one of another: in every round each is profiled right beside its own
+    reference, and its ratio is read off that neighbour (a host that changes speed between any
+    two pairs leaves every ratio exact)."""
+    in_pruned = LayerSignature("Conv", 24, 48, (8, 8), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
+    out_pruned = LayerSignature("Conv", 32, 12, (8, 8), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
+    other_pruned = LayerSignature("Conv", 16, 8, (8, 8), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1))
+    runner = ShiftingRunner()
+    table, kernels = kernel_table(runner, tmp_path / "table.json")
+    before = table.lookup([ORIGINAL, OTHER], kernels)
+    references = {PRUNED: ORIGINAL, other_pruned: OTHER, in_pruned: ORIGINAL}
+    references[out_pruned] = ORIGINAL
+    reference_of = {weights_of(s): weights_of(r) for s, r in references.items()}
+    profiled: list[int] = []
+    runner.on_profile = profiled.append
+    runner.profiles = 0
+    # seven profiles a round, in three runs of a reference and its pruned layers (3, 2, 2;
+    # every other round reversed: 2, 2, 3); the host's speed changes between the runs
+    runner.moments = [1.0, 1.0, 1.0, 1.8, 1.8, 1.3, 1.3, 0.9, 0.9, 1.2, 1.2, 1.5, 1.5, 1.5]
+    found = table.lookup(list(references), kernels.paired(references))
+    rounds = [profiled[i : i + 7] for i in range(0, len(profiled), 7)]
+    assert len(rounds) == TURNS
+    for profiles in rounds:
+        for i, layer in enumerate(profiles):
+            if layer in reference_of:
+                neighbours = profiles[max(0, i - 1) : i + 2]
+                assert reference_of[layer] in neighbours, (layer, profiles)
+    ratio = {PRUNED: 0.5, in_pruned: 0.75, out_pruned: 0.25, other_pruned: 0.5}
+    for sig, expected in ratio.items():
+        reference = before[references[sig]].median_ms
+        assert found[sig].median_ms / reference == pytest.approx(expected), sig

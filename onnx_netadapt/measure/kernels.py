@@ -220,16 +220,11 @@ class KernelRunner:
         return self._rounds(list(dict.fromkeys(signatures)), 1)[0]
 
     def _rounds(
-        self, timed: Sequence[LayerSignature], rounds: int, alternate: bool = False
+        self, timed: Sequence[LayerSignature], rounds: int
     ) -> list[dict[LayerSignature, float]]:
-        """``rounds`` profiles of each of ``timed``, taken in rounds over all of them (in
-        ``timed``'s order; with ``alternate``, every other round in reverse)."""
+        """``rounds`` profiles of each of ``timed``, taken in rounds over all of them."""
         models = {sig: context_layer_model(sig, evict_bytes=self.evict_bytes) for sig in timed}
-        out = []
-        for i in range(rounds):
-            order = list(reversed(timed)) if alternate and i % 2 else list(timed)
-            out.append({sig: self.profile_kernel(models[sig]) for sig in order})
-        return out
+        return [{sig: self.profile_kernel(models[sig]) for sig in timed} for _ in range(rounds)]
 
     def _measure_alone(
         self, unique: Sequence[LayerSignature]
@@ -263,15 +258,41 @@ class KernelRunner:
 
         Each layer is profiled right beside its reference (a few tens of milliseconds apart,
         where a round over a network's layers takes seconds and the host changes speed within
-        it), the pair's order reversed every other round."""
-        pairs = [timed for s in unique for timed in (s, references[s])]
-        rounds = self._rounds(list(dict.fromkeys(pairs)), max(self.rounds, TURNS), True)
+        it), and its ratio is read off that reference profile: a reference shared by several
+        pruned layers is profiled once for every two of them (``pair_chunks``). Every other
+        round runs in reverse order."""
+        chunks = pair_chunks(unique, references)
+        timed = dict.fromkeys(sig for chunk in chunks for sig in chunk)
+        models = {sig: context_layer_model(sig, evict_bytes=self.evict_bytes) for sig in timed}
+        ratios: dict[LayerSignature, list[float]] = {sig: [] for sig in unique}
+        for i in range(max(self.rounds, TURNS)):
+            for chunk in list(reversed(chunks)) if i % 2 else chunks:
+                order = chunk[::-1] if i % 2 else chunk
+                ms = {sig: self.profile_kernel(models[sig]) for sig in order}
+                for sig in chunk[::2]:  # (pruned, reference[, pruned])
+                    ratios[sig].append(ms[sig] / ms[chunk[1]])
         out = {}
         for sig in unique:
-            ref = references[sig]
-            entry = (stored[ref] or fresh[ref]).median_ms
-            out[sig] = LatencyStats.from_samples([r[sig] / r[ref] * entry for r in rounds])
+            entry = (stored[references[sig]] or fresh[references[sig]]).median_ms
+            out[sig] = LatencyStats.from_samples([r * entry for r in ratios[sig]])
         return out
+
+
+def pair_chunks(
+    unique: Sequence[LayerSignature], references: Mapping[LayerSignature, LayerSignature]
+) -> list[tuple[LayerSignature, ...]]:
+    """The profiling order of ``unique``'s pruned layers by turns with their references: each
+    reference between at most two of its pruned layers (``(pruned, reference[, pruned])``), so
+    every pruned layer sits right beside a profile of its own reference."""
+    groups: dict[LayerSignature, list[LayerSignature]] = {}
+    for sig in unique:
+        groups.setdefault(references[sig], []).append(sig)
+    chunks = []
+    for ref, pruned in groups.items():
+        for i in range(0, len(pruned), 2):
+            first, *second = pruned[i : i + 2]
+            chunks.append((first, ref, *second))
+    return chunks
 
 
 class PairedKernels:
