@@ -29,13 +29,15 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from benchmarks.latency_fidelity import LAYER, WHOLE, anchored
+from benchmarks.latency_fidelity import LAYER, ROUNDS, WHOLE
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.graph.load import load_model
 from onnx_netadapt.graph.save import save_json, save_text
 from onnx_netadapt.measure.estimate import Estimator
 from onnx_netadapt.measure.host import cpu_model_name
+from onnx_netadapt.measure.interleave import alternating_stats, round_stats, stats_ratios
 from onnx_netadapt.measure.registry import make_runner
+from onnx_netadapt.measure.stats import STATISTICS
 from onnx_netadapt.measure.table import LatencyTable
 
 MODES = ("constant", "split", "profile")
@@ -82,16 +84,28 @@ def chain(model: onnx.ModelProto, steps: int, seed: int = 0) -> list[onnx.ModelP
     return out
 
 
-def replay(run: Path, runner, table: LatencyTable, modes: tuple[str, ...] = MODES) -> list[dict]:
-    """One row per step of ``run``: measured and estimated latency of the next network."""
+def replay(
+    run: Path,
+    runner,
+    table: LatencyTable,
+    modes: tuple[str, ...] = MODES,
+    truth: str = "median",
+    alternate: bool = False,
+) -> list[dict]:
+    """One row per step of ``run``: measured and estimated latency of the next network.
+    ``truth`` and ``alternate`` as ``latency_fidelity``'s (``--truth p10 --alternate``: each
+    network run by turns with the original, its ratio read by the 10th percentile)."""
     history = json.loads((run / "history.json").read_text())
     shapes = {k: tuple(v) for k, v in (history["config"].get("input_shapes") or {}).items()}
     nets = [load_model(run / r["network"], shapes, fold=False) for r in history["history"]]
     original = nets[0].model
     runner.settings = WHOLE
-    reference_ms = float(np.median([runner.measure(original).median_ms for _ in range(7)]))
+    reference_ms = float(np.median([runner.measure(original).statistic(truth) for _ in range(7)]))
+    timing = alternating_stats if alternate else round_stats
     measured = [reference_ms] + [
-        anchored(runner, n.model, original, reference_ms)[0] for n in nets[1:]
+        reference_ms
+        * float(np.median(stats_ratios(timing(runner, n.model, original, ROUNDS), truth)[0]))
+        for n in nets[1:]
     ]
     rows = []
     for i in range(1, len(nets)):
@@ -151,7 +165,9 @@ def report(result: dict, out: Path, name: str = "loop_estimates") -> None:
         + f". Runner `{result['runner']}`, 1 thread, {result['cpu']}. Each estimator is "
         "calibrated on the measured network N and estimates the next network of the run; "
         "'change error' is |estimated - measured| change of the latency from N, in points of "
-        "N's latency.",
+        "N's latency. Measured: ratio to the run's original by the "
+        f"{result.get('truth', 'median')} of each measurement, "
+        + ("the two run by turns." if result.get("alternate") else "timed back to back."),
         "",
         "| estimator | steps | mean measured change % | MAPE % | worst % | bias % "
         "| change error (points) | r of changes |",
@@ -175,6 +191,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="steps of a --chain run")
     parser.add_argument("--modes", default=",".join(MODES), help="estimators, comma-separated")
     parser.add_argument("--name", default="loop_estimates", help="result file stem")
+    parser.add_argument(
+        "--truth",
+        choices=STATISTICS,
+        default="median",
+        help="the statistic of each whole-network measurement the ratios are taken by",
+    )
+    parser.add_argument(
+        "--alternate",
+        action="store_true",
+        help="each round runs the network and the original by turns, both loaded",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     modes = tuple(m.strip() for m in args.modes.split(","))
@@ -191,7 +218,7 @@ def main() -> None:
         with make_runner(args.runner, threads=1) as runner:
             table = LatencyTable(runner.fingerprint(), args.out / f"table_{args.runner}.json")
             for run, label in zip(args.runs, labels, strict=True):
-                for row in replay(run, runner, table, modes):
+                for row in replay(run, runner, table, modes, args.truth, args.alternate):
                     rows.append({**row, "run": label})
                 print(f"{label}: {len(rows)} steps so far", flush=True)
             table.save()
@@ -199,6 +226,8 @@ def main() -> None:
         "runner": args.runner,
         "cpu": cpu_model_name(),
         "runs": labels,
+        "truth": args.truth,
+        "alternate": args.alternate,
         "rows": rows,
         "summary": summarise(rows),
         "seconds": time.perf_counter() - start,

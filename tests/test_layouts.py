@@ -111,6 +111,32 @@ def test_loop_chain_prunes_one_group_a_quarter_per_step(exported) -> None:
         assert smaller and all(0.5 <= r < 1 for r in smaller)
 
 
+def test_loop_estimates_replays_a_run_with_the_steady_ground_truth(exported, tmp_path) -> None:
+    """``replay`` (``--truth p10 --alternate``): one row per step, the estimate of the next
+    network from a calibration on the one before, against its measurement by turns."""
+    from benchmarks.loop_estimates import chain, replay
+    from onnx_netadapt.graph.save import save_json
+    from onnx_netadapt.measure.registry import make_runner
+    from onnx_netadapt.measure.table import LatencyTable
+
+    networks = chain(load_model(in_layout(exported, "nhwc")).model, steps=2, seed=0)
+    (tmp_path / "iterations").mkdir()
+    history = []
+    for step, network in enumerate(networks):
+        onnx.save(network, tmp_path / f"iterations/net_{step:03d}.onnx")
+        history.append({"iteration": step, "network": f"iterations/net_{step:03d}.onnx"})
+    save_json({"config": {"input_shapes": {}}, "history": history}, tmp_path / "history.json")
+    with make_runner("ort", threads=1) as runner:
+        table = LatencyTable(runner.fingerprint(), tmp_path / "table.json")
+        rows = replay(tmp_path, runner, table, ("profile",), truth="p10", alternate=True)
+    assert [r["step"] for r in rows] == [1, 2]
+    for row, before in zip(rows, [None, *rows], strict=False):
+        if before is not None:  # each step starts from the network measured the step before
+            assert row["before_ms"] == before["measured_ms"]
+        assert row["measured_ms"] > 0
+        assert 0.5 < row["estimates"]["profile"] / row["measured_ms"] < 2.0
+
+
 @pytest.mark.parametrize("layout", ["nhwc", "nhwc_muladd", "paddle"])
 def test_every_form_has_the_signatures_of_the_kernels_onnx_runtime_runs(exported, layout) -> None:
     """A batch norm (Paddle), a per-channel Mul/Add (TensorFlow) and layout Transposes between a

@@ -13,7 +13,7 @@ import logging
 import onnx
 
 from onnx_netadapt.adapt.rundir import RunDir
-from onnx_netadapt.adapt.state import RunState
+from onnx_netadapt.adapt.state import IterationRecord, RunState
 from onnx_netadapt.graph.ops import attr
 from onnx_netadapt.graph.save import save_bytes, save_text
 from onnx_netadapt.tasks.base import format_score
@@ -192,33 +192,58 @@ def _validation_and_time(state: RunState) -> list[str]:
     ]
 
 
+def estimate_errors(history: list[IterationRecord]) -> dict[int, float]:
+    """Each iteration's latency estimate one step ahead (the chosen pruning's, made when it was
+    proposed) against its latency measured once chosen: (estimated - measured) / measured."""
+    out = {}
+    for r in history:
+        estimated, measured = r.estimate.get("latency"), r.measured.get("latency")
+        if r.group is not None and estimated is not None and measured:
+            out[r.iteration] = (estimated - measured) / measured
+    return out
+
+
 def _iterations(state: RunState) -> list[str]:
-    """The table of iterations: the group pruned, its channels, latency and holdout score."""
+    """The table of iterations: the group pruned, its channels, latency (estimated one step
+    ahead, measured) and holdout score; then the estimates' error over the run."""
     task = state.task
     unit = task["unit"]
+    errors = estimate_errors(state.history)
     lines = [
         "",
         "## Iterations",
         "",
-        "| it | group (first producer) | channels | estimated | measured | "
+        "| it | group (first producer) | channels | estimated | measured | error | "
         f"holdout {task['score']} | proposals | seconds |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in state.history:
         g = r.group
         if g is None:  # the original
             lines.append(
-                f"| 0 | original | - | - | {_fmt(r.measured['latency'])} | "
+                f"| 0 | original | - | - | {_fmt(r.measured['latency'])} | - | "
                 f"{format_score(r.holdout_accuracy, unit, 1)} | - | {r.total_seconds:.1f} |"
             )
             continue
+        error = f"{100 * errors[r.iteration]:+.1f}%" if r.iteration in errors else "-"
         lines.append(
             f"| {r.iteration} | {g['group']} ({g['producers'][0]}) | "
             f"{g['channels_before']} -> {g['channels_after']} | "
-            f"{_fmt(r.estimate['latency'])} | {_fmt(r.measured['latency'])} | "
+            f"{_fmt(r.estimate.get('latency', float('nan')))} | "
+            f"{_fmt(r.measured['latency'])} | {error} | "
             f"{format_score(r.holdout_accuracy, unit, 1)} | {len(r.proposals)} | "
             f"{r.total_seconds:.1f} |"
         )
+    if errors:
+        worst = max(errors, key=lambda i: abs(errors[i]))
+        mean = sum(abs(e) for e in errors.values()) / len(errors)
+        lines += [
+            "",
+            "One step ahead: the chosen pruning's latency as estimated when it was proposed, "
+            f"against its measurement once chosen: mean error {100 * mean:.1f}%, "
+            f"worst {100 * errors[worst]:+.1f}% (iteration {worst}), over {len(errors)} "
+            "iterations.",
+        ]
     return lines
 
 
