@@ -92,3 +92,22 @@ def test_a_benchmark_run_records_its_command_and_saves_both_files(tmp_path: Path
     assert text == "x is 1\n"
     assert (tmp_path / "out" / "run.md").read_text() == text
     assert json.loads((tmp_path / "out" / "run.json").read_text())["x"] == 1
+
+
+def test_entry_order_splits_each_layers_ratio_by_the_profile_that_came_first() -> None:
+    """A made-up record where the first profile of a pair pays 10 % for the switch: the
+    pruned-first ratio is 10 % high, the original-first one 10 % low, and the quotient says
+    so; without the switch cost both orders agree."""
+    from benchmarks import entry_order
+
+    switch = [[0.5 * 1.1, 0.5 / 1.1, 1.0]] * 5
+    steady = [[0.4, 0.4, 2.0], [0.42, 0.42, 2.1], [0.38, 0.38, 1.9]]
+    rows = {"switch": switch, "steady": steady}
+    layers = {r["layer"]: r for r in entry_order.order_split(rows)}
+    assert layers["switch"]["quotient"] == pytest.approx(1.21)
+    assert layers["steady"]["quotient"] == pytest.approx(1.0)
+    assert layers["steady"]["original_ms"] == pytest.approx(2.0)
+    text = entry_order.report(
+        {"command": "c", "cpu": "x", "date": "d", "rounds": 3, "layers": list(layers.values())}
+    )
+    assert "| switch | 1.000 | 0.550 | 0.455 | 1.210 |" in text
