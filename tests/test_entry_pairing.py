@@ -111,3 +111,17 @@ def test_entry_order_splits_each_layers_ratio_by_the_profile_that_came_first() -
         {"command": "c", "cpu": "x", "date": "d", "rounds": 3, "layers": list(layers.values())}
     )
     assert "| switch | 1.000 | 0.550 | 0.455 | 1.210 |" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"), [(["--keep", "1.5"], "--keep must be in"), (["--rounds", "2"], "at least 3")]
+)
+def test_entry_order_refuses_bad_arguments_before_measuring(
+    argv: list[str], says: str, capsys, monkeypatch
+) -> None:
+    from benchmarks import entry_order
+
+    monkeypatch.setattr(entry_order, "layer_pairs", lambda *a: pytest.fail("measured"))
+    with pytest.raises(SystemExit):
+        entry_order.main(argv)
+    assert says in capsys.readouterr().err
