@@ -18,25 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.fidelity_layouts import INPUT
-from benchmarks.latency_fidelity import LAYER, export
-from benchmarks.layouts import in_layout, input_shape
+from benchmarks.entry_tables import case_signatures
+from benchmarks.fidelity_layouts import parse_cases
+from benchmarks.latency_fidelity import LAYER
 from benchmarks.record import run_header, save_results
-from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.measure.kernels import KernelRunner, context_layer_model
 from onnx_netadapt.measure.registry import make_runner
-from onnx_netadapt.measure.signature import LayerSignature, model_signatures
+from onnx_netadapt.measure.signature import LayerSignature
 
 
 def layer_pairs(arch: str, layout: str, keep: float) -> dict[str, tuple[LayerSignature, ...]]:
     """Distinct (pruned, original) signature pairs of the ``keep`` pruning, by the first layer
     name that has each."""
-    model = in_layout(export(arch), layout)
-    loaded = load_model(model, input_shape(model, INPUT, layout))
-    original = model_signatures(loaded)
-    pruned = model_signatures(load_model(prune(analyse(loaded), ratio=keep).model))
+    original, prunings = case_signatures(arch, layout, [keep])
     pairs: dict[tuple[LayerSignature, ...], str] = {}
-    for name, sig in pruned.items():
+    for name, sig in prunings[keep].items():
         ref = original.get(name)
         if ref is not None and sig != ref:
             pairs.setdefault((sig, ref), name)
@@ -120,8 +116,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--keep must be in (0, 1) (got {args.keep:g})")
     if args.rounds < 3:
         parser.error(f"--rounds must be at least 3 (got {args.rounds})")
-    arch, _, layout = args.case.partition(":")
-    pairs = layer_pairs(arch, layout or "nchw", args.keep)
+    cases = parse_cases(args.case)
+    if len(cases) != 1:
+        parser.error(f"--case takes one ARCH:LAYOUT (got {args.case!r})")
+    pairs = layer_pairs(*cases[0], args.keep)
     results = {
         **run_header("entry_order", argv),
         "rounds": args.rounds,

@@ -72,15 +72,23 @@ def layer_ratios(
     return rows
 
 
-def compare(tables: list[dict[str, float]], arch: str, layout: str, keeps: list[float]) -> dict:
-    """``layer_ratios`` and their sums for every ``keeps`` pruning of one case."""
+def case_signatures(
+    arch: str, layout: str, keeps: list[float]
+) -> tuple[dict[str, LayerSignature], dict[float, dict[str, LayerSignature]]]:
+    """The layer signatures of one case's original, and of its pruning at each of ``keeps``
+    (every group keeping that share), by layer name."""
     model = in_layout(export(arch), layout)
     loaded = load_model(model, input_shape(model, INPUT, layout))
-    original = model_signatures(loaded)
     analysis = analyse(loaded)
+    pruned = {k: model_signatures(load_model(prune(analysis, ratio=k).model)) for k in keeps}
+    return model_signatures(loaded), pruned
+
+
+def compare(tables: list[dict[str, float]], arch: str, layout: str, keeps: list[float]) -> dict:
+    """``layer_ratios`` and their sums for every ``keeps`` pruning of one case."""
+    original, prunings = case_signatures(arch, layout, keeps)
     out = {}
-    for keep in keeps:
-        pruned = model_signatures(load_model(prune(analysis, ratio=keep).model))
+    for keep, pruned in prunings.items():
         rows = layer_ratios(tables, original, pruned)
         sums = (
             [

@@ -114,7 +114,12 @@ def test_entry_order_splits_each_layers_ratio_by_the_profile_that_came_first() -
 
 
 @pytest.mark.parametrize(
-    ("argv", "says"), [(["--keep", "1.5"], "--keep must be in"), (["--rounds", "2"], "at least 3")]
+    ("argv", "says"),
+    [
+        (["--keep", "1.5"], "--keep must be in"),
+        (["--rounds", "2"], "at least 3"),
+        (["--case", "mobilenet_v1:paddle,resnet18:nhwc"], "takes one ARCH:LAYOUT"),
+    ],
 )
 def test_entry_order_refuses_bad_arguments_before_measuring(
     argv: list[str], says: str, capsys, monkeypatch

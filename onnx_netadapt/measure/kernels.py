@@ -219,11 +219,18 @@ class KernelRunner:
         """One profiled kernel time (ms) of each distinct layer in its context: no entry."""
         return self._rounds(list(dict.fromkeys(signatures)), 1)[0]
 
+    def _context_models(
+        self, signatures: Sequence[LayerSignature]
+    ) -> dict[LayerSignature, onnx.ModelProto]:
+        """The context model (``context_layer_model``) of each distinct signature."""
+        unique = dict.fromkeys(signatures)
+        return {sig: context_layer_model(sig, evict_bytes=self.evict_bytes) for sig in unique}
+
     def _rounds(
         self, timed: Sequence[LayerSignature], rounds: int
     ) -> list[dict[LayerSignature, float]]:
         """``rounds`` profiles of each of ``timed``, taken in rounds over all of them."""
-        models = {sig: context_layer_model(sig, evict_bytes=self.evict_bytes) for sig in timed}
+        models = self._context_models(timed)
         return [{sig: self.profile_kernel(models[sig]) for sig in timed} for _ in range(rounds)]
 
     def _measure_alone(
@@ -262,8 +269,7 @@ class KernelRunner:
         pruned layers is profiled once for every two of them (``pair_chunks``). Every other
         round runs in reverse order."""
         chunks = pair_chunks(unique, references)
-        timed = dict.fromkeys(sig for chunk in chunks for sig in chunk)
-        models = {sig: context_layer_model(sig, evict_bytes=self.evict_bytes) for sig in timed}
+        models = self._context_models([sig for chunk in chunks for sig in chunk])
         ratios: dict[LayerSignature, list[float]] = {sig: [] for sig in unique}
         for i in range(max(self.rounds, TURNS)):
             for chunk in list(reversed(chunks)) if i % 2 else chunks:
