@@ -10,7 +10,14 @@ from pathlib import Path
 import onnx
 import pytest
 
-from onnx_netadapt.measure.kernels import TURNS, context_layer_model, kernel_table
+from onnx_netadapt.measure.kernels import (
+    MAX_TURNS,
+    TURNS,
+    TURNS_TARGET_SE,
+    context_layer_model,
+    kernel_table,
+    median_ratio_se,
+)
 from onnx_netadapt.measure.runner import Runner
 from onnx_netadapt.measure.signature import LayerSignature
 from onnx_netadapt.measure.strategies import Entries
@@ -175,3 +182,47 @@ def test_pruned_layers_sharing_a_reference_each_sit_beside_a_profile_of_it(
     for sig, expected in ratio.items():
         reference = before[references[sig]].median_ms
         assert found[sig].median_ms / reference == pytest.approx(expected), sig
+
+
+def test_the_median_ratio_s_standard_error_follows_the_spread_and_the_count() -> None:
+    assert median_ratio_se([0.5] * 5) == 0.0
+    assert median_ratio_se([0.5]) == float("inf")  # one round says nothing of its spread
+    spread = [0.5 * k for k in (0.8, 0.9, 1.0, 1.1, 1.25)]
+    assert median_ratio_se(spread) > TURNS_TARGET_SE
+    assert median_ratio_se(spread * 4) == pytest.approx(median_ratio_se(spread) / 2)
+    # one wild round does not make a settled ratio unsettled
+    assert median_ratio_se([0.5, 0.5, 0.5, 0.501, 5.0]) < TURNS_TARGET_SE
+
+
+@pytest.mark.parametrize("max_turns", [MAX_TURNS, TURNS])
+def test_a_pair_whose_ratios_spread_gets_more_rounds_and_a_steady_one_does_not(
+    tmp_path: Path, max_turns: int
+) -> None:
+    """The pruned layer of one pair lands at a different speed in every round (a small layer
+    on a busy host): its pair goes on to ``max_turns`` rounds, while the other pair, whose
+    ratio is the same in every round, stops at ``TURNS``."""
+    other_pruned = LayerSignature("Conv", 16, 8, (8, 8), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1))
+    noisy = weights_of(PRUNED)
+    speeds = [1.0, 1.3, 0.8, 1.15, 0.9, 1.2, 0.85]
+    runner = ShiftingRunner()
+    table, kernels = kernel_table(runner, tmp_path / "table.json", max_turns=max_turns)
+    before = table.lookup([ORIGINAL, OTHER], kernels)
+    profiled: list[int] = []
+    runner.on_profile = profiled.append
+
+    def profile_layers(model: onnx.ModelProto) -> dict[str, float]:
+        found = ShiftingRunner.profile_layers(runner, model)
+        if weights(model) == noisy:
+            return {"layer": found["layer"] * speeds[profiled.count(noisy) % len(speeds)]}
+        return found
+
+    runner.profile_layers = profile_layers  # type: ignore[method-assign]
+    references = {PRUNED: ORIGINAL, other_pruned: OTHER}
+    found = table.lookup(list(references), kernels.paired(references))
+    assert profiled.count(noisy) == max_turns
+    assert profiled.count(weights_of(ORIGINAL)) == max_turns
+    assert profiled.count(weights_of(other_pruned)) == TURNS
+    ratio = found[PRUNED].median_ms / before[ORIGINAL].median_ms
+    applied = [speeds[(k + 1) % len(speeds)] for k in range(max_turns)]
+    assert ratio == pytest.approx(TRUE_RATIO * sorted(applied)[max_turns // 2])
+    assert found[other_pruned].median_ms / before[OTHER].median_ms == pytest.approx(0.5)

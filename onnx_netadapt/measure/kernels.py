@@ -63,6 +63,12 @@ ROUNDS = 3
 # noisy host, the median ratio of 3 rounds was off by 5.8 % on average, of 5 by 3.1 %; entries
 # timed apart (medians of 3 rounds) by 27.8 % (``benchmarks/entry_pairing.py``).
 TURNS = 5
+# ... and more, up to MAX_TURNS, for the pairs whose median ratio's relative standard error
+# (``median_ratio_se``) is still above TURNS_TARGET_SE: on the noisy host a single round's ratio
+# spreads by 5-10 % for 0.6-1.3 ms convs and by 13-38 % for layers under 0.25 ms
+# (``benchmarks/entry_order.py``), where five rounds leave the median off by about 11 %.
+MAX_TURNS = 15
+TURNS_TARGET_SE = 0.03
 # Cold entries: bytes streamed through the caches before the layer (more than a core's L2 and
 # a good part of a shared L3).
 EVICT_BYTES = 16 << 20
@@ -138,9 +144,11 @@ class KernelRunner:
         evict_bytes: int = 0,
         canary: bool = False,
         reference: bool = True,
+        max_turns: int = MAX_TURNS,
     ) -> None:
         self.runner = runner
         self.rounds = max(1, int(rounds))
+        self.max_turns = max(TURNS, self.rounds, int(max_turns))
         self.evict_bytes = max(0, int(evict_bytes))
         self.canary = canary
         self.reference = reference
@@ -267,21 +275,45 @@ class KernelRunner:
         where a round over a network's layers takes seconds and the host changes speed within
         it), and its ratio is read off that reference profile: a reference shared by several
         pruned layers is profiled once for every two of them (``pair_chunks``). Every other
-        round runs in reverse order."""
+        round runs in reverse order. After ``TURNS`` rounds (or ``rounds``, if more), the pairs
+        whose median ratio is still uncertain (``median_ratio_se`` over ``TURNS_TARGET_SE``)
+        go on alone, up to ``max_turns`` rounds."""
         chunks = pair_chunks(unique, references)
         models = self._context_models([sig for chunk in chunks for sig in chunk])
         ratios: dict[LayerSignature, list[float]] = {sig: [] for sig in unique}
-        for i in range(max(self.rounds, TURNS)):
-            for chunk in list(reversed(chunks)) if i % 2 else chunks:
-                order = chunk[::-1] if i % 2 else chunk
+        pending, done = chunks, 0
+        while pending:
+            for chunk in list(reversed(pending)) if done % 2 else pending:
+                order = chunk[::-1] if done % 2 else chunk
                 ms = {sig: self.profile_kernel(models[sig]) for sig in order}
                 for sig in chunk[::2]:  # (pruned, reference[, pruned])
                     ratios[sig].append(ms[sig] / ms[chunk[1]])
+            done += 1
+            if done >= max(self.rounds, TURNS):
+                pending = [c for c in pending if done < self.max_turns and _unsettled(c, ratios)]
         out = {}
         for sig in unique:
             entry = (stored[references[sig]] or fresh[references[sig]]).median_ms
             out[sig] = LatencyStats.from_samples([r * entry for r in ratios[sig]])
         return out
+
+
+def median_ratio_se(ratios: Sequence[float]) -> float:
+    """The relative standard error of the median of ``ratios``: sqrt(pi / 2) times their
+    spread (1.4826 times the median absolute deviation of their logarithms, an sd that one
+    outlying round does not inflate) over the square root of their count."""
+    logs = np.log(np.asarray(ratios, dtype=float))
+    if logs.size < 2:
+        return float("inf")
+    spread = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
+    return float(np.sqrt(np.pi / 2) * spread / np.sqrt(logs.size))
+
+
+def _unsettled(
+    chunk: Sequence[LayerSignature], ratios: Mapping[LayerSignature, Sequence[float]]
+) -> bool:
+    """Whether any pruned layer of ``chunk`` has a median ratio not yet within the target."""
+    return any(median_ratio_se(ratios[sig]) > TURNS_TARGET_SE for sig in chunk[::2])
 
 
 def pair_chunks(
@@ -333,11 +365,15 @@ def kernel_table(
     evict_bytes: int = 0,
     canary: bool = False,
     reference: bool = True,
+    max_turns: int = MAX_TURNS,
 ) -> tuple[LatencyTable, KernelRunner]:
     """The kernel-entry table of ``runner`` (in ``path``'s file beside its latency table);
     cold entries with ``evict_bytes``; entries scaled to a canary's speed with ``canary``;
-    pruned layers' entries by turns with their references with ``reference``."""
-    kernels = KernelRunner(runner, evict_bytes=evict_bytes, canary=canary, reference=reference)
+    pruned layers' entries by turns with their references with ``reference``, in up to
+    ``max_turns`` rounds."""
+    kernels = KernelRunner(
+        runner, evict_bytes=evict_bytes, canary=canary, reference=reference, max_turns=max_turns
+    )
     table = LatencyTable(kernels.fingerprint(), path)
     kernels.table = table
     return table, kernels
