@@ -1,4 +1,4 @@
-"""Two runs' kernel tables side by side: the ratio of each pruned layer's entry to its original's.
+"""Runs' kernel tables side by side: the ratio of each pruned layer's entry to its original's.
 
 A pruning's 'profile' estimate reads, layer by layer, the ratio of the pruned layer's in-context
 kernel entry to the original layer's. Entries by turns (``kernels.py``) make that ratio hold
@@ -106,7 +106,7 @@ def report(results: dict) -> str:
     """Markdown: per keep, the summed ratio in each table and the layers that differ most."""
     names = results["tables"]
     lines = [
-        "# Two runs' kernel tables: each pruned layer's entry over its original's",
+        f"# {len(names)} runs' kernel tables: each pruned layer's entry over its original's",
         "",
         f"Command: `{results['command']}` (reads the tables, measures nothing). Tables: "
         + ", ".join(f"{i + 1}: `{n}`" for i, n in enumerate(names))

@@ -29,7 +29,9 @@ table holds), right beside it, and stored as the median of the rounds' ratios ti
 reference's stored entry: both come out of the same moments, and the ratio holds however fast
 the host runs. Side by side matters: with a whole pruning's layers first and their references
 after (2 s later for MobileNetV2), two runs' ratios of the same depthwise conv at half its
-channels were 0.57 and 0.37; side by side, 0.53 (``benchmarks/entry_tables.py``).
+channels were 0.57 and 0.37; side by side, 0.53 (``benchmarks/entry_tables.py``). A pair takes
+``TURNS`` rounds, and more, up to ``MAX_TURNS``, while its median ratio is uncertain: a small
+layer's single-round ratio spreads by 13-38 % on the noisy host (``benchmarks/entry_order.py``).
 
 The calibrated network's own layers are profiled once in each round of its in-network profile
 (``profile_round``; ``strategies.ProfileStrategy(excess_by_turns=True)``): a unit's excess over
