@@ -8,6 +8,11 @@ estimate whose inputs carry the host's noise moves between runs even where it is
 average, while a steady bias stays put.
 
     python -m benchmarks.fidelity_repeat RUN1.json RUN2.json [...] --out results/x.md
+
+With ``--median-overhead``, the default estimator's errors are also recomputed with each case's
+constant model overhead (``calibrations.profile.model_overhead_ms``) replaced by its median over
+the runs (``profile_median_overhead``): does that constant's movement between runs carry the
+errors' movement?
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 from onnx_netadapt.graph.save import save_text
 
 GOAL_WORST, GOAL_MEAN = 10.0, 5.0
+MEDIAN_OVERHEAD = "profile_median_overhead"
 
 
 def load_errors(path: Path) -> dict[tuple[str, str], dict[str, float]]:
@@ -32,6 +38,34 @@ def load_errors(path: Path) -> dict[tuple[str, str], dict[str, float]]:
         for variant in case["variants"]:
             out[(name, variant["variant"])] = dict(variant["errors_pct"])
     return out
+
+
+def with_median_overhead(
+    datas: list[dict], runs: list[dict[tuple[str, str], dict[str, float]]]
+) -> None:
+    """Add to each of ``runs`` (``load_errors`` of ``datas``) the "profile" estimator's errors
+    recomputed with its case's median model overhead over the runs. An estimate is
+    ``model + parts * (measured - model) / profiled`` (``calibration.with_overhead``): the
+    parts are recovered from the run's own overhead, then put back with the median."""
+    overheads: dict[str, list[float]] = {}
+    for data in datas:
+        for case in data["cases"]:
+            cal = case["calibrations"]["profile"]
+            overheads.setdefault(f"{case['arch']}:{case['layout']}", []).append(
+                cal["model_overhead_ms"]
+            )
+    for data, run in zip(datas, runs, strict=True):
+        for case in data["cases"]:
+            name = f"{case['arch']}:{case['layout']}"
+            cal = case["calibrations"]["profile"]
+            own, median = cal["model_overhead_ms"], float(np.median(overheads[name]))
+            profiled = cal["profiled_ms"]
+            measured = profiled + cal["overhead_ms"]
+            for variant in case["variants"]:
+                parts = (variant["estimates"]["profile"] - own) * profiled / (measured - own)
+                estimate = median + parts * (measured - median) / profiled
+                error = 100.0 * (estimate / variant["measured_ms"] - 1.0)
+                run[(name, variant["variant"])][MEDIAN_OVERHEAD] = error
 
 
 def case_met(errors: list[float]) -> bool:
@@ -66,12 +100,14 @@ def summary(runs: list[dict[tuple[str, str], dict[str, float]]]) -> dict[str, di
     return out
 
 
-def report(paths: list[Path], rows: dict[str, dict]) -> str:
-    """Markdown table of ``summary``."""
+def report(paths: list[Path], rows: dict[str, dict], options: str = "") -> str:
+    """Markdown table of ``summary`` (``options``: the command's flags after the runs)."""
     lines = [
         "# The same fidelity cases measured again: each estimator's error, run to run",
         "",
-        "`python -m benchmarks.fidelity_repeat " + " ".join(str(p) for p in paths) + "`",
+        "`python -m benchmarks.fidelity_repeat "
+        + " ".join([*(str(p) for p in paths), *options.split()])
+        + "`",
         "",
         "| estimator | cases met, per run | variants within 10 %, per run | mean abs. error, "
         "per run | a variant's error between runs: median sd | largest sd |",
@@ -92,6 +128,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="latency_fidelity result JSON files")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown here")
+    parser.add_argument(
+        "--median-overhead",
+        action="store_true",
+        help="also the default estimator with each case's median model overhead over the runs",
+    )
     args = parser.parse_args(argv)
     if len(args.runs) < 2:
         parser.error("give at least two runs")
@@ -101,10 +142,15 @@ def main(argv: list[str] | None = None) -> None:
             runs.append(load_errors(path))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             parser.error(f"{path} is not a latency_fidelity result JSON ({exc!r})")
+    if args.median_overhead:
+        try:
+            with_median_overhead([json.loads(p.read_text()) for p in args.runs], runs)
+        except (KeyError, TypeError, ZeroDivisionError) as exc:
+            parser.error(f"the runs lack the profile estimator's calibration ({exc!r})")
     rows = summary(runs)
     if not rows:
         parser.error("the runs share no estimator on the same variants")
-    text = report(args.runs, rows)
+    text = report(args.runs, rows, "--median-overhead" if args.median_overhead else "")
     if args.out is not None:
         save_text(text, args.out)
     print(text)

@@ -130,3 +130,41 @@ def test_entry_order_refuses_bad_arguments_before_measuring(
     with pytest.raises(SystemExit):
         entry_order.main(argv)
     assert says in capsys.readouterr().err
+
+
+def _calibrated_run(path: Path, model_overhead_ms: float, estimate_ms: float) -> Path:
+    """One case, one variant measured at 1 ms, whose calibration had ``model_overhead_ms``."""
+    calibration = {"model_overhead_ms": model_overhead_ms, "profiled_ms": 10.0, "overhead_ms": 0.0}
+    variant = {
+        "variant": "keep 0.3",
+        "measured_ms": 1.0,
+        "estimates": {"profile": estimate_ms},
+        "errors_pct": {"profile": 100.0 * (estimate_ms - 1.0)},
+    }
+    case = {"arch": "net", "layout": "nchw", "calibrations": {"profile": calibration}}
+    path.write_text(json.dumps({"cases": [{**case, "variants": [variant]}]}))
+    return path
+
+
+def test_fidelity_repeat_puts_each_case_s_median_model_overhead_back_into_its_estimates(
+    tmp_path: Path,
+) -> None:
+    """Estimates are model + parts * (10 - model) / 10; parts of 1.2 ms in every run, with
+    overheads of -0.1, -0.2 and -0.6 ms (median -0.2) around them."""
+
+    def estimate(model: float) -> float:
+        return model + 1.2 * (10.0 - model) / 10.0
+
+    paths = [
+        _calibrated_run(tmp_path / f"{i}.json", m, estimate(m))
+        for i, m in enumerate((-0.1, -0.2, -0.6))
+    ]
+    runs = [fidelity_repeat.load_errors(p) for p in paths]
+    fidelity_repeat.with_median_overhead([json.loads(p.read_text()) for p in paths], runs)
+    swapped = [run[("net:nchw", "keep 0.3")][fidelity_repeat.MEDIAN_OVERHEAD] for run in runs]
+    assert swapped == pytest.approx([100.0 * (estimate(-0.2) - 1.0)] * 3)
+    own = [run[("net:nchw", "keep 0.3")]["profile"] for run in runs]
+    assert own[1] == pytest.approx(swapped[1])  # the median run keeps its own
+    assert own[2] < swapped[2]  # the most negative overhead had pulled its estimate down
+    text = fidelity_repeat.report(paths, fidelity_repeat.summary(runs), "--median-overhead")
+    assert "--median-overhead`" in text and fidelity_repeat.MEDIAN_OVERHEAD in text
