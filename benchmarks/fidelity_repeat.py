@@ -29,21 +29,29 @@ GOAL_WORST, GOAL_MEAN = 10.0, 5.0
 MEDIAN_OVERHEAD = "profile_median_overhead"
 
 
+def case_name(case: dict) -> str:
+    """A fidelity case's name, ``ARCH:LAYOUT``."""
+    return f"{case['arch']}:{case['layout']}"
+
+
 def load_errors(path: Path) -> dict[tuple[str, str], dict[str, float]]:
-    """(case, variant) -> {estimator: error %} of one run."""
-    data = json.loads(path.read_text())
-    out = {}
-    for case in data["cases"]:
-        name = f"{case['arch']}:{case['layout']}"
-        for variant in case["variants"]:
-            out[(name, variant["variant"])] = dict(variant["errors_pct"])
-    return out
+    """(case, variant) -> {estimator: error %} of one run's file."""
+    return errors_of(json.loads(path.read_text()))
+
+
+def errors_of(data: dict) -> dict[tuple[str, str], dict[str, float]]:
+    """(case, variant) -> {estimator: error %} of one run's result."""
+    return {
+        (case_name(case), variant["variant"]): dict(variant["errors_pct"])
+        for case in data["cases"]
+        for variant in case["variants"]
+    }
 
 
 def with_median_overhead(
     datas: list[dict], runs: list[dict[tuple[str, str], dict[str, float]]]
 ) -> None:
-    """Add to each of ``runs`` (``load_errors`` of ``datas``) the "profile" estimator's errors
+    """Add to each of ``runs`` (``errors_of`` of ``datas``) the "profile" estimator's errors
     recomputed with its case's median model overhead over the runs. An estimate is
     ``model + parts * (measured - model) / profiled`` (``calibration.with_overhead``): the
     parts are recovered from the run's own overhead, then put back with the median."""
@@ -51,12 +59,10 @@ def with_median_overhead(
     for data in datas:
         for case in data["cases"]:
             cal = case["calibrations"]["profile"]
-            overheads.setdefault(f"{case['arch']}:{case['layout']}", []).append(
-                cal["model_overhead_ms"]
-            )
+            overheads.setdefault(case_name(case), []).append(cal["model_overhead_ms"])
     for data, run in zip(datas, runs, strict=True):
         for case in data["cases"]:
-            name = f"{case['arch']}:{case['layout']}"
+            name = case_name(case)
             cal = case["calibrations"]["profile"]
             own, median = cal["model_overhead_ms"], float(np.median(overheads[name]))
             profiled = cal["profiled_ms"]
@@ -136,17 +142,22 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if len(args.runs) < 2:
         parser.error("give at least two runs")
-    runs = []
+    datas, runs = [], []
     for path in args.runs:
         try:
-            runs.append(load_errors(path))
+            datas.append(json.loads(path.read_text()))
+            runs.append(errors_of(datas[-1]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             parser.error(f"{path} is not a latency_fidelity result JSON ({exc!r})")
     if args.median_overhead:
         try:
-            with_median_overhead([json.loads(p.read_text()) for p in args.runs], runs)
+            with_median_overhead(datas, runs)
         except (KeyError, TypeError, ZeroDivisionError) as exc:
-            parser.error(f"the runs lack the profile estimator's calibration ({exc!r})")
+            parser.error(
+                "--median-overhead needs each run's 'profile' estimates and their calibration's "
+                f"model overhead ({exc!r}): give latency_fidelity results of the 'profile' "
+                "estimator on a runner that times plain runs, or leave the option out"
+            )
     rows = summary(runs)
     if not rows:
         parser.error("the runs share no estimator on the same variants")

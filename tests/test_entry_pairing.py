@@ -168,3 +168,16 @@ def test_fidelity_repeat_puts_each_case_s_median_model_overhead_back_into_its_es
     assert own[2] < swapped[2]  # the most negative overhead had pulled its estimate down
     text = fidelity_repeat.report(paths, fidelity_repeat.summary(runs), "--median-overhead")
     assert "--median-overhead`" in text and fidelity_repeat.MEDIAN_OVERHEAD in text
+
+
+def test_fidelity_repeat_median_overhead_names_runs_without_a_calibration(
+    tmp_path: Path, capsys
+) -> None:
+    one = _run(tmp_path / "1.json", {"profile": [1.0]})
+    two = _run(tmp_path / "2.json", {"profile": [2.0]})
+    with pytest.raises(SystemExit):
+        fidelity_repeat.main([str(one), str(two), "--median-overhead"])
+    err = capsys.readouterr().err
+    assert "--median-overhead needs each run's 'profile' estimates" in err
+    assert "leave the option out" in err
+    fidelity_repeat.main([str(one), str(two)])  # without the option, the same runs report
