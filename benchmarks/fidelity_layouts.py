@@ -15,6 +15,7 @@ Reported per variant: estimate, measurement, error; per case: mean and worst err
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,12 @@ from benchmarks.layouts import LAYOUTS, in_layout, input_shape
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.graph.save import save_json, save_text
 from onnx_netadapt.measure.host import cpu_identity
-from onnx_netadapt.measure.interleave import alternating_stats, round_stats, stats_ratios
+from onnx_netadapt.measure.interleave import (
+    alternating_stats,
+    round_stats,
+    stats_ratios,
+    with_more_rounds,
+)
 from onnx_netadapt.measure.registry import make_runner
 from onnx_netadapt.measure.stats import STATISTICS
 from onnx_netadapt.measure.table import LatencyTable
@@ -42,6 +48,41 @@ from onnx_netadapt.measure.table import LatencyTable
 FIXED_KEEP = (0.3, 0.5, 0.75)  # every prunable group at this share of its channels
 INPUT = (1, 3, 224, 224)
 DEFAULT_CASES = "resnet50:nhwc,mobilenet_v2:nhwc_muladd,mobilenet_v2:paddle"
+# A variant whose first rounds' ratios spread by more than this (``interleave.ratio_spread``)
+# gets ``Truth.more_rounds`` more.
+TRUTH_SPREAD = 0.04
+
+
+@dataclass(frozen=True)
+class Truth:
+    """How a variant's ground truth is measured against the original.
+
+    Attributes:
+        rounds: interleaved rounds of the variant and the original.
+        statistic: of each measurement (``LatencyStats.statistic``) that the ratios and the
+            original's time are taken by.
+        alternate: each round runs the two by turns (``interleave.alternating_stats``).
+        more_rounds: rounds added where the first ``rounds`` spread by more than ``spread``
+            (``interleave.with_more_rounds``; 0: none, as before 30 Nov 2026).
+        spread: that limit, as (largest - smallest) / median of the rounds' ratios.
+    """
+
+    rounds: int = ROUNDS
+    statistic: str = "median"
+    alternate: bool = False
+    more_rounds: int = 0
+    spread: float = TRUTH_SPREAD
+
+    def stats(self, runner, network: onnx.ModelProto, original: onnx.ModelProto) -> dict:
+        """Per-round statistics of ``network`` ("model") and ``original`` ("reference")."""
+        pairs = alternating_stats if self.alternate else round_stats
+        return with_more_rounds(
+            lambda n: pairs(runner, network, original, n),
+            self.rounds,
+            self.more_rounds,
+            self.spread,
+            self.statistic,
+        )
 
 
 def parse_cases(spec: str) -> list[tuple[str, str]]:
@@ -64,21 +105,17 @@ def run_case(
     count: int,
     design: str,
     estimators: list[str],
-    rounds: int = ROUNDS,
-    truth: str = "median",
-    alternate: bool = False,
+    truth: Truth = Truth(),
 ) -> dict:
     """One case: calibrate on the original, estimate and measure the fixed and random
-    prunings (each in ``rounds`` interleaved rounds against the original; with ``alternate``,
-    each round runs the two by turns, ``interleave.alternating_stats``). ``truth``: the
-    statistic of each measurement (``LatencyStats.statistic``) that the original's time and
-    the ratios are taken by; each row also keeps the ratios by the others."""
+    prunings against the original as ``truth`` says; each row also keeps the ratios by the
+    other statistics."""
     model = in_layout(export(arch), layout)
     loaded = load_model(model, input_shape(model, INPUT, layout))
     original = loaded.model
     runner.settings = WHOLE
     noise_stats = [runner.measure(original) for _ in range(5)]
-    noise = [s.statistic(truth) for s in noise_stats]
+    noise = [s.statistic(truth.statistic) for s in noise_stats]
     measured = float(np.median(noise))
     runner.settings = LAYER
     start = table.measure_seconds
@@ -90,7 +127,7 @@ def run_case(
         networks[f"random {i}"] = variant
     case = f"{arch}:{layout}"
     rows = [
-        _row(runner, calibrated, label, network, original, measured, case, rounds, truth, alternate)
+        _row(runner, calibrated, label, network, original, measured, case, truth)
         for label, network in networks.items()
     ]
     kernels = next((e.kernels_table for e in calibrated.values() if e.kernels_table), None)
@@ -99,7 +136,7 @@ def run_case(
         "layout": layout,
         "original_ms": measured,
         "noise_ms": noise,
-        "truth": truth,
+        "truth": truth.statistic,
         "noise_stats": [s.to_dict() for s in noise_stats],
         "calibrations": {n: describe(e) for n, e in calibrated.items()},
         "variants": rows,
@@ -117,20 +154,18 @@ def _row(
     original: onnx.ModelProto,
     measured: float,
     case: str,
-    rounds: int = ROUNDS,
-    truth: str = "median",
-    alternate: bool = False,
+    truth: Truth = Truth(),
 ) -> dict:
     """One pruned network: every estimate against its measurement (its median ratio to the
-    original over ``rounds`` interleaved rounds, times the original's ``measured`` ms; the
-    ratio of every round is kept, so a run shows its own noise; ratios by ``truth``, and by
-    every statistic under ``round_ratios_by``); printed as it comes."""
+    original over the rounds ``truth`` takes, times the original's ``measured`` ms; the
+    ratio of every round is kept, so a run shows its own noise; ratios by ``truth``'s
+    statistic, and by every statistic under ``round_ratios_by``); printed as it comes."""
     runner.settings = LAYER
     pruned = load_model(network)
     estimates = {name: e.estimate(pruned) for name, e in calibrated.items()}
     runner.settings = WHOLE
-    stats = (alternating_stats if alternate else round_stats)(runner, network, original, rounds)
-    ratios, times = stats_ratios(stats, truth)
+    stats = truth.stats(runner, network, original)
+    ratios, times = stats_ratios(stats, truth.statistic)
     value = measured * float(np.median(ratios))
     row = {
         "variant": label,
@@ -175,9 +210,7 @@ def run(
     threads: int,
     command: str,
     name: str = "layouts",
-    rounds: int = ROUNDS,
-    truth: str = "median",
-    alternate: bool = False,
+    truth: Truth = Truth(),
 ) -> dict:
     """Every case on one runner; results in ``out/<name>_<runner>.json`` and ``.md``."""
     start = time.perf_counter()
@@ -188,9 +221,11 @@ def run(
         "cpu": cpu_identity(),
         "calibration": "original",
         "design": design,
-        "rounds": rounds,
-        "truth": truth,
-        "alternate": alternate,
+        "rounds": truth.rounds,
+        "truth": truth.statistic,
+        "alternate": truth.alternate,
+        "more_rounds": truth.more_rounds,
+        "truth_spread": truth.spread,
         "cases": [],
     }
     with make_runner(runner_name, threads=threads) as runner:
@@ -199,9 +234,7 @@ def run(
         stem = out / f"{name}_{runner_name}"
         for arch, layout in cases:  # results written after every case
             results["cases"].append(
-                run_case(
-                    runner, table, arch, layout, count, design, estimators, rounds, truth, alternate
-                )
+                run_case(runner, table, arch, layout, count, design, estimators, truth)
             )
             table.save()
             results["seconds"] = time.perf_counter() - start
@@ -221,6 +254,7 @@ def report(results: dict) -> str:
         "10 %, mean within 5 %. Measured times and ratios by each measurement's "
         f"{results.get('truth', 'median')}"
         + (", each round running the two by turns" if results.get("alternate") else "")
+        + _more_rounds_text(results)
         + ".",
         "",
         "| case | variant | measured / original | its rounds' sd % | "
@@ -232,7 +266,7 @@ def report(results: dict) -> str:
         for row in case["variants"]:
             lines.append(
                 f"| {case['arch']}:{case['layout']} | {row['variant']} | {row['ratio']:.3f} | "
-                f"{_round_spread(row)} | "
+                f"{_round_spread(row, results.get('rounds'))} | "
                 + " | ".join(f"{row['errors_pct'][n]:+.1f}" for n in case["summary"])
                 + " |"
             )
@@ -250,10 +284,22 @@ def report(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _round_spread(row: dict) -> str:
+def _more_rounds_text(results: dict) -> str:
+    """The report's words for ``Truth.more_rounds`` ("": none)."""
+    more = results.get("more_rounds", 0)
+    if not more:
+        return ""
+    return (
+        f"; {more} more rounds for a variant whose first {results['rounds']} spread by more "
+        f"than {100 * results['truth_spread']:.0f} % (largest - smallest over median)"
+    )
+
+
+def _round_spread(row: dict, rounds: int | None = None) -> str:
     """The sd of a variant's per-round ratios, in % of their median ("-": not kept, as in
-    the runs before session 11)."""
+    the runs before session 11), and how many rounds where that is not ``rounds``."""
     ratios = row.get("round_ratios")
     if not ratios or len(ratios) < 2:
         return "-"
-    return f"{100 * float(np.std(ratios, ddof=1)) / float(np.median(ratios)):.1f}"
+    sd = f"{100 * float(np.std(ratios, ddof=1)) / float(np.median(ratios)):.1f}"
+    return sd if rounds is None or len(ratios) == rounds else f"{sd} ({len(ratios)} rounds)"

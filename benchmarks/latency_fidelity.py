@@ -434,6 +434,20 @@ def main(argv: list[str] | None = None) -> None:
         "taken by (p10, min: steadier on a machine shared with other work)",
     )
     parser.add_argument(
+        "--more-rounds",
+        type=int,
+        default=0,
+        help="original: rounds added for a variant whose first --rounds spread by more than "
+        "--truth-spread (fidelity_layouts.Truth)",
+    )
+    parser.add_argument(
+        "--truth-spread",
+        type=float,
+        default=None,
+        help="original: that limit, (largest - smallest) / median of the rounds' ratios "
+        "(default fidelity_layouts.TRUTH_SPREAD)",
+    )
+    parser.add_argument(
         "--alternate",
         action="store_true",
         help="original: each round runs the pruning and the original by turns, both loaded "
@@ -442,6 +456,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1 (got {args.rounds})")
+    if args.more_rounds < 0:
+        parser.error(f"--more-rounds must be 0 or more (got {args.more_rounds})")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.calibration == "original":
         from benchmarks import fidelity_layouts
@@ -461,9 +477,13 @@ def main(argv: list[str] | None = None) -> None:
             "python -m benchmarks.latency_fidelity "
             + " ".join(sys.argv[1:] if argv is None else argv),
             args.name,
-            args.rounds,
-            args.truth,
-            args.alternate,
+            fidelity_layouts.Truth(
+                args.rounds,
+                args.truth,
+                args.alternate,
+                args.more_rounds,
+                fidelity_layouts.TRUTH_SPREAD if args.truth_spread is None else args.truth_spread,
+            ),
         )
         return
     if not args.report_only:

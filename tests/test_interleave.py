@@ -6,7 +6,12 @@ import time
 
 import pytest
 
-from onnx_netadapt.measure.interleave import interleaved
+from onnx_netadapt.measure.interleave import (
+    interleaved,
+    ratio_spread,
+    stats_ratios,
+    with_more_rounds,
+)
 from onnx_netadapt.measure.stats import LatencyStats
 
 
@@ -119,3 +124,35 @@ def test_the_fidelity_benchmark_refuses_fewer_than_one_round(
     assert stop.value.code == 2
     assert "--rounds must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def _rounds_of(ratios: list[float]):
+    """A measure_rounds whose n rounds give the next n of ``ratios`` (reference 10 ms)."""
+    given = iter(ratios)
+    asked: list[int] = []
+
+    def measure_rounds(n: int) -> dict[str, list[LatencyStats]]:
+        asked.append(n)
+        model = [LatencyStats.from_samples([10.0 * next(given)]) for _ in range(n)]
+        return {"reference": [LatencyStats.from_samples([10.0])] * n, "model": model}
+
+    return measure_rounds, asked
+
+
+def test_ratio_spread_is_the_range_over_the_median():
+    assert ratio_spread([0.2, 0.21, 0.19]) == pytest.approx(0.1)
+    assert ratio_spread([0.3]) == 0.0
+
+
+def test_rounds_that_spread_get_more_and_steady_ones_do_not():
+    spread, asked = _rounds_of([0.205, 0.207, 0.185, 0.185, 0.186, 0.184, 0.186])
+    stats = with_more_rounds(spread, rounds=3, more_rounds=4, spread=0.04)
+    ratios, _ = stats_ratios(stats)
+    assert asked == [3, 4] and len(ratios) == len(stats["reference"]) == 7
+    assert sorted(ratios)[3] == pytest.approx(0.186)  # the median of 7, not of the first 3
+
+    steady, asked = _rounds_of([0.120, 0.121, 0.119])
+    assert len(stats_ratios(with_more_rounds(steady, 3, 4, 0.04))[0]) == 3 and asked == [3]
+
+    never, asked = _rounds_of([0.205, 0.207, 0.185])
+    assert len(stats_ratios(with_more_rounds(never, 3, 0, 0.04))[0]) == 3 and asked == [3]
