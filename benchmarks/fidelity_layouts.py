@@ -281,7 +281,36 @@ def report(results: dict) -> str:
                 f"| {case['arch']}:{case['layout']} | {name} | {s['mean_abs_pct']:.1f} | "
                 f"{s['worst_abs_pct']:.1f} | {s['bias_pct']:+.1f} | {s['within_10pct']}/{s['n']} |"
             )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + more_rounds_lines(results)) + "\n"
+
+
+def more_rounds_lines(results: dict) -> list[str]:
+    """Markdown on the variants that got ``Truth.more_rounds``: how far the median of their
+    first ``rounds`` ratios was from all of theirs, and the default estimator's errors against
+    each ([]: none got more)."""
+    first = results.get("rounds", ROUNDS)
+    moved, errors = [], []
+    for case in results["cases"]:
+        name = next(iter(case["summary"]))
+        for row in case["variants"]:
+            ratios = row.get("round_ratios") or []
+            if len(ratios) <= first:
+                continue
+            early = float(np.median(ratios[:first]))
+            moved.append(100 * (early / row["ratio"] - 1))
+            estimate = row["estimates"][name] / case["original_ms"]
+            errors.append((100 * (estimate / early - 1), row["errors_pct"][name]))
+    if not moved:
+        return []
+    apart = np.abs(moved)
+    early_worst, all_worst = (max(abs(e[i]) for e in errors) for i in (0, 1))
+    return [
+        "",
+        f"{len(moved)} variants got more rounds. The median of their first {first} rounds was "
+        f"{np.median(apart):.1f} % from all of theirs (median; largest {apart.max():.1f} %). "
+        f"Against their first {first} rounds alone, the {name} estimate's largest error among "
+        f"them would have been {early_worst:.1f} %; against all, it was {all_worst:.1f} %.",
+    ]
 
 
 def _more_rounds_text(results: dict) -> str:
