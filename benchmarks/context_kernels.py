@@ -1,9 +1,9 @@
 """In-context kernel times of a network's layers beside their in-network times, probed again.
 
 The 'profile' estimate reads each layer's change off its in-context kernel entry (the layer
-between two 1x1 convs, ``measure/kernels.py``). On the shared host, session 19's kernel tables
-held MobileNetV1 Paddle's depthwise convs at 1.5-1.7 times their entries in session 20's, while
-the network's own profile took the same time in both. This probes, in one process, the
+between two 1x1 convs, ``measure/kernels.py``). On the shared host, MobileNetV1 Paddle's first
+depthwise conv had entries of 0.207-0.245 ms in some fidelity runs' tables and 0.141 ms in a
+run of that case alone, while the network's own profile took about the same time. This probes, in one process, the
 in-context kernel time of a few layers (the median of ``--profiles`` profiles, each in a fresh
 session) and the same layers' in-network times (one network profile), several times: fresh,
 then after running another network (``--between``, as the fidelity benchmark runs its cases
