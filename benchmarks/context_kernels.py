@@ -3,11 +3,12 @@
 The 'profile' estimate reads each layer's change off its in-context kernel entry (the layer
 between two 1x1 convs, ``measure/kernels.py``). On the shared host, MobileNetV1 Paddle's first
 depthwise conv had entries of 0.207-0.245 ms in some fidelity runs' tables and 0.141 ms in a
-run of that case alone, while the network's own profile took about the same time. This probes, in one process, the
-in-context kernel time of a few layers (the median of ``--profiles`` profiles, each in a fresh
-session) and the same layers' in-network times (one network profile), several times: fresh,
-then after running another network (``--between``, as the fidelity benchmark runs its cases
-one after another in one process). Medians of the probes only; measures for about two minutes.
+run of that case alone, while the network's own profile took about the same time. This
+probes, in one process, the in-context kernel time of a few layers (the median of
+``--profiles`` profiles, each in a fresh session) and the same layers' in-network times (one
+network profile), several times: fresh, then after running another network (``--between``,
+as the fidelity benchmark runs its cases one after another in one process). Medians of the
+probes only; measures for about two minutes.
 
     python -m benchmarks.context_kernels mobilenet_v1:paddle --between resnet50:nhwc \\
         --out benchmarks/results/latency_fidelity/noisy_host --name context_kernels_s20
