@@ -23,11 +23,10 @@ from pathlib import Path
 
 import onnx
 
-from benchmarks.fidelity_layouts import INPUT, parse_cases
-from benchmarks.latency_fidelity import LAYER, WHOLE, export
-from benchmarks.layouts import in_layout, input_shape
+from benchmarks.fidelity_layouts import load_case, parse_cases
+from benchmarks.latency_fidelity import LAYER, WHOLE
 from benchmarks.record import run_header, save_results
-from onnx_netadapt import analyse, load_model, prune
+from onnx_netadapt import analyse, prune
 from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.measure.kernels import KernelRunner, context_layer_model
 from onnx_netadapt.measure.registry import make_runner
@@ -37,11 +36,10 @@ from onnx_netadapt.measure.signature import model_signatures
 DEFAULT_LAYERS = "features.0.0,features.1.0,features.3.0,features.6.0"
 
 
-def load_case(spec: str) -> LoadedModel:
-    """The network of ``arch:layout``, loaded at the benchmarks' input shape."""
+def load_spec(spec: str) -> LoadedModel:
+    """The network of one ``arch:layout`` (``fidelity_layouts.load_case``)."""
     ((arch, layout),) = parse_cases(spec)
-    model = in_layout(export(arch), layout)
-    return load_model(model, input_shape(model, INPUT, layout))
+    return load_case(arch, layout)
 
 
 def probe(
@@ -63,7 +61,7 @@ def run_other(runner, spec: str) -> float:
     """Run ``spec``'s network as a fidelity case does (whole, profiled, a pruning by turns);
     the seconds it took."""
     start = time.perf_counter()
-    other = load_case(spec)
+    other = load_spec(spec)
     runner.settings = WHOLE
     for _ in range(3):
         runner.measure(other.model)
@@ -76,7 +74,7 @@ def run_other(runner, spec: str) -> float:
 
 def run(case: str, between: str, layer_names: list[str], profiles: int, repeats: int) -> dict:
     """Probes fresh, then after ``between`` ran, ``repeats`` times each."""
-    network = load_case(case)
+    network = load_spec(case)
     signatures = model_signatures(network)
     chosen = [n for n in signatures if n.split("/")[-2] in layer_names]
     layers = {n: context_layer_model(signatures[n]) for n in chosen}

@@ -20,9 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.fidelity_layouts import INPUT, parse_cases
-from benchmarks.latency_fidelity import export
-from benchmarks.layouts import in_layout, input_shape
+from benchmarks.fidelity_layouts import load_case, parse_cases
 from benchmarks.record import save_results
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.measure.signature import LayerSignature, model_signatures
@@ -77,8 +75,7 @@ def case_signatures(
 ) -> tuple[dict[str, LayerSignature], dict[float, dict[str, LayerSignature]]]:
     """The layer signatures of one case's original, and of its pruning at each of ``keeps``
     (every group keeping that share), by layer name."""
-    model = in_layout(export(arch), layout)
-    loaded = load_model(model, input_shape(model, INPUT, layout))
+    loaded = load_case(arch, layout)
     analysis = analyse(loaded)
     pruned = {k: model_signatures(load_model(prune(analysis, ratio=k).model)) for k in keeps}
     return model_signatures(loaded), pruned

@@ -41,9 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.fidelity_layouts import FIXED_KEEP, INPUT, parse_cases
-from benchmarks.latency_fidelity import LAYER, WHOLE, export
-from benchmarks.layouts import in_layout, input_shape
+from benchmarks.fidelity_layouts import FIXED_KEEP, load_case, parse_cases
+from benchmarks.latency_fidelity import LAYER, WHOLE
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.errors import NetAdaptError
 from onnx_netadapt.graph.load import LoadedModel
@@ -182,8 +181,7 @@ def decompose(matrix: list[list[float]]) -> dict[str, float]:
 def run_case(runner, arch: str, layout: str, repeats: int, rounds: int = PROFILE_ROUNDS) -> dict:
     """``repeats`` calibrations of one case (profiles over ``rounds`` rounds) and the crossed
     estimates of its fixed prunings."""
-    model = in_layout(export(arch), layout)
-    original = load_model(model, input_shape(model, INPUT, layout))
+    original = load_case(arch, layout)
     analysis = analyse(original)
     prunings = {
         f"keep {k}": load_model(prune(analysis, ratio=k).model, fold=False) for k in FIXED_KEEP

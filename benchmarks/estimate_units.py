@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.fidelity_layouts import INPUT, parse_cases
-from benchmarks.latency_fidelity import LAYER, WHOLE, export
+from benchmarks.fidelity_layouts import load_case, parse_cases
+from benchmarks.latency_fidelity import LAYER, WHOLE
 from benchmarks.latency_fidelity import ROUNDS as WHOLE_ROUNDS
-from benchmarks.layouts import in_layout, input_shape
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.graph.save import save_json
 from onnx_netadapt.measure.calibration import (
@@ -65,8 +64,7 @@ def compare(runner, table: LatencyTable, arch: str, layout: str, keeps: list[flo
     """Per keep, per unit: calibration time, estimate and profiled time of the pruning (ms),
     and for filter units their kernel entries before and after, their weight elements and
     their activation elements."""
-    model = in_layout(export(arch), layout)
-    loaded = load_model(model, input_shape(model, INPUT, layout))
+    loaded = load_case(arch, layout)
     runner.settings = LAYER
     estimator = Estimator(runner, table, mode="profile")
     profile = estimator.calibrate(loaded).base.profile

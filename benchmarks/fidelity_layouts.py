@@ -33,6 +33,7 @@ from benchmarks.latency_fidelity import (
 )
 from benchmarks.layouts import LAYOUTS, in_layout, input_shape
 from onnx_netadapt import analyse, load_model, prune
+from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.graph.save import save_json, save_text
 from onnx_netadapt.measure.host import cpu_identity
 from onnx_netadapt.measure.interleave import (
@@ -85,6 +86,12 @@ class Truth:
         )
 
 
+def load_case(arch: str, layout: str) -> LoadedModel:
+    """The network ``arch`` in ``layout`` (``layouts.in_layout``), loaded at ``INPUT``."""
+    model = in_layout(export(arch), layout)
+    return load_model(model, input_shape(model, INPUT, layout))
+
+
 def parse_cases(spec: str) -> list[tuple[str, str]]:
     """``arch:layout,...`` -> [(arch, layout)]."""
     cases = []
@@ -110,8 +117,7 @@ def run_case(
     """One case: calibrate on the original, estimate and measure the fixed and random
     prunings against the original as ``truth`` says; each row also keeps the ratios by the
     other statistics."""
-    model = in_layout(export(arch), layout)
-    loaded = load_model(model, input_shape(model, INPUT, layout))
+    loaded = load_case(arch, layout)
     original = loaded.model
     runner.settings = WHOLE
     noise_stats = [runner.measure(original) for _ in range(5)]

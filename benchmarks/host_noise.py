@@ -19,11 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.fidelity_layouts import INPUT, parse_cases
-from benchmarks.latency_fidelity import export
-from benchmarks.layouts import in_layout, input_shape
+from benchmarks.fidelity_layouts import load_case, parse_cases
 from benchmarks.record import run_header, save_results
-from onnx_netadapt import load_model
 from onnx_netadapt.graph.large import ort_session
 from onnx_netadapt.graph.probe import random_inputs
 from onnx_netadapt_runners.ort import OrtRunner
@@ -77,8 +74,7 @@ def window_statistics(runs: list[tuple[float, float]], window: float) -> dict[st
 
 def run_case(arch: str, layout: str, seconds: float, threads: int) -> dict:
     """One case: its timeline's statistics for every window length."""
-    model = in_layout(export(arch), layout)
-    loaded = load_model(model, input_shape(model, INPUT, layout))
+    loaded = load_case(arch, layout)
     runs = timeline(loaded.model, seconds, threads)
     return {
         "case": f"{arch}:{layout}",

@@ -458,6 +458,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--rounds must be at least 1 (got {args.rounds})")
     if args.more_rounds < 0:
         parser.error(f"--more-rounds must be 0 or more (got {args.more_rounds})")
+    if args.truth_spread is not None and args.truth_spread < 0:
+        parser.error(f"--truth-spread must be 0 or more (got {args.truth_spread})")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.calibration == "original":
         from benchmarks import fidelity_layouts

@@ -47,12 +47,9 @@ RESULTS = Path(__file__).parent / "results" / "loop_estimates"
 def chain_run(arch: str, layout: str, steps: int, directory: Path, seed: int = 0) -> Path:
     """A synthetic run directory (``history.json`` and ``iterations/net_NNN.onnx``): ``arch``
     in ``layout`` (``benchmarks/layouts.py``), then ``chain`` of it."""
-    from benchmarks.fidelity_layouts import INPUT
-    from benchmarks.latency_fidelity import export
-    from benchmarks.layouts import in_layout, input_shape
+    from benchmarks.fidelity_layouts import load_case
 
-    model = in_layout(export(arch), layout)
-    loaded = load_model(model, input_shape(model, INPUT, layout))
+    loaded = load_case(arch, layout)
     (directory / "iterations").mkdir(parents=True, exist_ok=True)
     history = []
     for step, network in enumerate(chain(loaded.model, steps, seed)):

@@ -27,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.fidelity_layouts import INPUT, parse_cases
-from benchmarks.latency_fidelity import WHOLE, export
-from benchmarks.layouts import in_layout, input_shape
+from benchmarks.fidelity_layouts import load_case, parse_cases
+from benchmarks.latency_fidelity import WHOLE
 from benchmarks.record import run_header, save_results
 from onnx_netadapt import analyse, load_model, prune
 from onnx_netadapt.measure.interleave import alternating_stats, round_stats, stats_ratios
@@ -44,8 +43,7 @@ def repeat_ratios(runner, case: str, keep: float, repeats: int) -> dict:
     """Per design and statistic, the median ratio over ``ROUNDS`` rounds, ``repeats`` times
     (the designs take turns within each repeat)."""
     arch, layout = parse_cases(case)[0]
-    model = in_layout(export(arch), layout)
-    original = load_model(model, input_shape(model, INPUT, layout)).model
+    original = load_case(arch, layout).model
     pruned = prune(analyse(load_model(original)), ratio=keep).model
     ratios: dict[str, dict[str, list[float]]] = {d: {s: [] for s in STATISTICS} for d in DESIGNS}
     for i in range(repeats):

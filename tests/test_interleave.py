@@ -126,6 +126,26 @@ def test_the_fidelity_benchmark_refuses_fewer_than_one_round(
     assert not (tmp_path / "out").exists()  # nothing written
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--more-rounds", "-1", "--more-rounds must be 0 or more"),
+        ("--truth-spread", "-0.1", "--truth-spread must be 0 or more"),
+    ],
+)
+def test_the_fidelity_benchmark_refuses_negative_more_rounds_or_spread(
+    flag: str, value: str, message: str, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import latency_fidelity
+
+    argv = ["--calibration", "original", flag, value, "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as stop:
+        latency_fidelity.main(argv)
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
 def _rounds_of(ratios: list[float]):
     """A measure_rounds whose n rounds give the next n of ``ratios`` (reference 10 ms)."""
     given = iter(ratios)
