@@ -245,6 +245,9 @@ def describe(estimator: Estimator) -> dict:
             profiled_ms=sum(u.ms for u in prof.units),
             units=len(prof.units),
             unplaced_filters=sorted(prof.unplaced),
+            # the whole record, each unit's rounds included: what a replay of other rules reads
+            # (``benchmarks/fidelity_replay.py``)
+            record=prof.to_dict(),
         )
     return data
 

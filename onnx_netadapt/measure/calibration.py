@@ -78,6 +78,12 @@ EVENT_COST = True
 # calibration's entries summed to 10.0 ms against its profile's 8.8 in one run, 10.0 against
 # 10.8 in the next, and keep 0.3 was estimated at 0.209 and 0.172 of the original).
 EXCESS_BY_TURNS = True
+# How a filter unit's in-context share of its in-network time is read off the rounds that
+# profiled both (``kernel_share``): "median", the median of the rounds' shares; "fastest", its
+# fastest in-context time over its fastest in-network time (noise only adds time, so each
+# minimum is that timing's quietest moment, whichever round it fell in).
+EXCESS_SHARE = "median"
+EXCESS_SHARES = ("median", "fastest")
 # Whether the constant overhead is predicted from the runtime's costs per node and per run
 # (``ProfileCalibration.model_overhead_ms``) rather than kept as measured.
 MODEL_OVERHEAD = True
@@ -194,6 +200,9 @@ class Unit:
         kernel_ms: the in-context kernel time of ``filters`` at the scale of ``ms``, from
             entries profiled in the same rounds as the network (``pair_kernel_times``; None:
             not measured, ``base`` serves).
+        round_ms: its in-network time in each of those rounds (unscaled), and
+        round_kernel_ms: its filters' summed in-context kernel time in the same rounds: kept
+            so that a benchmark can replay other ways of reading the excess off them.
     """
 
     name: str
@@ -202,6 +211,8 @@ class Unit:
     filters: list[str]
     base: float
     kernel_ms: float | None = None
+    round_ms: list[float] = field(default_factory=list)
+    round_kernel_ms: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -244,6 +255,9 @@ class ProfileCalibration:
             network is still estimated at its measured time (None: the measured overhead).
         excess_by_turns: with ``kernels``, a filter unit's excess is its time over its
             ``kernel_ms`` where measured, rather than over ``base`` (``EXCESS_BY_TURNS``).
+        excess_share: how ``kernel_ms`` is read off a unit's rounds (``kernel_share``): a
+            unit that kept them is read again by this when estimating (a record saved before
+            they were kept has its ``kernel_ms`` by the median).
     """
 
     measured_ms: float
@@ -264,6 +278,7 @@ class ProfileCalibration:
     internal_events: int = 0
     model_overhead_ms: float | None = None
     excess_by_turns: bool = EXCESS_BY_TURNS
+    excess_share: str = EXCESS_SHARE
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -302,13 +317,31 @@ def place_filters(
     return out
 
 
+def kernel_share(round_ms: Sequence[float], round_kernel_ms: Sequence[float], how: str) -> float:
+    """A unit's in-context kernel time over its in-network time, from rounds that profiled both
+    (``EXCESS_SHARES``).
+
+    >>> kernel_share([1.0, 1.2, 1.1], [1.0, 0.9, 1.1], "median")  # shares 1.0, 0.75, 1.0
+    1.0
+    >>> round(kernel_share([1.0, 1.2, 1.1], [1.0, 0.9, 1.1], "fastest"), 9)  # 0.9 / 1.0
+    0.9
+    """
+    if how == "fastest":
+        return min(round_kernel_ms) / min(round_ms)
+    if how == "median":
+        return float(np.median([k / n for n, k in zip(round_ms, round_kernel_ms, strict=True)]))
+    raise ValueError(f"unknown excess share {how!r}; known: {', '.join(EXCESS_SHARES)}")
+
+
 def pair_kernel_times(
     units: list[Unit],
     node_rounds: Sequence[Mapping[str, float]],
     kernel_rounds: Sequence[Mapping[str, float]],
+    how: str = EXCESS_SHARE,
 ) -> None:
-    """Set each filter unit's ``kernel_ms``: its ``ms`` times the median, over rounds, of its
-    filters' in-context kernel times over its in-network time in the same round.
+    """Set each filter unit's ``kernel_ms``: its ``ms`` times its filters' in-context kernel
+    time over its in-network time in the same rounds (``kernel_share`` by ``how``; by default
+    the median over rounds of each round's share), and keep the rounds (``Unit.round_ms``).
 
     Args:
         units: the calibration's units (``ms`` from the median of ``node_rounds``, scaled).
@@ -324,13 +357,15 @@ def pair_kernel_times(
     for unit in units:
         if not unit.filters:
             continue
-        shares = [
-            sum(kernels[f] for f in unit.filters) / nodes[unit.name]
+        pairs = [
+            (nodes[unit.name], sum(kernels[f] for f in unit.filters))
             for nodes, kernels in zip(node_rounds, kernel_rounds, strict=True)
             if nodes.get(unit.name, 0.0) > 0 and all(f in kernels for f in unit.filters)
         ]
-        if shares:
-            unit.kernel_ms = unit.ms * float(np.median(shares))
+        if pairs:
+            unit.round_ms = [float(n) for n, _ in pairs]
+            unit.round_kernel_ms = [float(k) for _, k in pairs]
+            unit.kernel_ms = unit.ms * kernel_share(unit.round_ms, unit.round_kernel_ms, how)
 
 
 def calibrate_profiled(
@@ -463,8 +498,12 @@ def estimate_parts(
         ratio = now / unit.base if unit.base > 0 else 1.0
         if calibration.kernels and unit.filters:
             kernel = unit.base
-            if calibration.excess_by_turns and unit.kernel_ms is not None:
-                kernel = unit.kernel_ms  # timed in the same rounds as ``unit.ms``
+            if calibration.excess_by_turns and unit.round_ms:  # timed in the same rounds
+                kernel = unit.ms * kernel_share(
+                    unit.round_ms, unit.round_kernel_ms, calibration.excess_share
+                )
+            elif calibration.excess_by_turns and unit.kernel_ms is not None:
+                kernel = unit.kernel_ms
             parts[unit.name] = scale_kernel_unit(
                 unit.ms,
                 kernel,
