@@ -147,7 +147,8 @@ def score(errors: list[float]) -> dict:
 
 def table_of(run_file: Path) -> Path:
     """The committed kernel table of a run: ``tables/NAME_table.json.gz`` beside it (NAME: the
-    run file's stem without ``_ort``), else ``NAME_table.json`` in its folder."""
+    run file's stem without ``_ort``), else ``NAME_table.json`` or, in the run's own output
+    folder, ``layouts_table_ort.json``."""
     name = run_file.stem.removesuffix("_ort")
     for path in (
         run_file.parent / "tables" / f"{name}_table.json.gz",
