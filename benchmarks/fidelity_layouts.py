@@ -92,6 +92,16 @@ def load_case(arch: str, layout: str) -> LoadedModel:
     return load_model(model, input_shape(model, INPUT, layout))
 
 
+def case_networks(loaded: LoadedModel, count: int, design: str) -> dict[str, onnx.ModelProto]:
+    """A case's prunings by label: every prunable group at each ``FIXED_KEEP`` share of its
+    channels ("keep 0.3"...) and ``count`` random ones of seed 1 ("random 0"...)."""
+    analysis = analyse(loaded)
+    networks = {f"keep {r}": prune(analysis, ratio=r).model for r in FIXED_KEEP}
+    for i, variant in enumerate(variants(loaded.model, count, seed=1, design=design)):
+        networks[f"random {i}"] = variant
+    return networks
+
+
 def parse_cases(spec: str) -> list[tuple[str, str]]:
     """``arch:layout,...`` -> [(arch, layout)]."""
     cases = []
@@ -127,10 +137,7 @@ def run_case(
     start = table.measure_seconds
     chosen = {n: ESTIMATORS[n] for n in estimators}
     calibrated = calibrate_all(runner, table, loaded, measured, chosen)
-    analysis = analyse(loaded)
-    networks = {f"keep {r}": prune(analysis, ratio=r).model for r in FIXED_KEEP}
-    for i, variant in enumerate(variants(original, count, seed=1, design=design)):
-        networks[f"random {i}"] = variant
+    networks = case_networks(loaded, count, design)
     case = f"{arch}:{layout}"
     rows = [
         _row(runner, calibrated, label, network, original, measured, case, truth)

@@ -1,6 +1,6 @@
 """Committed fidelity runs replayed under other rules of the 'profile' estimate (issue 12.3).
 
-    python -m benchmarks.fidelity_replay RUN.json [RUN.json ...] [--rules as_run,fast_rounds]
+    python -m benchmarks.fidelity_replay RUN.json [RUN.json ...] [--rules as_run,fastest]
 
 A ``latency_fidelity`` run made since 30 Nov 2026 (session 21) keeps, per case, the whole
 calibration record of its default estimator (``ProfileCalibration.to_dict``: every unit with
@@ -11,9 +11,9 @@ run made them), looks their layers' entries up in the table, and estimates each 
 rule of ``RULES`` (fields of the record set otherwise), against the run's measured time.
 ``as_run`` must give the run's own estimates (the report says how far it is from them).
 
-Scored against the goal of issue 12.3 (every variant within 10 %, mean within 5 %). Reads
-results only: it measures nothing, so it may run beside anything. A rule chosen on runs must be
-scored on runs it was not chosen on.
+Scored against the goal of issue 12.3 (every variant within 10 %, mean within 5 %;
+``overhead_replay.score``). Reads results only: it measures nothing, so it may run beside
+anything. A rule chosen on runs must be scored on runs it was not chosen on.
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from benchmarks.fidelity_layouts import FIXED_KEEP, load_case
-from benchmarks.latency_fidelity import variants
-from onnx_netadapt import analyse, load_model, prune
+from benchmarks.fidelity_layouts import case_networks, load_case
+from benchmarks.overhead_replay import GOAL_MEAN, GOAL_WORST, score
+from onnx_netadapt import load_model
+from onnx_netadapt.graph.load import LoadedModel
 from onnx_netadapt.graph.save import save_json, save_text
 from onnx_netadapt.measure.calibration import ProfileCalibration, estimate_profiled
 from onnx_netadapt.measure.signature import model_signatures
 from onnx_netadapt.measure.stats import LatencyStats
 
-GOAL_WORST, GOAL_MEAN = 10.0, 5.0
 COLUMN = "profile"  # the run's default estimator, whose record is replayed
 KERNEL_ENTRY = "kernel-in-context"
 
@@ -84,14 +84,13 @@ def kernel_entries(table_file: Path) -> dict[str, LatencyStats]:
     return out
 
 
-def case_networks(arch: str, layout: str, design: str, count: int) -> dict[str, onnx.ModelProto]:
-    """The prunings a run made of ``arch`` in ``layout``, by the run's labels."""
-    loaded = load_case(arch, layout)
-    analysis = analyse(loaded)
-    networks = {f"keep {r}": prune(analysis, ratio=r).model for r in FIXED_KEEP}
-    for i, variant in enumerate(variants(loaded.model, count, seed=1, design=design)):
-        networks[f"random {i}"] = variant
-    return networks
+def layer_entries(loaded: LoadedModel, entries: Mapping[str, LatencyStats]) -> dict[str, float]:
+    """The table's entry (ms) of each filter layer of ``loaded``, by node name."""
+    signatures = model_signatures(loaded)
+    missing = [n for n, s in signatures.items() if s.key() not in entries]
+    if missing:
+        raise SystemExit(f"the table has no entry for {missing[:3]}...: not the run's table?")
+    return {name: entries[sig.key()].median_ms for name, sig in signatures.items()}
 
 
 def estimate_with(
@@ -99,12 +98,7 @@ def estimate_with(
 ) -> float:
     """The 'profile' estimate (ms) of ``network`` from ``record`` and the table's entries."""
     loaded = load_model(network)
-    signatures = model_signatures(loaded)
-    missing = [n for n, s in signatures.items() if s.key() not in entries]
-    if missing:
-        raise SystemExit(f"the table has no entry for {missing[:3]}...: not the run's table?")
-    layer_ms = {name: entries[sig.key()].median_ms for name, sig in signatures.items()}
-    return estimate_profiled(record, loaded.model, loaded.shapes, layer_ms)
+    return estimate_profiled(record, loaded.model, loaded.shapes, layer_entries(loaded, entries))
 
 
 def replay_case(
@@ -115,13 +109,17 @@ def replay_case(
 ) -> dict:
     """Every rule's error (%) per variant of one case, and the as-run check."""
     record = ProfileCalibration.from_dict(case["calibrations"][COLUMN]["record"])
+    records = {name: with_rule(record, rule) for name, rule in rules.items()}
     rows = []
     for variant in case["variants"]:
-        network = networks[variant["variant"]]
+        loaded = load_model(networks[variant["variant"]])  # shapes and entries once per variant
+        layer_ms = layer_entries(loaded, entries)
         truth = variant["measured_ms"]
         errors = {
-            name: 100 * (estimate_with(with_rule(record, rule), network, entries) - truth) / truth
-            for name, rule in rules.items()
+            name: 100
+            * (estimate_profiled(r, loaded.model, loaded.shapes, layer_ms) - truth)
+            / truth
+            for name, r in records.items()
         }
         rows.append(
             {
@@ -131,18 +129,6 @@ def replay_case(
             }
         )
     return {"case": f"{case['arch']}:{case['layout']}", "rows": rows}
-
-
-def score(errors: list[float]) -> dict:
-    """Mean and worst absolute error (%), variants within the goal, whether the case met it."""
-    err = np.abs(np.asarray(errors, dtype=float))
-    return {
-        "mean_abs_pct": float(err.mean()),
-        "worst_pct": float(max(errors, key=abs)),
-        "within": int((err <= GOAL_WORST).sum()),
-        "count": int(err.size),
-        "met": bool((err <= GOAL_WORST).all() and err.mean() <= GOAL_MEAN),
-    }
 
 
 def table_of(run_file: Path) -> Path:
@@ -169,7 +155,8 @@ def replay_run(run_file: Path, rules: Mapping[str, Mapping[str, object]]) -> dic
         if "record" not in case["calibrations"].get(COLUMN, {}):
             raise SystemExit(f"{run_file}: no calibration record (a run before session 21)")
         count = sum(v["variant"].startswith("random") for v in case["variants"])
-        networks = case_networks(case["arch"], case["layout"], run["design"], count)
+        loaded = load_case(case["arch"], case["layout"])
+        networks = case_networks(loaded, count, run["design"])
         cases.append(replay_case(case, networks, entries, rules))
         print(f"  {run_file.stem} {cases[-1]['case']}: replayed", flush=True)
     return {"run": run_file.stem, "cases": cases}
@@ -192,9 +179,8 @@ def report(runs: list[dict], rules: list[str], command: str) -> str:
         for run in runs:
             cases = [[row["errors_pct"][rule] for row in c["rows"]] for c in run["cases"]]
             every.append(cases)
-            cells.append(_cell([score(e) for e in cases]))
-        flat = [case for run_cases in every for case in run_cases]
-        cells.append(_cell([score(e) for e in flat]))
+            cells.append(_cell(cases))
+        cells.append(_cell([case for run_cases in every for case in run_cases]))
         lines.append(f"| {rule} | " + " | ".join(cells) + " |")
     drift = [
         abs(row["errors_pct"]["as_run"] - row["run_error_pct"])
@@ -232,12 +218,15 @@ def report(runs: list[dict], rules: list[str], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cell(scores: list[dict]) -> str:
+def _cell(cases: list[list[float]]) -> str:
+    """Case-runs that met the goal, variants within it, mean of the cases' mean absolute
+    errors, and the worst error (signed) over ``cases`` (each a case's errors, %)."""
+    scores = [score(errors) for errors in cases]
     met = sum(s["met"] for s in scores)
     within = sum(s["within"] for s in scores)
-    count = sum(s["count"] for s in scores)
-    mean = float(np.mean([s["mean_abs_pct"] for s in scores]))
-    worst = max((s["worst_pct"] for s in scores), key=abs)
+    count = sum(s["n"] for s in scores)
+    mean = float(np.mean([s["mean"] for s in scores]))
+    worst = max((e for errors in cases for e in errors), key=abs)
     return f"{met}/{len(scores)}, {within}/{count}, {mean:.1f} %, {worst:+.1f} %"
 
 
