@@ -53,8 +53,10 @@ RULES: dict[str, dict] = {
     # the excess scaled with the entry's change to the power 1.5 / 1 instead of 2
     "power_1.5": {"excess_power": 1.5},
     "linear": {"excess_power": 1.0},
-    # the excess as weights a cache of 4 / 16 MiB does not hold (8 MiB: as run)
+    # the excess as weights a cache of 4 / 8 / 16 MiB does not hold (a record keeps the size
+    # its run had: 8 MiB until session 22, 4 MiB since)
     "cache_4MiB": {"excess_cache_bytes": 4 << 20},
+    "cache_8MiB": {"excess_cache_bytes": 8 << 20},
     "cache_16MiB": {"excess_cache_bytes": 16 << 20},
     # the constant overhead as measured (measured minus the profile's sum), not predicted
     "measured_overhead": {"model_overhead_ms": None},

@@ -143,10 +143,10 @@ ESTIMATORS = {
     # whole-network measurement in another session (ProfileStrategy(run_share=True))
     "profile_run": {"mode": ProfileStrategy(run_share=True)},
     # the excess as weights a cache of 4 / 8 / 16 MiB does not hold (calibration.cold_share;
-    # 4-8 MiB fitted the units of units_folded_run1 in layouts/ on this machine; 8 MiB, the
-    # default since 29 Nov 2026, is "profile"; in fold_run1-3 it was "profile_cold8" and
-    # "profile" the power rule). With the power rule as their floor (EXCESS_FLOOR) since
-    # fold_run7; without it before.
+    # 4-8 MiB fitted the units of units_folded_run1 in layouts/ on the first host; 8 MiB was
+    # the default ("profile") from 29 Nov 2026 to session 22, 4 MiB since; in fold_run1-3 it
+    # was "profile_cold8" and "profile" the power rule). With the power rule as their floor
+    # (EXCESS_FLOOR) since fold_run7; without it before.
     "profile_cold4": {"mode": ProfileStrategy(excess_cache_bytes=4 << 20)},
     "profile_cold8": {"mode": ProfileStrategy(excess_cache_bytes=8 << 20)},
     "profile_cold16": {"mode": ProfileStrategy(excess_cache_bytes=16 << 20)},
