@@ -343,11 +343,11 @@ def pair_kernel_times(
     units: list[Unit],
     node_rounds: Sequence[Mapping[str, float]],
     kernel_rounds: Sequence[Mapping[str, float]],
-    how: str = EXCESS_SHARE,
 ) -> None:
-    """Set each filter unit's ``kernel_ms``: its ``ms`` times its filters' in-context kernel
-    time over its in-network time in the same rounds (``kernel_share`` by ``how``; by default
-    the median over rounds of each round's share), and keep the rounds (``Unit.round_ms``).
+    """Set each filter unit's ``kernel_ms``: its ``ms`` times the median, over rounds, of its
+    filters' in-context kernel time over its in-network time in the same round, and keep the
+    rounds (``Unit.round_ms``), from which ``estimate_parts`` reads the share by the record's
+    ``excess_share``.
 
     Args:
         units: the calibration's units (``ms`` from the median of ``node_rounds``, scaled).
@@ -371,7 +371,7 @@ def pair_kernel_times(
         if pairs:
             unit.round_ms = [float(n) for n, _ in pairs]
             unit.round_kernel_ms = [float(k) for _, k in pairs]
-            unit.kernel_ms = unit.ms * kernel_share(unit.round_ms, unit.round_kernel_ms, how)
+            unit.kernel_ms = unit.ms * kernel_share(unit.round_ms, unit.round_kernel_ms, "median")
 
 
 def calibrate_profiled(

@@ -542,9 +542,7 @@ class ProfileStrategy(Strategy):
         prof.event_cost = self.event_cost
         prof.excess_by_turns = self.excess_by_turns
         if profile.kernel_rounds:
-            pair_kernel_times(
-                prof.units, profile.node_rounds, profile.kernel_rounds, prof.excess_share
-            )
+            pair_kernel_times(prof.units, profile.node_rounds, profile.kernel_rounds)
         if self.model_overhead:  # None where the runner gave no plain run times
             prof.model_overhead_ms = model_overhead_ms(costs, len(times))
         placed = len(layer_ms) - len(prof.unplaced)
